@@ -1,0 +1,440 @@
+/**
+ * The agenda: three priority queues served by long-lived worker fibers, as
+ * the RefPerSys agenda (High / Normal / Low, workers, GC coordination).
+ *
+ * **Scheduling policy.** Workers take the highest non-empty level. With aging
+ * on (the default, `aging: 8`), lower levels are guaranteed progress while
+ * higher ones never empty: after `K` picks of higher levels while `Low` is
+ * waiting, the next pick is `Low`; after `K` picks of `High` while `Normal` is
+ * waiting, the next pick is `Normal`. Bound, in picks: the head of `Low` starts
+ * within `K` picks of other levels, the head of `Normal` within `K + 2`
+ * (`K` High picks plus at most two forced Low picks). `aging: false` gives
+ * strict priority.
+ *
+ * **Execution.** A worker runs each tasklet inline on its own fiber, at the
+ * tasklet's scheduling priority (see `PriorityScheduler`), so submitting costs
+ * no fiber. Interrupting a running tasklet interrupts its worker fiber, which
+ * is then replaced; the worker keeps its id and counters.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import type * as Scheduler from "effect/Scheduler"
+import type * as Scope from "effect/Scope"
+import type { AgendaClosed, AgendaFull } from "./AgendaError.js"
+import { InvalidOptions } from "./AgendaError.js"
+import type { AgendaStats, ShutdownReport } from "./AgendaStats.js"
+import * as internal from "./internal/agenda.js"
+import { PrioritySchedulerImpl } from "./internal/priorityScheduler.js"
+import * as PriorityScheduler from "./PriorityScheduler.js"
+import type * as Tasklet from "./Tasklet.js"
+import type { WorkerState } from "./WorkerState.js"
+
+/**
+ * Options of {@link make} and {@link layer}. Every field is optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Name used in logs, metrics tags and stats; default `"agenda"`. */
+  readonly name?: string
+  /** Worker fibers; default 4, at most 1024. */
+  readonly workers?: number
+  /**
+   * Queued tasklets allowed per priority before `submit` waits and
+   * `trySubmit` fails with `AgendaFull`; a number for all levels or one per
+   * level. Default 65,536 per level.
+   */
+  readonly capacity?: number | { readonly High?: number; readonly Normal?: number; readonly Low?: number }
+  /** Aging bound `K` (see the module doc), or `false` for strict priority; default 8. */
+  readonly aging?: number | false
+  /** Log failed and defecting tasklets with their label; default `true`. */
+  readonly logFailures?: boolean
+  /** What closing the scope does: `"quit"` (drain, the default) or `"exit"`. */
+  readonly onClose?: "quit" | "exit"
+  /**
+   * How long a quit on scope close may drain before falling back to exit;
+   * default 30 seconds. `"infinity"` waits for ever.
+   */
+  readonly closeTimeout?: Duration.DurationInput
+  /**
+   * The scheduler of the worker fibers. Default: the current scheduler if it
+   * is a `PriorityScheduler` (e.g. installed by `PriorityScheduler.layer`),
+   * otherwise a new `PriorityScheduler`.
+   */
+  readonly scheduler?: Scheduler.Scheduler
+}
+
+/**
+ * Options of {@link Agenda.quit}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QuitOptions {
+  /** After this long, stop draining: interrupt running tasklets and drop queued ones. */
+  readonly timeout?: Duration.DurationInput
+}
+
+/**
+ * The agenda service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Agenda {
+  readonly name: string
+  /**
+   * Submits a tasklet. Waits for room when its queue is at capacity
+   * (backpressure); fails with `AgendaClosed` once quit or exit began, and
+   * with `InvalidOptions` for bad options (e.g. an unknown priority).
+   */
+  readonly submit: <A, E>(
+    effect: Effect.Effect<A, E>,
+    options?: Tasklet.Options
+  ) => Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | InvalidOptions>
+  /** Like `submit`, but fails with `AgendaFull` instead of waiting for room. */
+  readonly trySubmit: <A, E>(
+    effect: Effect.Effect<A, E>,
+    options?: Tasklet.Options
+  ) => Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | AgendaFull | InvalidOptions>
+  /**
+   * Synchronous `trySubmit` for code outside Effect and hot loops: returns the
+   * handle, or the typed error as a value.
+   */
+  readonly unsafeSubmit: <A, E>(
+    effect: Effect.Effect<A, E>,
+    options?: Tasklet.Options
+  ) => Tasklet.TaskletHandle<A, E> | AgendaClosed | AgendaFull | InvalidOptions
+  /** Submits a tasklet and waits for its result. */
+  readonly run: <A, E>(
+    effect: Effect.Effect<A, E>,
+    options?: Tasklet.Options
+  ) => Effect.Effect<A, E | AgendaClosed | InvalidOptions | Tasklet.AgendaOutcomeError>
+  /** A snapshot of counters, queue depths, time summaries and worker states. */
+  readonly stats: Effect.Effect<AgendaStats>
+  /** Tasklets queued and running right now, without building a full snapshot. */
+  readonly unsafeLoad: () => { readonly queued: number; readonly running: number }
+  /** A snapshot of the workers. */
+  readonly workers: Effect.Effect<ReadonlyArray<WorkerState>>
+  /** Waits until no tasklet is queued or running. */
+  readonly whenIdle: Effect.Effect<void>
+  /**
+   * Garbage-collection barrier: every worker parks at its next safe point
+   * (between tasklets, or `safePoint` inside one), then `collector` runs once
+   * while no tasklet code runs, then all resume. Requests made while a barrier
+   * forms join it; a collector shared by several requests runs once. Succeeds
+   * or fails with the collector.
+   */
+  readonly requestGc: <E>(collector: Effect.Effect<void, E>) => Effect.Effect<void, E | AgendaClosed>
+  /**
+   * Stops accepting, lets queued and running tasklets finish, stops the
+   * workers and reports. With a timeout, falls back to exit when it passes.
+   * Idempotent: later calls return the same report.
+   */
+  readonly quit: (options?: QuitOptions) => Effect.Effect<ShutdownReport>
+  /** Interrupts running tasklets, drops queued ones, stops the workers and reports. */
+  readonly exit: Effect.Effect<ShutdownReport>
+  /** Histograms of wait and run time in ms, per level `[High, Normal, Low]`. */
+  readonly metrics: {
+    readonly waitTime: ReadonlyArray<Metric.Metric.Histogram<number>>
+    readonly runTime: ReadonlyArray<Metric.Metric.Histogram<number>>
+  }
+}
+
+/**
+ * The service tag.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Agenda: Context.Tag<Agenda, Agenda> = Context.GenericTag<Agenda>("@refpersys/core/Agenda")
+
+const DEFAULT_CAPACITY = 65_536
+
+const positiveInt = (option: string, value: unknown, max: number): Effect.Effect<number, InvalidOptions> =>
+  typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max
+    ? Effect.succeed(value)
+    : Effect.fail(new InvalidOptions({ option, value, expected: `an integer from 1 to ${max}` }))
+
+const capacityOf = (options: Options, level: "High" | "Normal" | "Low") => {
+  const c = options.capacity
+  const value = c === undefined ? DEFAULT_CAPACITY : typeof c === "object" ? c[level] ?? DEFAULT_CAPACITY : c
+  return positiveInt(`capacity${typeof c === "object" ? `.${level}` : ""}`, value, Number.MAX_SAFE_INTEGER)
+}
+
+const resolveConfig = (options: Options): Effect.Effect<internal.AgendaConfig, InvalidOptions> =>
+  Effect.gen(function*() {
+    const name = options.name ?? "agenda"
+    if (typeof name !== "string" || name.length === 0) {
+      return yield* new InvalidOptions({ option: "name", value: name, expected: "a non-empty string" })
+    }
+    const workers = yield* positiveInt("workers", options.workers ?? 4, 1024)
+    const capacity = [
+      yield* capacityOf(options, "High"),
+      yield* capacityOf(options, "Normal"),
+      yield* capacityOf(options, "Low")
+    ] as const
+    const aging = options.aging === false ? 0 : yield* positiveInt("aging", options.aging ?? 8, 1_000_000)
+    const onClose = options.onClose ?? "quit"
+    if (onClose !== "quit" && onClose !== "exit") {
+      return yield* new InvalidOptions({ option: "onClose", value: onClose, expected: `"quit" or "exit"` })
+    }
+    const timeout = Duration.decodeUnknown(options.closeTimeout ?? "30 seconds")
+    if (Option.isNone(timeout) || Duration.toMillis(timeout.value) < 0) {
+      return yield* new InvalidOptions({
+        option: "closeTimeout",
+        value: options.closeTimeout,
+        expected: `a non-negative Duration such as "10 seconds", or "infinity"`
+      })
+    }
+    return {
+      name,
+      workers,
+      capacity,
+      aging,
+      logFailures: options.logFailures ?? true,
+      onClose,
+      closeTimeout: Duration.isFinite(timeout.value) ? timeout.value : undefined
+    }
+  })
+
+const toService = (impl: internal.AgendaImpl): Agenda => {
+  const unsafeSubmit = <A, E>(effect: Effect.Effect<A, E>, options?: Tasklet.Options) => {
+    if (impl.lifecycle !== "running") return impl.closedError()
+    const run = impl.makeRun(effect, options)
+    if (!(run instanceof internal.Run)) return run
+    if (impl.isFull(run.level)) return impl.fullError(run.level)
+    impl.enqueue(run)
+    return run
+  }
+  const submit = <A, E>(effect: Effect.Effect<A, E>, options?: Tasklet.Options) =>
+    Effect.suspend((): Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | InvalidOptions> => {
+      if (impl.lifecycle !== "running") return Effect.fail(impl.closedError())
+      const run = impl.makeRun(effect, options)
+      if (!(run instanceof internal.Run)) return Effect.fail(run)
+      if (impl.isFull(run.level)) return impl.waitForRoom(run)
+      impl.enqueue(run)
+      return Effect.succeed(run)
+    })
+  return {
+    name: impl.config.name,
+    submit,
+    trySubmit: (effect, options) =>
+      Effect.suspend(() => {
+        const result = unsafeSubmit(effect, options)
+        return result instanceof internal.Run ? Effect.succeed(result) : Effect.fail(result)
+      }),
+    unsafeSubmit,
+    run: (effect, options) => Effect.flatMap(submit(effect, options), (handle) => handle.join),
+    stats: Effect.sync(() => impl.stats()),
+    unsafeLoad: () => ({
+      queued: impl.queued[0] + impl.queued[1] + impl.queued[2],
+      running: impl.running[0] + impl.running[1] + impl.running[2]
+    }),
+    workers: Effect.sync(() => impl.workers.map((w) => w.snapshot())),
+    whenIdle: impl.awaitIdle,
+    requestGc: (collector) => impl.requestGc(collector),
+    quit: (options) =>
+      Effect.suspend(() => {
+        if (options?.timeout === undefined) return impl.quit(undefined)
+        const timeout = Duration.decodeUnknown(options.timeout)
+        return Option.isSome(timeout) ? impl.quit(timeout.value) : Effect.dieMessage(
+          `Agenda.quit: invalid timeout ${String(options.timeout)}; pass a Duration such as "5 seconds"`
+        )
+      }),
+    exit: impl.exit(),
+    metrics: impl.metrics()
+  }
+}
+
+/**
+ * Creates an agenda whose workers live as long as the scope. Closing the
+ * scope quits (or exits, per `onClose`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agenda } from "@refpersys/core"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const agenda = yield* Agenda.make({ workers: 2 })
+ *   const h = yield* agenda.submit(Effect.succeed("done"), { priority: "Low", label: "cleanup" })
+ *   return yield* h.join
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Agenda, InvalidOptions, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* resolveConfig(options)
+    const clock = yield* Effect.clock
+    const runtime = yield* Effect.runtime<never>()
+    const current = yield* FiberRef.get(FiberRef.currentScheduler)
+    const scheduler = options.scheduler ??
+      (current instanceof PrioritySchedulerImpl ? current : PriorityScheduler.make())
+    const impl = new internal.AgendaImpl(config, clock, runtime, scheduler)
+    yield* Effect.addFinalizer(() => config.onClose === "exit" ? impl.exit() : impl.quit(config.closeTimeout))
+    for (const worker of impl.workers) impl.spawn(worker)
+    return toService(impl)
+  })
+
+/**
+ * A layer providing an {@link Agenda}; see {@link Options}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agenda } from "@refpersys/core"
+ *
+ * const program = Agenda.run(Effect.succeed(1), { priority: "High" })
+ * Effect.runPromise(program.pipe(Effect.provide(Agenda.layer({ workers: 4, aging: 16 }))))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Agenda, InvalidOptions> =>
+  Layer.scoped(Agenda, make(options))
+
+/**
+ * Submits a tasklet to the agenda in context, waiting for room if needed.
+ * Services the effect needs are taken from the caller's context.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agenda } from "@refpersys/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const handle = yield* Agenda.submit(Effect.log("hello"), { label: "greeting" })
+ *   yield* handle.join
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const submit = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  options?: Tasklet.Options
+): Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | InvalidOptions, Agenda | R> =>
+  Effect.flatMap(Agenda, (agenda) => Effect.flatMap(Effect.context<R>(), (ctx) => agenda.submit(Effect.provide(effect, ctx), options)))
+
+/**
+ * Submits a tasklet, failing with `AgendaFull` instead of waiting for room.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const trySubmit = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  options?: Tasklet.Options
+): Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | AgendaFull | InvalidOptions, Agenda | R> =>
+  Effect.flatMap(Agenda, (agenda) => Effect.flatMap(Effect.context<R>(), (ctx) => agenda.trySubmit(Effect.provide(effect, ctx), options)))
+
+/**
+ * Submits a tasklet and waits for its result.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const run = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  options?: Tasklet.Options
+): Effect.Effect<A, E | AgendaClosed | InvalidOptions | Tasklet.AgendaOutcomeError, Agenda | R> =>
+  Effect.flatMap(submit(effect, options), (handle) => handle.join)
+
+/**
+ * A snapshot of the agenda's statistics.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const stats: Effect.Effect<AgendaStats, never, Agenda> = Effect.flatMap(Agenda, (a) => a.stats)
+
+/**
+ * A snapshot of the agenda's workers.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const workers: Effect.Effect<ReadonlyArray<WorkerState>, never, Agenda> = Effect.flatMap(
+  Agenda,
+  (a) => a.workers
+)
+
+/**
+ * Waits until no tasklet is queued or running.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const whenIdle: Effect.Effect<void, never, Agenda> = Effect.flatMap(Agenda, (a) => a.whenIdle)
+
+/**
+ * Runs a garbage-collection barrier (see {@link Agenda.requestGc}).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agenda } from "@refpersys/core"
+ *
+ * const collect = Agenda.requestGc(Effect.log("collecting while every worker is parked"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const requestGc = <E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed, Agenda> =>
+  Effect.flatMap(Agenda, (a) => a.requestGc(collector))
+
+/**
+ * Quits the agenda in context (see {@link Agenda.quit}).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const quit = (options?: QuitOptions): Effect.Effect<ShutdownReport, never, Agenda> =>
+  Effect.flatMap(Agenda, (a) => a.quit(options))
+
+/**
+ * Exits the agenda in context (see {@link Agenda.exit}).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const exit: Effect.Effect<ShutdownReport, never, Agenda> = Effect.flatMap(Agenda, (a) => a.exit)
+
+/**
+ * A GC safe point for long tasklets: when a garbage-collection barrier is
+ * forming, the calling worker parks here until the collector has run. A no-op
+ * (a few nanoseconds) otherwise, and outside a worker's own fiber (including
+ * fibers a tasklet forks).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agenda } from "@refpersys/core"
+ *
+ * const longTasklet = Effect.forEach([1, 2, 3], (chunk) =>
+ *   Effect.zipRight(Effect.log(`chunk ${chunk}`), Agenda.safePoint))
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const safePoint: Effect.Effect<void> = Effect.withFiberRuntime((fiber) => {
+  const worker = fiber.getFiberRef(internal.currentWorker)
+  if (worker === undefined || worker.fiber !== fiber || !worker.agenda.gcWanted()) return Effect.void
+  return worker.parkInTasklet
+})

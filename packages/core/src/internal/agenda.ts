@@ -1,0 +1,882 @@
+import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricKey from "effect/MetricKey"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as Scheduler from "effect/Scheduler"
+import { AgendaClosed, AgendaFull, InvalidOptions } from "../AgendaError.js"
+import { AgendaStats, PriorityStats, ShutdownReport } from "../AgendaStats.js"
+import * as Priority from "../Priority.js"
+import type * as Tasklet from "../Tasklet.js"
+import { TaskletDropped, TaskletObsolete } from "../Tasklet.js"
+import { WorkerState } from "../WorkerState.js"
+import { RingQueue } from "./ringQueue.js"
+
+type Level = 0 | 1 | 2
+
+/**
+ * Run states. The first two are live; the rest are the outcomes, in the order
+ * of `OUTCOMES`, so `state - DONE_BASE` indexes the outcome counters.
+ */
+const QUEUED = 0
+const RUNNING = 1
+const COMPLETED = 2
+const FAILED = 3
+const INTERRUPTED = 4
+const DROPPED = 5
+const OBSOLETE = 6
+const DONE_BASE = COMPLETED
+
+const OUTCOMES: ReadonlyArray<Tasklet.Outcome> = ["Completed", "Failed", "Interrupted", "Dropped", "Obsolete"]
+const LEVEL_PRIORITY: ReadonlyArray<number> = [1, 0, -1]
+const NO_TAGS: ReadonlyArray<never> = []
+
+/** @internal */
+export interface AgendaConfig {
+  readonly name: string
+  readonly workers: number
+  readonly capacity: readonly [number, number, number]
+  /** Higher-level picks after which one lower level is served; 0 = strict priority. */
+  readonly aging: number
+  readonly logFailures: boolean
+  readonly onClose: "quit" | "exit"
+  readonly closeTimeout: Duration.Duration | undefined
+}
+
+type AnyRun = Run<any, any>
+
+/**
+ * A submitted tasklet. It is both the queue entry and the user's handle, so a
+ * queued tasklet costs one object (see the memory note in docs/).
+ *
+ * @internal
+ */
+export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
+  state: number = QUEUED
+  startedAt: number | undefined = undefined
+  exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError> | undefined = undefined
+  observers: Array<(exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError>) => void> | undefined = undefined
+  worker: Worker | undefined = undefined
+
+  constructor(
+    readonly agenda: AgendaImpl,
+    readonly id: number,
+    readonly level: Level,
+    readonly explicitLabel: string | undefined,
+    public effect: Effect.Effect<A, E> | undefined,
+    readonly createdAt: number,
+    readonly obsoleteAt: number | undefined
+  ) {}
+
+  get label(): string {
+    return this.explicitLabel ?? `tasklet#${this.id}`
+  }
+  get priority(): Priority.Priority {
+    return Priority.fromIndex(this.level)
+  }
+  get status(): Tasklet.Status {
+    return this.state === QUEUED ? "Queued" : this.state === RUNNING ? "Running" : "Done"
+  }
+  get outcome(): Tasklet.Outcome | undefined {
+    return this.state >= DONE_BASE ? OUTCOMES[this.state - DONE_BASE] : undefined
+  }
+  get attempts(): number {
+    return this.startedAt === undefined ? 0 : 1
+  }
+
+  info(): Tasklet.Info {
+    return {
+      id: this.id,
+      label: this.label,
+      priority: this.priority,
+      status: this.status,
+      outcome: this.outcome,
+      createdAt: this.createdAt,
+      startedAt: this.startedAt,
+      attempts: this.attempts,
+      obsoleteAt: this.obsoleteAt
+    }
+  }
+
+  unsafeAddObserver(f: (exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError>) => void): () => void {
+    if (this.exit !== undefined) {
+      f(this.exit)
+      return constVoid
+    }
+    if (this.observers === undefined) this.observers = [f]
+    else this.observers.push(f)
+    return () => {
+      const i = this.observers?.indexOf(f) ?? -1
+      if (i >= 0) this.observers!.splice(i, 1)
+    }
+  }
+
+  get await(): Effect.Effect<Exit.Exit<A, E | Tasklet.AgendaOutcomeError>> {
+    return Effect.async((resume) => {
+      const remove = this.unsafeAddObserver((exit) => resume(Effect.succeed(exit)))
+      return Effect.sync(remove)
+    })
+  }
+
+  get join(): Effect.Effect<A, E | Tasklet.AgendaOutcomeError> {
+    return Effect.flatten(this.await)
+  }
+
+  get poll(): Effect.Effect<Option.Option<Exit.Exit<A, E | Tasklet.AgendaOutcomeError>>> {
+    return Effect.sync(() => Option.fromNullable(this.exit))
+  }
+
+  get interruptFork(): Effect.Effect<void> {
+    return Effect.fiberIdWith((id) => Effect.sync(() => this.agenda.interruptRun(this, id)))
+  }
+
+  get interrupt(): Effect.Effect<Exit.Exit<A, E | Tasklet.AgendaOutcomeError>> {
+    return Effect.zipRight(this.interruptFork, this.await)
+  }
+}
+
+const constVoid = () => {}
+
+interface BlockedSubmitter {
+  readonly run: AnyRun
+  resume: ((effect: Effect.Effect<AnyRun, AgendaClosed>) => void) | undefined
+}
+
+interface GcRequest {
+  readonly collector: Effect.Effect<void, unknown>
+  readonly resume: (effect: Effect.Effect<void, unknown>) => void
+}
+
+/** Running min/max/sum/count of a duration, per instance (metrics are global). */
+class Summary {
+  count = 0
+  min = Infinity
+  max = 0
+  sum = 0
+  add(v: number): void {
+    this.count++
+    this.sum += v
+    if (v < this.min) this.min = v
+    if (v > this.max) this.max = v
+  }
+  toJSON() {
+    return {
+      count: this.count,
+      min: this.count === 0 ? 0 : this.min,
+      max: this.max,
+      mean: this.count === 0 ? 0 : this.sum / this.count
+    }
+  }
+}
+
+/** @internal */
+export const currentWorker: FiberRef.FiberRef<Worker | undefined> = FiberRef.unsafeMake<Worker | undefined>(undefined)
+
+/**
+ * One agenda worker. Its fiber may be replaced (after an interrupted tasklet);
+ * the worker object, with its id and counters, stays.
+ *
+ * @internal
+ */
+export class Worker {
+  state: "Idle" | "Run" | "GC" = "Idle"
+  current: AnyRun | undefined = undefined
+  fiber: Fiber.RuntimeFiber<void, never> | undefined = undefined
+  started = 0
+  completed = 0
+  failed = 0
+  interrupted = 0
+  gcParks = 0
+  respawns = 0
+  wake: ((effect: Effect.Effect<void>) => void) | undefined = undefined
+  /** Set when this worker's fiber is interrupted to stop its tasklet; the fiber then retires. */
+  retiring = false
+  /** The level whose scheduling priority the fiber runs at; -1 before the first set. */
+  level = -1
+  unpark: ((effect: Effect.Effect<void>) => void) | undefined = undefined
+
+  /** The worker loop, built once: one pass takes and runs one tasklet. */
+  readonly step: Effect.Effect<void>
+  private readonly waitThenStep: Effect.Effect<void>
+  private readonly parkThenStep: Effect.Effect<void>
+  readonly parkInTasklet: Effect.Effect<void>
+
+  constructor(readonly agenda: AgendaImpl, readonly id: number) {
+    const onSuccess = (value: unknown): Effect.Effect<void> => {
+      agenda.finish(this, Exit.succeed(value))
+      return this.step
+    }
+    const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+      const run = this.current!
+      agenda.finish(this, Exit.failCause(cause))
+      return run.state === FAILED && agenda.config.logFailures
+        ? Effect.zipRight(agenda.logFailure(run, cause), this.step)
+        : this.step
+    }
+    const setPriority = LEVEL_PRIORITY.map((p) => FiberRef.set(FiberRef.currentSchedulingPriority, p))
+    this.step = Effect.suspend((): Effect.Effect<void> => {
+      if (this.retiring || agenda.lifecycle === "stopped") {
+        // Retire this fiber; the agenda replaces it unless it is stopping.
+        this.state = "Idle"
+        agenda.checkGc()
+        return Effect.void
+      }
+      if (agenda.gcWanted()) return this.parkThenStep
+      const run = agenda.pick()
+      if (run === undefined) return this.waitThenStep
+      agenda.start(this, run)
+      const body = Effect.matchCauseEffect(Effect.interruptible(run.effect!), { onSuccess, onFailure })
+      // Setting a FiberRef copies the fiber's refs map, so only on a change.
+      if (run.level === this.level) return body
+      this.level = run.level
+      return Effect.zipRight(setPriority[run.level], body)
+    })
+    const waitThenStep = Effect.flatMap(
+      Effect.interruptible(Effect.async<void>((resume) => {
+        this.wake = resume
+        this.state = "Idle"
+        agenda.idle.push(this)
+        agenda.checkGc()
+        return Effect.sync(() => {
+          this.wake = undefined
+          const i = agenda.idle.indexOf(this)
+          if (i >= 0) agenda.idle.splice(i, 1)
+        })
+      })),
+      () => this.step
+    )
+    // Wake-ups are served promptly: the pick, not the wait, is prioritized.
+    this.waitThenStep = Effect.suspend(() => {
+      if (this.level === 0) return waitThenStep
+      this.level = 0
+      return Effect.zipRight(setPriority[0], waitThenStep)
+    })
+    const park = Effect.async<void>((resume) => {
+      this.unpark = resume
+      this.state = "GC"
+      this.gcParks++
+      agenda.checkGc()
+      // Interrupted while the collector runs: wait for it to end, so that no
+      // tasklet code (finalizers included) runs during a collection.
+      return Effect.suspend(() => {
+        this.unpark = undefined
+        this.state = this.current === undefined ? "Idle" : "Run"
+        return agenda.gcRunning ? agenda.awaitGcEnd : Effect.void
+      })
+    })
+    this.parkThenStep = Effect.flatMap(Effect.interruptible(park), () => this.step)
+    this.parkInTasklet = park
+  }
+
+  snapshot(): WorkerState {
+    const run = this.current
+    return new WorkerState({
+      id: this.id,
+      state: this.state,
+      current: run === undefined ? undefined : { id: run.id, label: run.label, priority: run.priority },
+      started: this.started,
+      completed: this.completed,
+      failed: this.failed,
+      interrupted: this.interrupted,
+      gcParks: this.gcParks,
+      respawns: this.respawns
+    })
+  }
+}
+
+const counters = () => [0, 0, 0]
+
+const WAIT_BOUNDARIES = MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 28 })
+
+/**
+ * The agenda: three queues, N worker fibers, aging, backpressure, GC barrier
+ * and shutdown. All bookkeeping is synchronous JavaScript; Effect is used at
+ * the suspension points only (waiting for work, room, a barrier or a drain).
+ *
+ * @internal
+ */
+export class AgendaImpl {
+  lifecycle: "running" | "quitting" | "stopped" = "running"
+  readonly queues: [RingQueue<AnyRun>, RingQueue<AnyRun>, RingQueue<AnyRun>] = [
+    new RingQueue(),
+    new RingQueue(),
+    new RingQueue()
+  ]
+  /** Live queued tasklets per level (queues may hold interrupted ones until popped). */
+  readonly queued = counters()
+  readonly running = counters()
+  readonly blocked: [RingQueue<BlockedSubmitter>, RingQueue<BlockedSubmitter>, RingQueue<BlockedSubmitter>] = [
+    new RingQueue(),
+    new RingQueue(),
+    new RingQueue()
+  ]
+  readonly blockedCount = counters()
+  readonly submitted = counters()
+  readonly started = counters()
+  /** Per outcome (COMPLETED..OBSOLETE), per level. */
+  readonly ended: Array<Array<number>> = [counters(), counters(), counters(), counters(), counters()]
+  readonly waitSummary = [new Summary(), new Summary(), new Summary()]
+  readonly runSummary = [new Summary(), new Summary(), new Summary()]
+  readonly workers: Array<Worker> = []
+  readonly idle: Array<Worker> = []
+  private nextId = 1
+  private sinceNormal = 0
+  private sinceLow = 0
+  agingPicks = 0
+
+  gcRequests: Array<GcRequest> = []
+  gcRunning = false
+  gcCycles = 0
+  private gcEndWaiters: Array<(effect: Effect.Effect<void>) => void> = []
+  readonly awaitGcEnd: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (!this.gcRunning) return resume(Effect.void)
+    this.gcEndWaiters.push(resume)
+  })
+
+  private drainWaiters: Array<(effect: Effect.Effect<void>) => void> = []
+  private stopWaiters: Array<(effect: Effect.Effect<void>) => void> = []
+  /** Set by the first quit/exit to stop the workers; later calls share its report. */
+  private stopped: Deferred.Deferred<ShutdownReport> | undefined = undefined
+
+  private readonly waitHistogram: ReadonlyArray<Metric.Metric.Histogram<number>>
+  private readonly runHistogram: ReadonlyArray<Metric.Metric.Histogram<number>>
+  private readonly outcomeCounter: ReadonlyArray<ReadonlyArray<Metric.Metric.Counter<number>>>
+
+  constructor(
+    readonly config: AgendaConfig,
+    readonly clock: Clock.Clock,
+    readonly runtime: Runtime.Runtime<never>,
+    readonly scheduler: Scheduler.Scheduler
+  ) {
+    // Tags are baked into the metric keys so each update hits a cached hook;
+    // `Metric.tagged` would rebuild and hash the key on every update.
+    const keyed = <M>(key: MetricKey.MetricKey<any>, level: number, outcome?: string): M => {
+      let k: MetricKey.MetricKey<any> = MetricKey.tagged(
+        MetricKey.tagged(key, "agenda", config.name),
+        "priority",
+        Priority.all[level]
+      )
+      if (outcome !== undefined) k = MetricKey.tagged(k, "outcome", outcome)
+      return Metric.fromMetricKey(k) as unknown as M
+    }
+    this.waitHistogram = [0, 1, 2].map((l) =>
+      keyed<Metric.Metric.Histogram<number>>(MetricKey.histogram("refpersys_agenda_wait_ms", WAIT_BOUNDARIES, "time from submission to start"), l)
+    )
+    this.runHistogram = [0, 1, 2].map((l) =>
+      keyed<Metric.Metric.Histogram<number>>(MetricKey.histogram("refpersys_agenda_run_ms", WAIT_BOUNDARIES, "time from start to end"), l)
+    )
+    this.outcomeCounter = [0, 1, 2, 3, 4].map((o) =>
+      [0, 1, 2].map((l) =>
+        keyed<Metric.Metric.Counter<number>>(
+          MetricKey.counter("refpersys_agenda_tasklets_total", { description: "tasklets ended, by outcome" }),
+          l,
+          OUTCOMES[o]
+        )
+      )
+    )
+    for (let i = 0; i < config.workers; i++) this.workers.push(new Worker(this, i))
+  }
+
+  /** Clock time in fractional milliseconds (TestClock-driven in tests). */
+  now(): number {
+    return Number(this.clock.unsafeCurrentTimeNanos()) / 1e6
+  }
+
+  // ---- workers ---------------------------------------------------------
+
+  spawn(worker: Worker): void {
+    const loop = Effect.uninterruptible(Effect.locally(worker.step, currentWorker, worker))
+    const fiber = Runtime.runFork(this.runtime)(loop, { scheduler: this.scheduler, immediate: false })
+    worker.fiber = fiber
+    worker.retiring = false
+    worker.level = -1
+    fiber.addObserver(() => this.onWorkerExit(worker, fiber))
+  }
+
+  private onWorkerExit(worker: Worker, fiber: Fiber.RuntimeFiber<void, never>): void {
+    if (worker.fiber !== fiber) return
+    worker.fiber = undefined
+    worker.state = "Idle"
+    if (this.lifecycle !== "stopped") {
+      worker.respawns++
+      this.spawn(worker)
+    } else if (this.workers.every((w) => w.fiber === undefined)) {
+      const waiters = this.stopWaiters
+      this.stopWaiters = []
+      for (const resume of waiters) resume(Effect.void)
+    }
+  }
+
+  private wakeWorkers(): void {
+    let wanted = this.queued[0] + this.queued[1] + this.queued[2]
+    while (wanted > 0 && this.idle.length > 0) {
+      const worker = this.idle.pop()!
+      const wake = worker.wake
+      worker.wake = undefined
+      if (wake !== undefined) {
+        wanted--
+        wake(Effect.void)
+      }
+    }
+  }
+
+  // ---- submission ------------------------------------------------------
+
+  /**
+   * Validates options and creates the run, or returns the typed error. Shared
+   * by every submit flavour so they agree on validation.
+   */
+  makeRun<A, E>(
+    effect: Effect.Effect<A, E>,
+    options: Tasklet.Options | undefined
+  ): Run<A, E> | InvalidOptions {
+    let level: Level = 1
+    let label: string | undefined = undefined
+    let obsoleteAt: number | undefined = undefined
+    const createdAt = this.now()
+    if (options !== undefined) {
+      if (options.priority !== undefined) {
+        if (options.priority !== "High" && options.priority !== "Normal" && options.priority !== "Low") {
+          return new InvalidOptions({
+            option: "priority",
+            value: options.priority,
+            expected: `one of "High", "Normal", "Low"`
+          })
+        }
+        level = Priority.toIndex(options.priority)
+      }
+      if (options.label !== undefined) {
+        if (typeof options.label !== "string") {
+          return new InvalidOptions({ option: "label", value: options.label, expected: "a string" })
+        }
+        label = options.label
+      }
+      if (options.obsoleteAfter !== undefined) {
+        const d = Duration.decodeUnknown(options.obsoleteAfter)
+        if (Option.isNone(d) || Duration.toMillis(d.value) < 0) {
+          return new InvalidOptions({
+            option: "obsoleteAfter",
+            value: options.obsoleteAfter,
+            expected: "a non-negative Duration (e.g. \"5 seconds\" or 5000)"
+          })
+        }
+        obsoleteAt = createdAt + Duration.toMillis(d.value)
+      }
+    }
+    if (!Effect.isEffect(effect)) {
+      return new InvalidOptions({ option: "effect", value: effect, expected: "an Effect" })
+    }
+    return new Run(this, this.nextId++, level, label, effect, createdAt, obsoleteAt)
+  }
+
+  closedError(): AgendaClosed {
+    return new AgendaClosed({ state: this.lifecycle === "quitting" ? "quitting" : "stopped" })
+  }
+
+  /** Whether a new run at this level must wait (full, or others already waiting). */
+  isFull(level: Level): boolean {
+    return this.queued[level] >= this.config.capacity[level] || this.blockedCount[level] > 0
+  }
+
+  fullError(level: Level): AgendaFull {
+    return new AgendaFull({ priority: Priority.fromIndex(level), capacity: this.config.capacity[level] })
+  }
+
+  enqueue(run: AnyRun): void {
+    const level = run.level
+    this.queues[level].push(run)
+    this.queued[level]++
+    this.submitted[level]++
+    if (this.idle.length > 0 && !this.gcWanted()) this.wakeWorkers()
+  }
+
+  /** Waits for room at the run's level, then enqueues it (FIFO among waiters). */
+  waitForRoom<A, E>(run: Run<A, E>): Effect.Effect<Run<A, E>, AgendaClosed> {
+    return Effect.async<Run<A, E>, AgendaClosed>((resume) => {
+      const entry: BlockedSubmitter = { run, resume: resume as BlockedSubmitter["resume"] }
+      this.blocked[run.level].push(entry)
+      this.blockedCount[run.level]++
+      return Effect.sync(() => {
+        if (entry.resume !== undefined) {
+          entry.resume = undefined
+          this.blockedCount[run.level]--
+          this.admitBlocked(run.level)
+        }
+      })
+    })
+  }
+
+  private admitBlocked(level: Level): void {
+    const blocked = this.blocked[level]
+    while (blocked.length > 0 && this.queued[level] < this.config.capacity[level]) {
+      const entry = blocked.shift()!
+      const resume = entry.resume
+      if (resume === undefined) continue
+      entry.resume = undefined
+      this.blockedCount[level]--
+      this.enqueue(entry.run)
+      resume(Effect.succeed(entry.run))
+    }
+  }
+
+  private rejectBlocked(): void {
+    const error = this.closedError()
+    for (const level of [0, 1, 2] as const) {
+      for (const entry of this.blocked[level].drain()) {
+        const resume = entry.resume
+        if (resume === undefined) continue
+        entry.resume = undefined
+        this.blockedCount[level]--
+        resume(Effect.fail(error))
+      }
+    }
+  }
+
+  // ---- picking and running ---------------------------------------------
+
+  private chooseLevel(): Level {
+    const [h, n, l] = this.queued
+    if (this.config.aging > 0) {
+      if (l > 0 && this.sinceLow >= this.config.aging) {
+        if (h + n > 0) this.agingPicks++
+        return 2
+      }
+      if (n > 0 && this.sinceNormal >= this.config.aging) {
+        if (h > 0) this.agingPicks++
+        return 1
+      }
+    }
+    return h > 0 ? 0 : n > 0 ? 1 : 2
+  }
+
+  /** Takes the next tasklet to run, settling obsolete ones on the way. */
+  pick(): AnyRun | undefined {
+    while (this.queued[0] + this.queued[1] + this.queued[2] > 0) {
+      const level = this.chooseLevel()
+      if (level === 2) this.sinceLow = 0
+      else if (this.queued[2] > 0) this.sinceLow++
+      if (level === 1) this.sinceNormal = 0
+      else if (level === 0 && this.queued[1] > 0) this.sinceNormal++
+      const queue = this.queues[level]
+      let run = queue.shift()!
+      // Skip runs interrupted while queued (already settled and uncounted).
+      while (run.state !== QUEUED) run = queue.shift()!
+      this.queued[level]--
+      if (this.blockedCount[level] > 0) this.admitBlocked(level)
+      if (run.obsoleteAt !== undefined && this.now() > run.obsoleteAt) {
+        this.settle(
+          run,
+          OBSOLETE,
+          Exit.fail(new TaskletObsolete({ id: run.id, label: run.label, deadline: run.obsoleteAt }))
+        )
+        if (this.drainWaiters.length > 0) this.checkDrained()
+        continue
+      }
+      return run
+    }
+    return undefined
+  }
+
+  start(worker: Worker, run: AnyRun): void {
+    const now = this.now()
+    const level = run.level
+    run.state = RUNNING
+    run.startedAt = now
+    run.worker = worker
+    worker.current = run
+    worker.state = "Run"
+    worker.started++
+    this.running[level]++
+    this.started[level]++
+    const wait = now - run.createdAt
+    this.waitSummary[level].add(wait)
+    this.waitHistogram[level].unsafeUpdate(wait, NO_TAGS)
+  }
+
+  finish(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
+    const run = worker.current!
+    const level = run.level
+    const elapsed = this.now() - run.startedAt!
+    this.runSummary[level].add(elapsed)
+    this.runHistogram[level].unsafeUpdate(elapsed, NO_TAGS)
+    worker.current = undefined
+    worker.state = "Idle"
+    run.worker = undefined
+    this.running[level]--
+    let state: number
+    if (Exit.isSuccess(exit)) {
+      state = COMPLETED
+      worker.completed++
+    } else if (Cause.isInterruptedOnly(exit.cause)) {
+      state = INTERRUPTED
+      worker.interrupted++
+    } else {
+      state = FAILED
+      worker.failed++
+    }
+    this.settle(run, state, exit)
+    if (this.drainWaiters.length > 0) this.checkDrained()
+  }
+
+  private settle(run: AnyRun, state: number, exit: Exit.Exit<any, any>): void {
+    run.state = state
+    run.exit = exit
+    run.effect = undefined
+    this.ended[state - DONE_BASE][run.level]++
+    this.outcomeCounter[state - DONE_BASE][run.level].unsafeUpdate(1, NO_TAGS)
+    const observers = run.observers
+    if (observers !== undefined) {
+      run.observers = undefined
+      for (let i = 0; i < observers.length; i++) observers[i](exit)
+    }
+  }
+
+  logFailure(run: AnyRun, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    const what = Cause.isDie(cause) ? "died with a defect" : "failed"
+    return Effect.logWarning(`tasklet #${run.id} (${run.label}) ${what}; its worker goes on`, cause).pipe(
+      Effect.annotateLogs({ agenda: this.config.name, tasklet: run.label, priority: run.priority })
+    )
+  }
+
+  interruptRun(run: AnyRun, by: FiberId.FiberId): void {
+    if (run.state === QUEUED) {
+      this.queued[run.level]--
+      this.settle(run, INTERRUPTED, Exit.interrupt(by))
+      if (this.blockedCount[run.level] > 0) this.admitBlocked(run.level)
+      if (this.drainWaiters.length > 0) this.checkDrained()
+    } else if (run.state === RUNNING) {
+      const worker = run.worker
+      // The worker fiber is interrupted as a whole; it retires after settling
+      // this run and is replaced (see Worker.step and onWorkerExit).
+      if (worker !== undefined && worker.current === run && worker.fiber !== undefined) {
+        worker.retiring = true
+        worker.fiber.unsafeInterruptAsFork(by)
+      }
+    }
+  }
+
+  // ---- garbage-collection barrier ----------------------------------------
+
+  gcWanted(): boolean {
+    return this.gcRequests.length > 0 || this.gcRunning
+  }
+
+  requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed> {
+    return Effect.async<void, E | AgendaClosed>((resume) => {
+      if (this.lifecycle === "stopped") return resume(Effect.fail(this.closedError()))
+      const request: GcRequest = { collector, resume: resume as GcRequest["resume"] }
+      this.gcRequests.push(request)
+      this.checkGc()
+      return Effect.sync(() => {
+        const i = this.gcRequests.indexOf(request)
+        if (i >= 0) this.gcRequests.splice(i, 1)
+      })
+    })
+  }
+
+  /** Starts the collection once every worker is at a safe point. */
+  checkGc(): void {
+    if (this.gcRunning || this.gcRequests.length === 0) return
+    for (const w of this.workers) if (w.state === "Run") return
+    this.gcRunning = true
+    const batch = this.gcRequests
+    this.gcRequests = []
+    const collect = Effect.forEach(uniqueCollectors(batch), ([collector, requests]) =>
+      Effect.map(Effect.exit(collector), (exit) => {
+        for (const r of requests) r.resume(exit)
+      }), { discard: true }).pipe(
+        Effect.ensuring(Effect.sync(() => this.endGc())),
+        Effect.withSchedulingPriority(1)
+      )
+    Runtime.runFork(this.runtime)(collect, { scheduler: this.scheduler, immediate: false })
+  }
+
+  private endGc(): void {
+    this.gcRunning = false
+    this.gcCycles++
+    for (const w of this.workers) {
+      const unpark = w.unpark
+      if (unpark !== undefined) {
+        w.unpark = undefined
+        w.state = w.current === undefined ? "Idle" : "Run"
+        unpark(Effect.void)
+      }
+    }
+    const waiters = this.gcEndWaiters
+    this.gcEndWaiters = []
+    for (const resume of waiters) resume(Effect.void)
+    this.checkGc()
+    if (!this.gcWanted()) this.wakeWorkers()
+  }
+
+  private failGcRequests(): void {
+    const requests = this.gcRequests
+    this.gcRequests = []
+    const error = this.closedError()
+    for (const r of requests) r.resume(Effect.fail(error))
+  }
+
+  // ---- shutdown --------------------------------------------------------
+
+  private isDrained(): boolean {
+    return this.queued[0] + this.queued[1] + this.queued[2] === 0 &&
+      this.running[0] + this.running[1] + this.running[2] === 0
+  }
+
+  private checkDrained(): void {
+    if (this.drainWaiters.length === 0 || !this.isDrained()) return
+    const waiters = this.drainWaiters
+    this.drainWaiters = []
+    for (const resume of waiters) resume(Effect.void)
+  }
+
+  readonly awaitIdle: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.isDrained()) return resume(Effect.void)
+    this.drainWaiters.push(resume)
+    return Effect.sync(() => {
+      const i = this.drainWaiters.indexOf(resume)
+      if (i >= 0) this.drainWaiters.splice(i, 1)
+    })
+  })
+
+  private readonly awaitWorkersStopped: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.workers.every((w) => w.fiber === undefined)) return resume(Effect.void)
+    this.stopWaiters.push(resume)
+  })
+
+  /** Interrupts every worker fiber and waits until all have ended. */
+  private stopWorkers(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const id = FiberId.none
+      for (const w of this.workers) w.fiber?.unsafeInterruptAsFork(id)
+      return this.awaitWorkersStopped
+    })
+  }
+
+  quit(timeout: Duration.Duration | undefined): Effect.Effect<ShutdownReport> {
+    return Effect.suspend(() => {
+      if (this.stopped !== undefined) return Deferred.await(this.stopped)
+      if (this.lifecycle === "running") {
+        this.lifecycle = "quitting"
+        this.rejectBlocked()
+      }
+      const drained = timeout === undefined
+        ? Effect.as(this.awaitIdle, true)
+        : Effect.map(Effect.timeoutOption(this.awaitIdle, timeout), Option.isSome)
+      return Effect.flatMap(drained, (ok) => this.stop(ok ? "quit" : "exit", !ok))
+    })
+  }
+
+  exit(): Effect.Effect<ShutdownReport> {
+    return this.stop("exit", false)
+  }
+
+  private stop(mode: "quit" | "exit", timedOut: boolean): Effect.Effect<ShutdownReport> {
+    return Effect.suspend(() => {
+      if (this.stopped !== undefined) return Deferred.await(this.stopped)
+      const stopped = Deferred.unsafeMake<ShutdownReport>(FiberId.none)
+      this.stopped = stopped
+      const wasQuitting = this.lifecycle === "quitting"
+      this.lifecycle = "stopped"
+      if (!wasQuitting) this.rejectBlocked()
+      this.failGcRequests()
+      let dropped = 0
+      for (const level of [0, 1, 2] as const) {
+        for (const run of this.queues[level].drain()) {
+          if (run.state !== QUEUED) continue
+          this.queued[level]--
+          this.settle(run, DROPPED, Exit.fail(new TaskletDropped({ id: run.id, label: run.label })))
+          dropped++
+        }
+      }
+      const interruptedBefore = this.sumOutcome(INTERRUPTED)
+      return Effect.flatMap(this.stopWorkers(), () => {
+        this.checkDrained()
+        const report = new ShutdownReport({
+          mode,
+          timedOut,
+          dropped,
+          interrupted: this.sumOutcome(INTERRUPTED) - interruptedBefore,
+          stats: this.stats()
+        })
+        Deferred.unsafeDone(stopped, Exit.succeed(report))
+        return Deferred.await(stopped)
+      })
+    }).pipe(Effect.uninterruptible)
+  }
+
+  private sumOutcome(state: number): number {
+    const xs = this.ended[state - DONE_BASE]
+    return xs[0] + xs[1] + xs[2]
+  }
+
+  // ---- snapshots -------------------------------------------------------
+
+  private levelStats(levels: ReadonlyArray<Level>): PriorityStats {
+    const sum = (xs: ReadonlyArray<number>) => levels.reduce((acc: number, l) => acc + xs[l], 0)
+    const merge = (summaries: ReadonlyArray<Summary>) => {
+      const s = new Summary()
+      for (const l of levels) {
+        const x = summaries[l]
+        s.count += x.count
+        s.sum += x.sum
+        s.min = Math.min(s.min, x.min)
+        s.max = Math.max(s.max, x.max)
+      }
+      return s.toJSON()
+    }
+    return new PriorityStats({
+      submitted: sum(this.submitted),
+      started: sum(this.started),
+      completed: sum(this.ended[COMPLETED - DONE_BASE]),
+      failed: sum(this.ended[FAILED - DONE_BASE]),
+      interrupted: sum(this.ended[INTERRUPTED - DONE_BASE]),
+      dropped: sum(this.ended[DROPPED - DONE_BASE]),
+      obsolete: sum(this.ended[OBSOLETE - DONE_BASE]),
+      queued: sum(this.queued),
+      running: sum(this.running),
+      blockedSubmitters: sum(this.blockedCount),
+      waitTime: merge(this.waitSummary),
+      runTime: merge(this.runSummary)
+    })
+  }
+
+  stats(): AgendaStats {
+    return new AgendaStats({
+      name: this.config.name,
+      state: this.lifecycle,
+      byPriority: { High: this.levelStats([0]), Normal: this.levelStats([1]), Low: this.levelStats([2]) },
+      total: this.levelStats([0, 1, 2]),
+      workers: this.workers.map((w) => w.snapshot()),
+      gcCycles: this.gcCycles,
+      agingPicks: this.agingPicks
+    })
+  }
+
+  /** Histogram metrics of this agenda, per level. */
+  metrics() {
+    return { waitTime: this.waitHistogram, runTime: this.runHistogram }
+  }
+}
+
+/** Groups requests by collector so a collector shared by several requests runs once. */
+const uniqueCollectors = (
+  requests: ReadonlyArray<GcRequest>
+): Array<[Effect.Effect<void, unknown>, Array<GcRequest>]> => {
+  const groups = new Map<Effect.Effect<void, unknown>, Array<GcRequest>>()
+  for (const r of requests) {
+    const group = groups.get(r.collector)
+    if (group === undefined) groups.set(r.collector, [r])
+    else group.push(r)
+  }
+  return Array.from(groups)
+}
