@@ -24,7 +24,6 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
 import type * as Scheduler from "effect/Scheduler"
 import type * as Scope from "effect/Scope"
 import type { AgendaClosed, AgendaFull } from "./AgendaError.js"
@@ -187,8 +186,8 @@ const resolveConfig = (options: Options): Effect.Effect<internal.AgendaConfig, I
     if (onClose !== "quit" && onClose !== "exit") {
       return yield* new InvalidOptions({ option: "onClose", value: onClose, expected: `"quit" or "exit"` })
     }
-    const timeout = Duration.decodeUnknown(options.closeTimeout ?? "30 seconds")
-    if (Option.isNone(timeout) || Duration.toMillis(timeout.value) < 0) {
+    const timeout = internal.decodeDuration(options.closeTimeout ?? "30 seconds")
+    if (timeout === undefined) {
       return yield* new InvalidOptions({
         option: "closeTimeout",
         value: options.closeTimeout,
@@ -202,7 +201,7 @@ const resolveConfig = (options: Options): Effect.Effect<internal.AgendaConfig, I
       aging,
       logFailures: options.logFailures ?? true,
       onClose,
-      closeTimeout: Duration.isFinite(timeout.value) ? timeout.value : undefined
+      closeTimeout: Duration.isFinite(timeout) ? timeout : undefined
     }
   })
 
@@ -245,8 +244,8 @@ const toService = (impl: internal.AgendaImpl): Agenda => {
     quit: (options) =>
       Effect.suspend(() => {
         if (options?.timeout === undefined) return impl.quit(undefined)
-        const timeout = Duration.decodeUnknown(options.timeout)
-        return Option.isSome(timeout) ? impl.quit(timeout.value) : Effect.dieMessage(
+        const timeout = internal.decodeDuration(options.timeout)
+        return timeout !== undefined ? impl.quit(timeout) : Effect.dieMessage(
           `Agenda.quit: invalid timeout ${String(options.timeout)}; pass a Duration such as "5 seconds"`
         )
       }),

@@ -107,6 +107,15 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
     }
   }
 
+  /** Printing a handle shows its info, not the agenda it points to. */
+  toJSON(): Tasklet.Info {
+    return this.info()
+  }
+
+  toString(): string {
+    return `Tasklet#${this.id}(${this.label}, ${this.priority}, ${this.outcome ?? this.status})`
+  }
+
   unsafeAddObserver(f: (exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError>) => void): () => void {
     if (this.exit !== undefined) {
       f(this.exit)
@@ -145,6 +154,18 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
 }
 
 const constVoid = () => {}
+
+/**
+ * Decodes a duration option. `Duration.decodeUnknown` clamps negative numbers
+ * to zero; here they are rejected, as is NaN.
+ *
+ * @internal
+ */
+export const decodeDuration = (input: unknown): Duration.Duration | undefined => {
+  if (typeof input === "number" && !(input >= 0)) return undefined
+  const d = Duration.decodeUnknown(input)
+  return Option.isSome(d) ? d.value : undefined
+}
 
 interface BlockedSubmitter {
   readonly run: AnyRun
@@ -275,6 +296,10 @@ export class Worker {
     })
     this.parkThenStep = Effect.flatMap(Effect.interruptible(park), () => this.step)
     this.parkInTasklet = park
+  }
+
+  toJSON(): WorkerState {
+    return this.snapshot()
   }
 
   snapshot(): WorkerState {
@@ -461,15 +486,15 @@ export class AgendaImpl {
         label = options.label
       }
       if (options.obsoleteAfter !== undefined) {
-        const d = Duration.decodeUnknown(options.obsoleteAfter)
-        if (Option.isNone(d) || Duration.toMillis(d.value) < 0) {
+        const d = decodeDuration(options.obsoleteAfter)
+        if (d === undefined) {
           return new InvalidOptions({
             option: "obsoleteAfter",
             value: options.obsoleteAfter,
             expected: "a non-negative Duration (e.g. \"5 seconds\" or 5000)"
           })
         }
-        obsoleteAt = createdAt + Duration.toMillis(d.value)
+        obsoleteAt = createdAt + Duration.toMillis(d)
       }
     }
     if (!Effect.isEffect(effect)) {
@@ -860,6 +885,10 @@ export class AgendaImpl {
       gcCycles: this.gcCycles,
       agingPicks: this.agingPicks
     })
+  }
+
+  toJSON(): AgendaStats {
+    return this.stats()
   }
 
   /** Histogram metrics of this agenda, per level. */

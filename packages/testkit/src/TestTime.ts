@@ -1,0 +1,307 @@
+/**
+ * `TestClock` helpers that are safe under the `PriorityScheduler`.
+ *
+ * `TestClock.adjust` only wakes fibers that are already sleeping. A fiber that
+ * is still busy when the clock moves misses the wake-up and later sleeps from
+ * the new time, so the test waits for ever. Under a strict priority scheduler
+ * a low-priority fiber is the one most likely to be late. The helpers here
+ * first wait until `TestClock.sleeps()` shows the expected sleepers, and only
+ * then move the clock. While waiting they alternate two kinds of yield: an
+ * `Effect.yieldNow` at the lowest scheduling priority, so that busy fibers of
+ * every level on the waiting fiber's own scheduler run, and a turn of the
+ * event loop (`setImmediate`), so that fibers on another scheduler, whose
+ * slices resume from `setImmediate`, and I/O callbacks run too.
+ *
+ * Sleepers are counted across the whole `TestClock`: every pending sleep of
+ * every fiber counts, including that of a fiber interrupted while sleeping
+ * (its entry stays until the clock passes it).
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
+
+/**
+ * Options of {@link awaitSleepers}.
+ *
+ * @example
+ * ```ts
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const options: TestTime.AwaitOptions = { maxYields: 50_000 }
+ * const wait = TestTime.awaitSleepers(2, options)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AwaitOptions {
+  /**
+   * Yields to give up after; default 10,000. Yields alternate between a
+   * lowest-priority `yieldNow` and an event-loop turn (see the module doc), so
+   * this bounds how much work the awaited fibers may do before they sleep.
+   */
+  readonly maxYields?: number
+}
+
+/**
+ * Options of {@link adjustWhenSleeping}.
+ *
+ * @example
+ * ```ts
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const options: TestTime.AdjustOptions = { sleepers: 2, maxYields: 50_000 }
+ * const step = TestTime.adjustWhenSleeping("1 second", options)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AdjustOptions extends AwaitOptions {
+  /** Pending sleeps to wait for before adjusting; default 1. */
+  readonly sleepers?: number
+}
+
+/**
+ * Options of {@link advanceUntil}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const options: TestTime.AdvanceOptions = { sleepers: 1, maxSteps: 60 }
+ * const advance = TestTime.advanceUntil(Effect.succeed(true), "1 second", options)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AdvanceOptions extends AdjustOptions {
+  /** Steps to give up after; default 1,000. */
+  readonly maxSteps?: number
+}
+
+/**
+ * The expected sleepers did not show up in `TestClock.sleeps()` in time.
+ *
+ * Raised after `maxYields` yields; `seen` is the last count observed.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const seen = TestTime.awaitSleepers(1, { maxYields: 10 }).pipe(
+ *   Effect.catchTag("SleepersNotReached", (e) => Effect.succeed(e.seen))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SleepersNotReached extends Schema.TaggedError<SleepersNotReached>()("SleepersNotReached", {
+  expected: Schema.Number,
+  seen: Schema.Number,
+  yields: Schema.Number
+}) {
+  override get message(): string {
+    return `expected ${this.expected} pending TestClock sleep(s) but saw ${this.seen} after ${this.yields} yields: ` +
+      `the fiber never reached its sleep; check it is not blocked (on a lock, a queue, a Deferred or ` +
+      `higher-priority work that never ends), or raise maxYields`
+  }
+}
+
+/**
+ * {@link advanceUntil} took `maxSteps` steps and the condition still did not hold.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const steps = TestTime.advanceUntil(Effect.succeed(false), "1 second", { maxSteps: 3 }).pipe(
+ *   Effect.catchTag("ConditionNotReached", (e) => Effect.succeed(e.steps))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConditionNotReached extends Schema.TaggedError<ConditionNotReached>()("ConditionNotReached", {
+  steps: Schema.Number,
+  stepMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `the condition still did not hold after ${this.steps} steps of ${this.stepMillis} ms of TestClock time; ` +
+      `check that the condition can become true and that the step reaches the sleepers' deadlines, or raise maxSteps`
+  }
+}
+
+// The `Low` level of the agenda (`Priority.toScheduling("Low")`), the lowest
+// priority any fiber of this runtime runs at.
+const yieldPriority = -1
+
+const DEFAULT_MAX_YIELDS = 10_000
+const DEFAULT_MAX_STEPS = 1_000
+
+// At the default priority a waiting test fiber would go back in ahead of
+// low-priority fibers on a strict priority scheduler and starve the very
+// fiber it is waiting for.
+const yieldLowest = Effect.yieldNow({ priority: yieldPriority })
+
+// A fiber yield only reaches the waiting fiber's own scheduler, and Effect's
+// default scheduler answers a run of yields with microtasks: a priority
+// scheduler elsewhere, which resumes its slices from `setImmediate`, would get
+// about one slice per two thousand yields. `setImmediate` rather than
+// `setTimeout(0)` because the latter waits at least a millisecond.
+const eventLoopTurn = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+const pendingSleeps = Effect.map(TestClock.sleeps(), (sleeps) => sleeps.length)
+
+// A NaN or fractional bound would make the loops below never give up.
+const checkCount = (name: string, value: number): Effect.Effect<void> =>
+  Number.isInteger(value) && value >= 0
+    ? Effect.void
+    : Effect.dieMessage(`TestTime: ${name} must be a non-negative integer, got ${String(value)}`)
+
+/**
+ * Yields until `done` holds (then `true`) or `count` sleeps are pending (then
+ * `false`), checking before the first yield and after each one.
+ */
+const poll = <E, R>(
+  count: number,
+  maxYields: number,
+  done: Effect.Effect<boolean, E, R>
+): Effect.Effect<boolean, E | SleepersNotReached, R> =>
+  Effect.gen(function*() {
+    for (let yields = 0;; yields++) {
+      if (yield* done) return true
+      const seen = yield* pendingSleeps
+      if (seen >= count) return false
+      if (yields >= maxYields) return yield* new SleepersNotReached({ expected: count, seen, yields })
+      yield* yields % 2 === 0 ? yieldLowest : eventLoopTurn
+    }
+  })
+
+const never = Effect.succeed(false)
+
+const awaitCount = (name: string, count: number, options: AwaitOptions | undefined) =>
+  Effect.suspend(() => {
+    const maxYields = options?.maxYields ?? DEFAULT_MAX_YIELDS
+    return checkCount(name, count).pipe(
+      Effect.zipRight(checkCount("maxYields", maxYields)),
+      Effect.zipRight(poll(count, maxYields, never)),
+      Effect.asVoid
+    )
+  })
+
+/**
+ * Waits until `TestClock.sleeps()` has at least `count` pending sleeps.
+ *
+ * Does not move the clock. Checks before the first yield and after each
+ * one, alternating a lowest-priority `yieldNow` with an event-loop turn (see
+ * the module doc); fails with {@link SleepersNotReached} after `maxYields`
+ * yields. Dies if `count` or `maxYields` is not a non-negative integer.
+ *
+ * @example
+ * ```ts
+ * import { Effect, TestClock } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const test = Effect.gen(function*() {
+ *   yield* Effect.fork(Effect.sleep("1 second"))
+ *   yield* TestTime.awaitSleepers(1)
+ *   yield* TestClock.adjust("1 second")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category waiting
+ */
+export const awaitSleepers = (count: number, options?: AwaitOptions): Effect.Effect<void, SleepersNotReached> =>
+  awaitCount("count", count, options)
+
+/**
+ * Waits for pending sleeps, then moves the `TestClock` forward by `duration`.
+ *
+ * Waits for `options.sleepers` sleeps (default 1) as {@link awaitSleepers}
+ * does, then calls `TestClock.adjust(duration)`; the clock moves by exactly
+ * `duration`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Fiber } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const test = Effect.gen(function*() {
+ *   const fiber = yield* Effect.fork(Effect.zipRight(Effect.yieldNow(), Effect.sleep("1 second")))
+ *   yield* TestTime.adjustWhenSleeping("1 second")
+ *   yield* Fiber.join(fiber)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category adjusting
+ */
+export const adjustWhenSleeping = (
+  duration: Duration.DurationInput,
+  options?: AdjustOptions
+): Effect.Effect<void, SleepersNotReached> =>
+  Effect.zipRight(awaitCount("sleepers", options?.sleepers ?? 1, options), TestClock.adjust(duration))
+
+/**
+ * Moves the `TestClock` by `step` at a time until `condition` holds.
+ *
+ * Each step first waits for `options.sleepers` pending sleeps (default 1),
+ * with `maxYields` bounding each step's wait. Succeeds with the number of
+ * steps taken. The condition is checked before
+ * every yield, so a woken fiber that makes it true before sleeping again stops
+ * the advance without an extra step. Fails with {@link ConditionNotReached}
+ * after `maxSteps` steps, or {@link SleepersNotReached} if a step's sleepers
+ * never show up.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Ref, Schedule } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const test = Effect.gen(function*() {
+ *   const ticks = yield* Ref.make(0)
+ *   yield* Effect.fork(Effect.repeat(Ref.update(ticks, (n) => n + 1), Schedule.spaced("1 minute")))
+ *   const steps = yield* TestTime.advanceUntil(Effect.map(Ref.get(ticks), (n) => n >= 3), "1 minute")
+ *   // steps === 2: the first tick runs at once
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category adjusting
+ */
+export const advanceUntil = <E, R>(
+  condition: Effect.Effect<boolean, E, R>,
+  step: Duration.DurationInput,
+  options?: AdvanceOptions
+): Effect.Effect<number, E | SleepersNotReached | ConditionNotReached, R> =>
+  Effect.suspend(() => {
+    const sleepers = options?.sleepers ?? 1
+    const maxYields = options?.maxYields ?? DEFAULT_MAX_YIELDS
+    const maxSteps = options?.maxSteps ?? DEFAULT_MAX_STEPS
+    const stepMillis = Duration.toMillis(Duration.decode(step))
+    return checkCount("sleepers", sleepers).pipe(
+      Effect.zipRight(checkCount("maxYields", maxYields)),
+      Effect.zipRight(checkCount("maxSteps", maxSteps)),
+      Effect.zipRight(Effect.gen(function*() {
+        for (let steps = 0;; steps++) {
+          if (yield* poll(sleepers, maxYields, condition)) return steps
+          if (steps >= maxSteps) return yield* new ConditionNotReached({ steps, stepMillis })
+          yield* TestClock.adjust(step)
+        }
+      }))
+    )
+  })
