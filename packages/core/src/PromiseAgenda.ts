@@ -7,6 +7,7 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import * as Agenda from "./Agenda.js"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "./AgendaError.js"
@@ -88,14 +89,27 @@ export const make = (options: Agenda.Options = {}): PromiseAgenda => {
       ...(priority === undefined ? {} : { priority }),
       ...(addOptions.label === undefined ? {} : { label: addOptions.label })
     }
-    const effect = Effect.tryPromise({ try: (signal) => Promise.resolve(fn({ signal })), catch: (e) => e })
+    // An abort can land after the run was queued but before its handle is
+    // observed (while waiting for room); the run must then still never call `fn`.
+    const effect = Effect.suspend(() =>
+      signal?.aborted
+        ? Effect.interrupt
+        : Effect.tryPromise({ try: (signal) => Promise.resolve(fn({ signal })), catch: (e) => e })
+    )
     const submitted = agenda.unsafeSubmit(effect, taskletOptions)
     if (submitted instanceof AgendaClosed || submitted instanceof InvalidOptions) return Promise.reject(submitted)
     if (!(submitted instanceof AgendaFull)) return observe(submitted, signal)
-    // Full: wait for room like Agenda.submit does.
-    return Effect.runPromise(Effect.either(agenda.submit(effect, taskletOptions))).then((either) =>
-      either._tag === "Left" ? Promise.reject(either.left) : observe(either.right, signal)
-    )
+    // Full: wait for room like Agenda.submit does; an abort gives up the wait.
+    return new Promise<T>((resolve, reject) => {
+      const waiter = Effect.runFork(agenda.submit(effect, taskletOptions))
+      const onAbort = () => waiter.unsafeInterruptAsFork(FiberId.none)
+      signal?.addEventListener("abort", onAbort, { once: true })
+      waiter.addObserver((exit) => {
+        signal?.removeEventListener("abort", onAbort)
+        if (Exit.isSuccess(exit)) return resolve(observe(exit.value, signal))
+        reject(Cause.isInterruptedOnly(exit.cause) && signal?.aborted ? signal.reason : Cause.squash(exit.cause))
+      })
+    })
   }
 
   const observe = <T>(handle: Tasklet.TaskletHandle<T, unknown>, signal: AbortSignal | undefined): Promise<T> =>

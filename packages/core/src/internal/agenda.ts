@@ -1,5 +1,7 @@
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -233,7 +235,7 @@ export class Worker {
 
   constructor(readonly agenda: AgendaImpl, readonly id: number) {
     const onSuccess = (value: unknown): Effect.Effect<void> => {
-      agenda.finish(this, Exit.succeed(value))
+      agenda.finish(this, value === undefined ? Exit.void : Exit.succeed(value))
       return this.step
     }
     const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
@@ -243,7 +245,15 @@ export class Worker {
         ? Effect.zipRight(agenda.logFailure(run, cause), this.step)
         : this.step
     }
-    const setPriority = LEVEL_PRIORITY.map((p) => FiberRef.set(FiberRef.currentSchedulingPriority, p))
+    // Built once per worker and level, so running a tasklet allocates no
+    // wrapper effects: only the tasklet's own body runs interruptibly.
+    const runCurrent = Effect.matchCauseEffect(
+      Effect.interruptible(Effect.suspend(() => this.current!.effect!)),
+      { onSuccess, onFailure }
+    )
+    const runAtLevel = LEVEL_PRIORITY.map((p) =>
+      Effect.zipRight(FiberRef.set(FiberRef.currentSchedulingPriority, p), runCurrent)
+    )
     this.step = Effect.suspend((): Effect.Effect<void> => {
       if (this.retiring || agenda.lifecycle === "stopped") {
         // Retire this fiber; the agenda replaces it unless it is stopping.
@@ -255,11 +265,10 @@ export class Worker {
       const run = agenda.pick()
       if (run === undefined) return this.waitThenStep
       agenda.start(this, run)
-      const body = Effect.matchCauseEffect(Effect.interruptible(run.effect!), { onSuccess, onFailure })
       // Setting a FiberRef copies the fiber's refs map, so only on a change.
-      if (run.level === this.level) return body
+      if (run.level === this.level) return runCurrent
       this.level = run.level
-      return Effect.zipRight(setPriority[run.level], body)
+      return runAtLevel[run.level]
     })
     const waitThenStep = Effect.flatMap(
       Effect.interruptible(Effect.async<void>((resume) => {
@@ -279,7 +288,7 @@ export class Worker {
     this.waitThenStep = Effect.suspend(() => {
       if (this.level === 0) return waitThenStep
       this.level = 0
-      return Effect.zipRight(setPriority[0], waitThenStep)
+      return Effect.zipRight(FiberRef.set(FiberRef.currentSchedulingPriority, LEVEL_PRIORITY[0]), waitThenStep)
     })
     const park = Effect.async<void>((resume) => {
       this.unpark = resume
@@ -319,6 +328,8 @@ export class Worker {
 }
 
 const counters = () => [0, 0, 0]
+
+const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
 
 const WAIT_BOUNDARIES = MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 28 })
 
@@ -408,13 +419,22 @@ export class AgendaImpl {
         )
       )
     )
+    if (clock === liveClock) {
+      const origin = Number(clock.unsafeCurrentTimeNanos()) / 1e6 - performance.now()
+      this.now = () => origin + performance.now()
+    } else {
+      this.now = () => Number(clock.unsafeCurrentTimeNanos()) / 1e6
+    }
     for (let i = 0; i < config.workers; i++) this.workers.push(new Worker(this, i))
   }
 
-  /** Clock time in fractional milliseconds (TestClock-driven in tests). */
-  now(): number {
-    return Number(this.clock.unsafeCurrentTimeNanos()) / 1e6
-  }
+  /**
+   * Clock time in fractional milliseconds, read three times per tasklet. With
+   * Effect's live clock this is `performance.now()` on the same epoch, which
+   * avoids the BigInt that `unsafeCurrentTimeNanos` allocates; any other
+   * clock (TestClock in tests) is asked directly.
+   */
+  readonly now: () => number
 
   // ---- workers ---------------------------------------------------------
 

@@ -1,0 +1,400 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Deferred, Effect, Exit, Fiber, FiberRef } from "effect"
+import * as PriorityScheduler from "../src/PriorityScheduler.js"
+
+const total = (ran: ReadonlyArray<number>) => ran[0] + ran[1] + ran[2]
+
+/** One turn of Node's event loop; used to poll a condition, never to wait a fixed time. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+const until = async (condition: () => boolean): Promise<void> => {
+  while (!condition()) await nextTurn()
+}
+
+/** The snapshot of the counters a host callback saw while it ran. */
+interface Seen {
+  readonly pending: number
+  readonly ran: number
+  readonly slicesCut: number
+}
+
+const seen = (scheduler: PriorityScheduler.PriorityScheduler): Seen => ({
+  pending: scheduler.pending,
+  ran: total(scheduler.ran),
+  slicesCut: scheduler.slicesCut
+})
+
+describe("PriorityScheduler", () => {
+  describe("scheduleTask with plain tasks", () => {
+    it("runs the highest non-empty level first and keeps FIFO order within a level", async () => {
+      const scheduler = PriorityScheduler.make()
+      const order: Array<string> = []
+      const push = (name: string, priority: number) => scheduler.scheduleTask(() => order.push(name), priority)
+      // Interleaved on purpose, with several numbers per level: only the sign counts.
+      push("L1", -1)
+      push("N1", 0)
+      push("H1", 1)
+      push("L2", -7)
+      push("H2", 42)
+      push("N2", 0)
+      push("H3", 0.5)
+      push("L3", -0.5)
+      push("N3", -0)
+      expect(scheduler.pending).toBe(9)
+      // Nothing runs synchronously: the drain is a microtask.
+      expect(order).toEqual([])
+      await until(() => scheduler.pending === 0)
+      expect(order).toEqual(["H1", "H2", "H3", "N1", "N2", "N3", "L1", "L2", "L3"])
+      expect(scheduler.ran).toEqual([3, 3, 3])
+      expect(scheduler.slicesCut).toBe(0)
+    })
+
+    it("re-checks the levels after every task, so work a task schedules at a higher level runs next", async () => {
+      const scheduler = PriorityScheduler.make()
+      const order: Array<string> = []
+      scheduler.scheduleTask(() => {
+        order.push("N1")
+        scheduler.scheduleTask(() => order.push("H from N1"), 1)
+        scheduler.scheduleTask(() => order.push("N from N1"), 0)
+      }, 0)
+      scheduler.scheduleTask(() => order.push("N2"), 0)
+      scheduler.scheduleTask(() => {
+        order.push("L1")
+        scheduler.scheduleTask(() => order.push("L from L1"), -1)
+      }, -1)
+      scheduler.scheduleTask(() => order.push("L2"), -1)
+      await until(() => scheduler.pending === 0)
+      expect(order).toEqual(["N1", "H from N1", "N2", "N from N1", "L1", "L2", "L from L1"])
+      expect(scheduler.ran).toEqual([1, 3, 3])
+    })
+
+    it("starts a new drain for tasks scheduled after the queue emptied", async () => {
+      const scheduler = PriorityScheduler.make()
+      let count = 0
+      scheduler.scheduleTask(() => count++, 0)
+      await until(() => scheduler.pending === 0 && count === 1)
+      scheduler.scheduleTask(() => count++, -1)
+      scheduler.scheduleTask(() => count++, 1)
+      await until(() => count === 3)
+      expect(scheduler.ran).toEqual([1, 1, 1])
+      expect(scheduler.pending).toBe(0)
+    })
+
+    it("runs at most sliceSize tasks before a setImmediate callback gets its turn", async () => {
+      const scheduler = PriorityScheduler.make({ sliceSize: 10 })
+      let count = 0
+      for (let i = 0; i < 25; i++) scheduler.scheduleTask(() => count++, i % 3 - 1)
+      const host = new Promise<Seen>((resolve) => setImmediate(() => resolve(seen(scheduler))))
+      const atHost = await host
+      expect(atHost).toEqual({ pending: 15, ran: 10, slicesCut: 1 })
+      await until(() => scheduler.pending === 0)
+      expect(count).toBe(25)
+      // Three slices of 10, 10 and 5: two ended with work left.
+      expect(scheduler.slicesCut).toBe(2)
+    })
+
+    it("uses slices of 256 tasks by default", async () => {
+      const scheduler = PriorityScheduler.make()
+      for (let i = 0; i < 600; i++) scheduler.scheduleTask(() => {}, 0)
+      const atHost = await new Promise<Seen>((resolve) => setImmediate(() => resolve(seen(scheduler))))
+      expect(atHost).toEqual({ pending: 600 - 256, ran: 256, slicesCut: 1 })
+      await until(() => scheduler.pending === 0)
+      expect(scheduler.ran).toEqual([0, 600, 0])
+      expect(scheduler.slicesCut).toBe(2)
+    })
+
+    it("lets a setTimeout callback run while thousands of High tasks keep rescheduling themselves", async () => {
+      const scheduler = PriorityScheduler.make({ sliceSize: 64 })
+      const tasks = 2000
+      // Only a guard for a broken scheduler: with unbounded slices the timer
+      // would wait for all of this work (then see nothing pending) instead of
+      // the test hanging in one endless microtask.
+      const maxRounds = 500
+      let stop = false
+      let stopped = 0
+      const spin = (round: number) => (): void => {
+        if (stop || round === maxRounds) stopped++
+        else scheduler.scheduleTask(spin(round + 1), 1)
+      }
+      for (let i = 0; i < tasks; i++) scheduler.scheduleTask(spin(0), 1)
+      const atTimer = await new Promise<Seen>((resolve) =>
+        setTimeout(() => {
+          stop = true
+          resolve(seen(scheduler))
+        }, 0)
+      )
+      // Between slices every spinning task sits in the queue exactly once.
+      expect(atTimer.pending).toBe(tasks)
+      expect(atTimer.slicesCut).toBeGreaterThan(0)
+      expect(atTimer.ran).toBeGreaterThanOrEqual(64)
+      await until(() => stopped === tasks)
+      expect(scheduler.pending).toBe(0)
+      expect(scheduler.ran[1] + scheduler.ran[2]).toBe(0)
+    })
+  })
+
+  describe("fibers", () => {
+    it.effect("resumes runnable High fibers before Normal before Low, FIFO within a level", () =>
+      Effect.gen(function*() {
+        const scheduler = PriorityScheduler.make()
+        const events: Array<string> = []
+        const levels = [["L", -1], ["N", 0], ["H", 1]] as const
+        const program = Effect.gen(function*() {
+          const fibers: Array<Fiber.RuntimeFiber<unknown>> = []
+          // Forked in an order that mixes the levels, so neither fork order
+          // nor level alone explains the expected sequence.
+          for (let i = 0; i < 5; i++) {
+            for (const [name, priority] of levels) {
+              const id = `${name}${i}`
+              const body = Effect.sync(() => events.push(`start ${id}`)).pipe(
+                Effect.zipRight(Effect.yieldNow()),
+                Effect.zipRight(Effect.sync(() => events.push(`step ${id}`)))
+              )
+              fibers.push(yield* Effect.fork(body).pipe(Effect.withSchedulingPriority(priority)))
+            }
+          }
+          yield* Fiber.joinAll(fibers)
+        })
+        yield* Effect.withScheduler(program, scheduler)
+        const ids = (name: string) => [0, 1, 2, 3, 4].map((i) => `${name}${i}`)
+        // A yielded High continuation still beats the Normal fibers that have not even started.
+        const expected = ["H", "N", "L"].flatMap((name) => [
+          ...ids(name).map((id) => `start ${id}`),
+          ...ids(name).map((id) => `step ${id}`)
+        ])
+        expect(events).toEqual(expected)
+        expect(scheduler.ran[0]).toBeGreaterThanOrEqual(10)
+        expect(scheduler.ran[2]).toBeGreaterThanOrEqual(10)
+      }))
+
+    it.effect("resumes fibers woken together by a Deferred in priority order, not wake-up order", () =>
+      Effect.gen(function*() {
+        const scheduler = PriorityScheduler.make()
+        const order: Array<string> = []
+        const program = Effect.gen(function*() {
+          const gate = yield* Deferred.make<void>()
+          // Registered on the gate Low first, so resuming in wake-up order would run Low first.
+          const waiters = [["Low", -1], ["Normal", 0], ["High", 1], ["Low2", -1], ["High2", 1]] as const
+          const fibers: Array<Fiber.RuntimeFiber<unknown>> = []
+          for (const [name, priority] of waiters) {
+            const registered = yield* Deferred.make<void>()
+            // Signalling and suspending on the gate happen in one run of the
+            // fiber, so once this parent resumes the waiter is registered.
+            const body = Effect.sync(() => Deferred.unsafeDone(registered, Exit.void)).pipe(
+              Effect.zipRight(Deferred.await(gate)),
+              Effect.zipRight(Effect.sync(() => order.push(name)))
+            )
+            fibers.push(yield* Effect.fork(body).pipe(Effect.withSchedulingPriority(priority)))
+            yield* Deferred.await(registered)
+          }
+          yield* Deferred.succeed(gate, undefined)
+          yield* Fiber.joinAll(fibers)
+        })
+        yield* Effect.withScheduler(program, scheduler)
+        expect(order).toEqual(["High", "High2", "Normal", "Low", "Low2"])
+      }))
+
+    it.effect("a High fiber finishes before most of 1,000 busy Low fibers", () =>
+      Effect.gen(function*() {
+        const scheduler = PriorityScheduler.make()
+        const lows = 1000
+        const steps = 10
+        let lowStarted = 0
+        let lowDone = 0
+        let lowDoneWhenHighFinished = -1
+        const program = Effect.gen(function*() {
+          const allStarted = yield* Deferred.make<void>()
+          const busyLow = Effect.gen(function*() {
+            if (++lowStarted === lows) yield* Deferred.succeed(allStarted, undefined)
+            for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+            lowDone++
+          })
+          const lowFibers = yield* Effect.forEach(
+            Array.from({ length: lows }),
+            () => Effect.fork(busyLow).pipe(Effect.withSchedulingPriority(-1))
+          )
+          // Every Low fiber is now in its loop, competing for the scheduler.
+          yield* Deferred.await(allStarted)
+          const high = Effect.gen(function*() {
+            for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+            lowDoneWhenHighFinished = lowDone
+          })
+          yield* Fiber.join(yield* Effect.fork(high).pipe(Effect.withSchedulingPriority(1)))
+          yield* Fiber.joinAll(lowFibers)
+        })
+        yield* Effect.withScheduler(program, scheduler)
+        // FIFO scheduling would let every Low fiber finish first (the High
+        // fiber starts a round behind them and needs as many yields).
+        expect(lowDoneWhenHighFinished).toBeGreaterThanOrEqual(0)
+        expect(lowDoneWhenHighFinished).toBeLessThan(lows / 10)
+        expect(lowDone).toBe(lows)
+        expect(scheduler.ran[0]).toBeGreaterThanOrEqual(steps)
+        expect(scheduler.ran[2]).toBeGreaterThanOrEqual(lows * steps)
+      }))
+
+    it.effect("a setImmediate callback runs while thousands of fiber steps are pending", () =>
+      Effect.gen(function*() {
+        const scheduler = PriorityScheduler.make({ sliceSize: 128 })
+        const fibers = 2000
+        const steps = 5
+        let done = 0
+        const program = Effect.gen(function*() {
+          const busy = Effect.gen(function*() {
+            for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+            done++
+          })
+          // Forked Low so this Normal fiber finishes forking before any of them runs.
+          const running = yield* Effect.forEach(
+            Array.from({ length: fibers }),
+            () => Effect.fork(busy).pipe(Effect.withSchedulingPriority(-1))
+          )
+          const atHost = yield* Effect.async<Seen & { readonly done: number }>((resume) => {
+            setImmediate(() => resume(Effect.succeed({ ...seen(scheduler), done })))
+          })
+          yield* Fiber.joinAll(running)
+          return atHost
+        })
+        const atHost = yield* Effect.withScheduler(program, scheduler)
+        expect(atHost.done).toBeLessThan(fibers)
+        expect(atHost.pending).toBeGreaterThan(0)
+        expect(atHost.slicesCut).toBeGreaterThan(0)
+        expect(atHost.ran).toBeLessThan(fibers * (steps + 1))
+        expect(done).toBe(fibers)
+        expect(scheduler.ran[2]).toBeGreaterThanOrEqual(fibers * (steps + 1))
+        expect(scheduler.slicesCut).toBeGreaterThan(atHost.slicesCut)
+      }))
+
+    it.effect("a long-running Low fiber is preempted at its op budget and queued behind other Low work", () =>
+      Effect.gen(function*() {
+        const scheduler = PriorityScheduler.make()
+        const iterations = 20_000
+        let i = 0
+        let seenByNormal = -1
+        let seenByOtherLow = -1
+        const program = Effect.gen(function*() {
+          const wake = yield* Deferred.make<void>()
+          const normal = yield* Effect.fork(
+            Effect.zipRight(Deferred.await(wake), Effect.sync(() => (seenByNormal = i)))
+          )
+          const otherLow = yield* Effect.fork(
+            Effect.zipRight(Deferred.await(wake), Effect.sync(() => (seenByOtherLow = i)))
+          ).pipe(Effect.withSchedulingPriority(-1))
+          // Wakes both waiters, then never suspends on its own: only the
+          // scheduler's op budget makes it give way.
+          const long = Effect.zipRight(
+            Deferred.succeed(wake, undefined),
+            Effect.forEach(Array.from({ length: iterations }), () => Effect.sync(() => i++), { discard: true })
+          )
+          const longFiber = yield* Effect.fork(long).pipe(Effect.withSchedulingPriority(-1))
+          yield* Fiber.joinAll<unknown, never>([normal, otherLow, longFiber])
+        })
+        yield* Effect.withScheduler(program, scheduler)
+        expect(i).toBe(iterations)
+        // Without yielding on the budget both would see the loop finished;
+        // yielding at Normal instead of the fiber's Low would starve the other Low fiber.
+        expect(seenByNormal).toBeGreaterThan(0)
+        expect(seenByNormal).toBeLessThan(iterations)
+        expect(seenByOtherLow).toBeGreaterThan(0)
+        expect(seenByOtherLow).toBeLessThan(iterations)
+      }))
+
+    it("shouldYield returns the fiber's scheduling priority once its op count passes the budget", () => {
+      const scheduler = PriorityScheduler.make()
+      const fiber = (currentOpCount: number, maxOps: number, priority: number) =>
+        ({
+          currentOpCount,
+          getFiberRef: (ref: unknown) => {
+            if (ref === FiberRef.currentMaxOpsBeforeYield) return maxOps
+            if (ref === FiberRef.currentSchedulingPriority) return priority
+            throw new Error("unexpected FiberRef")
+          }
+        }) as unknown as Fiber.RuntimeFiber<unknown, unknown>
+      expect(scheduler.shouldYield(fiber(2048, 2048, 1))).toBe(false)
+      expect(scheduler.shouldYield(fiber(2049, 2048, 1))).toBe(1)
+      expect(scheduler.shouldYield(fiber(2049, 2048, -1))).toBe(-1)
+      // Normal must come back as 0, not false, or Normal fibers would never yield.
+      expect(scheduler.shouldYield(fiber(11, 10, 0))).toBe(0)
+      expect(scheduler.shouldYield(fiber(0, 10, 0))).toBe(false)
+    })
+  })
+
+  describe("make", () => {
+    it("rejects a sliceSize that is not a positive integer", () => {
+      for (const sliceSize of [0, -1, 1.5, NaN, Infinity, -Infinity]) {
+        expect(() => PriorityScheduler.make({ sliceSize }), `sliceSize ${sliceSize}`).toThrow(RangeError)
+      }
+      expect(() => PriorityScheduler.make({ sliceSize: 0 })).toThrow(/sliceSize must be a positive integer, got 0/)
+      expect(() => PriorityScheduler.make({ sliceSize: "8" as unknown as number })).toThrow(RangeError)
+    })
+
+    it("accepts a sliceSize of 1 and then cuts after every task", async () => {
+      const scheduler = PriorityScheduler.make({ sliceSize: 1 })
+      for (let i = 0; i < 4; i++) scheduler.scheduleTask(() => {}, 0)
+      await until(() => scheduler.pending === 0)
+      expect(scheduler.ran).toEqual([0, 4, 0])
+      expect(scheduler.slicesCut).toBe(3)
+    })
+
+    it("gives each call its own queues and counters", async () => {
+      const a = PriorityScheduler.make()
+      const b = PriorityScheduler.make()
+      expect(a).not.toBe(b)
+      a.scheduleTask(() => {}, 1)
+      await until(() => a.pending === 0)
+      expect(a.ran).toEqual([1, 0, 0])
+      expect(b.ran).toEqual([0, 0, 0])
+    })
+  })
+
+  describe("layer", () => {
+    it.effect("installs a new scheduler for the program and provides it as CurrentPriorityScheduler", () =>
+      Effect.gen(function*() {
+        const outside = yield* FiberRef.get(FiberRef.currentScheduler)
+        const inside = yield* Effect.gen(function*() {
+          const provided = yield* PriorityScheduler.CurrentPriorityScheduler
+          const installed = yield* FiberRef.get(FiberRef.currentScheduler)
+          const before = [...provided.ran]
+          yield* Effect.yieldNow({ priority: 1 })
+          yield* Effect.yieldNow({ priority: -1 })
+          // Forked fibers inherit the scheduler.
+          const child = yield* Effect.fork(
+            Effect.zipRight(Effect.yieldNow(), FiberRef.get(FiberRef.currentScheduler))
+          )
+          const childScheduler = yield* Fiber.join(child)
+          return { provided, installed, before, after: [...provided.ran], childScheduler }
+        }).pipe(Effect.provide(PriorityScheduler.layer()))
+        expect(inside.installed).toBe(inside.provided)
+        expect(inside.childScheduler).toBe(inside.provided)
+        expect(inside.after[0]).toBeGreaterThan(inside.before[0])
+        expect(inside.after[1]).toBeGreaterThan(inside.before[1])
+        expect(inside.after[2]).toBeGreaterThan(inside.before[2])
+        expect(outside).not.toBe(inside.provided)
+      }))
+
+    it.effect("builds a fresh scheduler per use and passes the options on", () =>
+      Effect.gen(function*() {
+        const program = Effect.gen(function*() {
+          const scheduler = yield* PriorityScheduler.CurrentPriorityScheduler
+          // More runnable fibers than one slice holds.
+          const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(Effect.yieldNow()))
+          yield* Fiber.joinAll(fibers)
+          return scheduler
+        })
+        const first = yield* Effect.provide(program, PriorityScheduler.layer({ sliceSize: 4 }))
+        const second = yield* Effect.provide(program, PriorityScheduler.layer({ sliceSize: 4 }))
+        expect(first).not.toBe(second)
+        expect(first.slicesCut).toBeGreaterThan(0)
+        expect(second.slicesCut).toBeGreaterThan(0)
+      }))
+
+    it.effect("dies with the RangeError when the options are invalid", () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(Effect.provide(Effect.void, PriorityScheduler.layer({ sliceSize: 0 })))
+        expect(Exit.isFailure(exit)).toBe(true)
+        if (Exit.isFailure(exit)) {
+          expect(Cause.isDie(exit.cause)).toBe(true)
+          expect(Cause.squash(exit.cause)).toBeInstanceOf(RangeError)
+        }
+      }))
+  })
+})
