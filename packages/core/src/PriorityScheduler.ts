@@ -12,6 +12,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scheduler from "effect/Scheduler"
+import { InvalidOptions } from "./AgendaError.js"
 import * as internal from "./internal/priorityScheduler.js"
 
 /**
@@ -46,7 +47,8 @@ export interface PriorityScheduler extends Scheduler.Scheduler {
 
 /**
  * Creates a scheduler. Install it with {@link layer}, `Effect.withScheduler`
- * or `Runtime.runFork(..., { scheduler })`.
+ * or `Runtime.runFork(..., { scheduler })`. Throws `InvalidOptions` for a
+ * `sliceSize` that is not a positive integer.
  *
  * @example
  * ```ts
@@ -63,7 +65,7 @@ export interface PriorityScheduler extends Scheduler.Scheduler {
 export const make = (options: Options = {}): PriorityScheduler => {
   const sliceSize = options.sliceSize ?? 256
   if (!Number.isInteger(sliceSize) || sliceSize < 1) {
-    throw new RangeError(`PriorityScheduler sliceSize must be a positive integer, got ${String(sliceSize)}`)
+    throw new InvalidOptions({ option: "sliceSize", value: sliceSize, expected: "a positive integer such as 256" })
   }
   return new internal.PrioritySchedulerImpl({ sliceSize })
 }
@@ -94,8 +96,8 @@ export class CurrentPriorityScheduler extends Context.Tag("@refpersys/core/Prior
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<CurrentPriorityScheduler> =>
-  Layer.unwrapEffect(Effect.sync(() => {
-    const scheduler = make(options)
-    return Layer.merge(Layer.setScheduler(scheduler), Layer.succeed(CurrentPriorityScheduler, scheduler))
-  }))
+export const layer = (options: Options = {}): Layer.Layer<CurrentPriorityScheduler, InvalidOptions> =>
+  Layer.unwrapEffect(Effect.map(
+    Effect.try({ try: () => make(options), catch: (error) => error as InvalidOptions }),
+    (scheduler) => Layer.merge(Layer.setScheduler(scheduler), Layer.succeed(CurrentPriorityScheduler, scheduler))
+  ))

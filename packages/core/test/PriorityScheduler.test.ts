@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, FiberRef } from "effect"
+import { Deferred, Effect, Exit, Fiber, FiberRef } from "effect"
+import { InvalidOptions } from "../src/AgendaError.js"
 import * as PriorityScheduler from "../src/PriorityScheduler.js"
 
 const total = (ran: ReadonlyArray<number>) => ran[0] + ran[1] + ran[2]
@@ -321,10 +322,12 @@ describe("PriorityScheduler", () => {
   describe("make", () => {
     it("rejects a sliceSize that is not a positive integer", () => {
       for (const sliceSize of [0, -1, 1.5, NaN, Infinity, -Infinity]) {
-        expect(() => PriorityScheduler.make({ sliceSize }), `sliceSize ${sliceSize}`).toThrow(RangeError)
+        expect(() => PriorityScheduler.make({ sliceSize }), `sliceSize ${sliceSize}`).toThrow(InvalidOptions)
       }
-      expect(() => PriorityScheduler.make({ sliceSize: 0 })).toThrow(/sliceSize must be a positive integer, got 0/)
-      expect(() => PriorityScheduler.make({ sliceSize: "8" as unknown as number })).toThrow(RangeError)
+      expect(() => PriorityScheduler.make({ sliceSize: 0 })).toThrow(
+        /invalid option sliceSize: got 0, expected a positive integer/
+      )
+      expect(() => PriorityScheduler.make({ sliceSize: "8" as unknown as number })).toThrow(InvalidOptions)
     })
 
     it("accepts a sliceSize of 1 and then cuts after every task", async () => {
@@ -387,14 +390,11 @@ describe("PriorityScheduler", () => {
         expect(second.slicesCut).toBeGreaterThan(0)
       }))
 
-    it.effect("dies with the RangeError when the options are invalid", () =>
+    it.effect("fails with a typed InvalidOptions when the options are invalid", () =>
       Effect.gen(function*() {
-        const exit = yield* Effect.exit(Effect.provide(Effect.void, PriorityScheduler.layer({ sliceSize: 0 })))
-        expect(Exit.isFailure(exit)).toBe(true)
-        if (Exit.isFailure(exit)) {
-          expect(Cause.isDie(exit.cause)).toBe(true)
-          expect(Cause.squash(exit.cause)).toBeInstanceOf(RangeError)
-        }
+        const error = yield* Effect.flip(Effect.provide(Effect.void, PriorityScheduler.layer({ sliceSize: 0 })))
+        expect(error).toBeInstanceOf(InvalidOptions)
+        expect(error.option).toBe("sliceSize")
       }))
   })
 })
