@@ -24,6 +24,20 @@ export * as AgendaError from "./AgendaError.js"
 export * as AgendaStats from "./AgendaStats.js"
 
 /**
+ * Events of the event loop, as an `effect/Schema` union.
+ *
+ * @since 0.1.0
+ */
+export * as Event from "./Event.js"
+
+/**
+ * The swappable platform layer: signals, timer, fd readiness, commands.
+ *
+ * @since 0.1.0
+ */
+export * as Platform from "./Platform.js"
+
+/**
  * High / Normal / Low.
  *
  * @since 0.1.0

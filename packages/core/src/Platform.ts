@@ -1,0 +1,225 @@
+/**
+ * The platform: the swappable layer that gives the event loop its kernel
+ * objects (signals, one timer, fd readiness, a command channel, child exits).
+ *
+ * Implementations: `TestPlatform` (in `@refpersys/testkit`, driven by hand and
+ * by `TestClock`), and the Linux native and portable Node layers (in
+ * `@refpersys/platform-linux`). All of them must pass the conformance suite
+ * of the test kit.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+
+/**
+ * Why a platform operation failed.
+ *
+ * - `BadFd`: not an open fd of a kind that can be watched (negative, closed,
+ *   a regular file).
+ * - `AlreadyWatched`: the fd is already watched; unwatch it first.
+ * - `TooManyFds`: the platform's fd limit (128 by default) is reached.
+ * - `InvalidSignal`: not a signal name the platform knows, or one it cannot claim.
+ * - `InvalidByte`: a command byte outside 0..255.
+ * - `Unsupported`: the platform does not offer this operation.
+ * - `Closed`: the platform's scope is closed.
+ * - `System`: the operating system refused (see `errno`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ErrorReason = Schema.Literal(
+  "BadFd",
+  "AlreadyWatched",
+  "TooManyFds",
+  "InvalidSignal",
+  "InvalidByte",
+  "Unsupported",
+  "Closed",
+  "System"
+)
+
+/**
+ * A failed platform operation.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PlatformError extends Schema.TaggedError<PlatformError>()("PlatformError", {
+  /** The operation, e.g. `"watch"`, `"signals"`, `"timer"`, `"command"`. */
+  operation: Schema.String,
+  reason: ErrorReason,
+  /** What happened and what to do about it. */
+  detail: Schema.String,
+  /** The OS error code name, e.g. `"EBADF"`, when the OS refused. */
+  errno: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `${this.operation} failed (${this.reason}${this.errno === undefined ? "" : `, ${this.errno}`}): ${this.detail}`
+  }
+}
+
+/**
+ * Which readiness a watch is interested in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Interest {
+  readonly read?: boolean
+  readonly write?: boolean
+}
+
+/**
+ * One readiness report for a watched fd. After a report with `hup` or
+ * `error`, the watch stream ends: a closed peer never spins the loop.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Readiness {
+  readonly read: boolean
+  readonly write: boolean
+  readonly hup: boolean
+  readonly error: boolean
+}
+
+/**
+ * A child process ended.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChildStatus {
+  readonly pid: number
+  readonly code: number | null
+  readonly signal: string | null
+}
+
+/**
+ * The platform's one timer, armed to an absolute deadline in milliseconds on
+ * the `Clock` of the program (`Clock.currentTimeMillis`). Arming again
+ * replaces the previous deadline. `fired` emits the deadline each time the
+ * timer goes off (never before its deadline).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Timer {
+  readonly arm: (deadline: number) => Effect.Effect<void>
+  readonly disarm: Effect.Effect<void>
+  readonly fired: Stream.Stream<number>
+}
+
+/**
+ * The command channel (the original's self-pipe). `unsafeSend` may be called
+ * from anywhere, including callbacks outside Effect; bytes from one sender
+ * arrive in the order sent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Commands {
+  readonly send: (byte: number) => Effect.Effect<void, PlatformError>
+  /** Sends without Effect; throws `PlatformError` on a bad byte or a closed channel. */
+  readonly unsafeSend: (byte: number) => void
+  /** The received bytes. Consume it once (the event loop does). */
+  readonly received: Stream.Stream<number, PlatformError>
+}
+
+/**
+ * What a platform implementation is and can do.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Info {
+  /** `"test"`, `"node-portable"`, `"linux-native"`... */
+  readonly name: string
+  /** Most fds watched at once. */
+  readonly maxFds: number
+  /** Whether real-time signals (`SIGRTMIN+n`) can be claimed. */
+  readonly realtimeSignals: boolean
+}
+
+/**
+ * The platform service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Platform {
+  readonly info: Info
+  /**
+   * Claims the signals while the stream runs and emits each delivered
+   * signal's name; releasing restores the previous dispositions. Fails with
+   * `InvalidSignal` for unknown names.
+   */
+  readonly signals: (signals: ReadonlyArray<string>) => Stream.Stream<string, PlatformError>
+  /** Acquires the timer for the scope. */
+  readonly timer: Effect.Effect<Timer, PlatformError, Scope.Scope>
+  /**
+   * Watches an fd while the stream runs. Fails with `BadFd`,
+   * `AlreadyWatched` or `TooManyFds`; ends after a `hup` or `error` report.
+   */
+  readonly watch: (fd: number, interest: Interest) => Stream.Stream<Readiness, PlatformError>
+  readonly commands: Commands
+  /** Child processes that ended. */
+  readonly childExits: Stream.Stream<ChildStatus, PlatformError>
+}
+
+/**
+ * The platform service tag.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Platform: Context.Tag<Platform, Platform> = Context.GenericTag<Platform>("@refpersys/core/Platform")
+
+const standardSignals = new Set([
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGPIPE",
+  "SIGALRM",
+  "SIGTERM",
+  "SIGCHLD",
+  "SIGCONT",
+  "SIGTSTP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGURG",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGWINCH",
+  "SIGIO",
+  "SIGPWR",
+  "SIGSYS"
+])
+
+/**
+ * Whether a name is a signal the runtime can claim: a catchable standard
+ * signal (`SIGKILL` and `SIGSTOP` cannot be caught; `SIGSEGV` and friends
+ * must not be) or a real-time signal `SIGRTMIN+n` / `SIGRTMAX-n`.
+ *
+ * @example
+ * ```ts
+ * import { Platform } from "@refpersys/core"
+ *
+ * Platform.isClaimableSignal("SIGUSR1")    // true
+ * Platform.isClaimableSignal("SIGRTMIN+3") // true
+ * Platform.isClaimableSignal("SIGKILL")    // false
+ * ```
+ *
+ * @since 0.1.0
+ * @category signals
+ */
+export const isClaimableSignal = (name: string): boolean =>
+  standardSignals.has(name) || /^SIGRT(MIN|MAX)([+-]([0-9]|[12][0-9]|3[0-2]))?$/.test(name)
