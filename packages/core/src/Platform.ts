@@ -154,18 +154,24 @@ export interface Info {
 export interface Platform {
   readonly info: Info
   /**
-   * Claims the signals while the stream runs and emits each delivered
-   * signal's name; releasing restores the previous dispositions. Fails with
-   * `InvalidSignal` for unknown names.
+   * Claims the signals for the scope and returns the stream of delivered
+   * signal names; closing the scope restores the previous dispositions.
+   * Fails at once with `InvalidSignal` for names it cannot claim.
    */
-  readonly signals: (signals: ReadonlyArray<string>) => Stream.Stream<string, PlatformError>
+  readonly signals: (
+    signals: ReadonlyArray<string>
+  ) => Effect.Effect<Stream.Stream<string, PlatformError>, PlatformError, Scope.Scope>
   /** Acquires the timer for the scope. */
   readonly timer: Effect.Effect<Timer, PlatformError, Scope.Scope>
   /**
-   * Watches an fd while the stream runs. Fails with `BadFd`,
-   * `AlreadyWatched` or `TooManyFds`; ends after a `hup` or `error` report.
+   * Watches an fd for the scope and returns its readiness reports. Fails at
+   * once with `BadFd`, `AlreadyWatched` or `TooManyFds`; the stream ends
+   * after a `hup` or `error` report (and frees the slot).
    */
-  readonly watch: (fd: number, interest: Interest) => Stream.Stream<Readiness, PlatformError>
+  readonly watch: (
+    fd: number,
+    interest: Interest
+  ) => Effect.Effect<Stream.Stream<Readiness, PlatformError>, PlatformError, Scope.Scope>
   readonly commands: Commands
   /** Child processes that ended. */
   readonly childExits: Stream.Stream<ChildStatus, PlatformError>
