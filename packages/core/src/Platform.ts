@@ -156,7 +156,9 @@ export interface Platform {
   /**
    * Claims the signals for the scope and returns the stream of delivered
    * signal names; closing the scope restores the previous dispositions.
-   * Fails at once with `InvalidSignal` for names it cannot claim.
+   * Fails at once with `InvalidSignal` for names it cannot claim. When
+   * several scopes claim one signal, each of their streams gets every
+   * delivery.
    */
   readonly signals: (
     signals: ReadonlyArray<string>
@@ -213,7 +215,8 @@ const standardSignals = new Set([
 /**
  * Whether a name is a signal the runtime can claim: a catchable standard
  * signal (`SIGKILL` and `SIGSTOP` cannot be caught; `SIGSEGV` and friends
- * must not be) or a real-time signal `SIGRTMIN+n` / `SIGRTMAX-n`.
+ * must not be) or a real-time signal `SIGRTMIN+n` / `SIGRTMAX-n` with n from
+ * 0 to 30 (glibc keeps 30 real-time signals for programs).
  *
  * @example
  * ```ts
@@ -228,4 +231,4 @@ const standardSignals = new Set([
  * @category signals
  */
 export const isClaimableSignal = (name: string): boolean =>
-  standardSignals.has(name) || /^SIGRT(MIN|MAX)([+-]([0-9]|[12][0-9]|3[0-2]))?$/.test(name)
+  standardSignals.has(name) || /^(SIGRTMIN(\+([0-9]|[12][0-9]|30))?|SIGRTMAX(-([0-9]|[12][0-9]|30))?)$/.test(name)

@@ -31,6 +31,20 @@ export * as AgendaStats from "./AgendaStats.js"
 export * as Event from "./Event.js"
 
 /**
+ * The event loop: one event queue, handlers with explanations, default bindings.
+ *
+ * @since 0.1.0
+ */
+export * as EventLoop from "./EventLoop.js"
+
+/**
+ * Typed errors of the event loop.
+ *
+ * @since 0.1.0
+ */
+export * as EventLoopError from "./EventLoopError.js"
+
+/**
  * The swappable platform layer: signals, timer, fd readiness, commands.
  *
  * @since 0.1.0
@@ -64,6 +78,13 @@ export * as PromiseAgenda from "./PromiseAgenda.js"
  * @since 0.1.0
  */
 export * as Tasklet from "./Tasklet.js"
+
+/**
+ * One-shot and periodic timeouts on the platform timer, fired in deadline order.
+ *
+ * @since 0.1.0
+ */
+export * as Timeouts from "./Timeouts.js"
 
 /**
  * Worker snapshots.

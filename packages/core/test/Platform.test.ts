@@ -1,0 +1,51 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import * as Event from "../src/Event.js"
+import * as Platform from "../src/Platform.js"
+
+describe("Platform", () => {
+  it("isClaimableSignal accepts catchable and real-time signals only", () => {
+    for (const ok of ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGRTMIN", "SIGRTMIN+30", "SIGRTMAX", "SIGRTMAX-30"]) {
+      expect(Platform.isClaimableSignal(ok), ok).toBe(true)
+    }
+    for (const bad of ["SIGKILL", "SIGSTOP", "SIGSEGV", "SIGRTMIN+31", "SIGRTMIN-1", "SIGRTMAX+1", "sigint", "", "SIGNOPE"]) {
+      expect(Platform.isClaimableSignal(bad), bad).toBe(false)
+    }
+  })
+
+  it("PlatformError says what failed, why, and the errno when there is one", () => {
+    const e = new Platform.PlatformError({ operation: "watch", reason: "BadFd", detail: "fd 99 is not open", errno: "EBADF" })
+    expect(e.message).toBe("watch failed (BadFd, EBADF): fd 99 is not open")
+    expect(new Platform.PlatformError({ operation: "signals", reason: "InvalidSignal", detail: "x" }).message).toBe(
+      "signals failed (InvalidSignal): x"
+    )
+    expect(Schema.is(Platform.ErrorReason)("TooManyFds")).toBe(true)
+  })
+})
+
+describe("Event", () => {
+  it("round-trips every kind through the Schema union", () => {
+    const events: Array<Event.Event> = [
+      new Event.FdReady({ fd: 3, read: true, write: false, hup: false, error: false, at: 1 }),
+      new Event.Signal({ signal: "SIGUSR1", at: 2 }),
+      new Event.TimerFired({ id: 1, label: "t", deadline: 3, missed: 0, at: 3 }),
+      new Event.Command({ byte: 68, at: 4 }),
+      new Event.ChildExit({ pid: 42, code: null, signal: "SIGKILL", at: 5 })
+    ]
+    for (const e of events) {
+      const json = JSON.parse(JSON.stringify(Schema.encodeSync(Event.Event)(e)))
+      expect(Schema.decodeUnknownSync(Event.Event)(json)).toEqual(e)
+    }
+    expect(Event.kinds).toEqual(events.map((e) => e._tag))
+  })
+
+  it("rejects a command byte out of range", () => {
+    expect(() => Schema.decodeUnknownSync(Event.Event)({ _tag: "Command", byte: 256, at: 0 })).toThrow()
+  })
+
+  it("describeByte shows hex and the character when printable", () => {
+    expect(Event.describeByte(68)).toBe("0x44 'D'")
+    expect(Event.describeByte(0)).toBe("0x00")
+    expect(Event.describeByte(255)).toBe("0xff")
+  })
+})

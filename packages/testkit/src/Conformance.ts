@@ -1,0 +1,451 @@
+/**
+ * The conformance suite of the `Platform` contract: one set of vitest tests
+ * that every platform layer must pass, the `TestPlatform` of this kit as
+ * much as the Linux native and portable Node layers.
+ *
+ * A platform is exercised through a {@link Driver}, which does what the
+ * contract leaves to the outside world: raising a signal, making an fd
+ * readable, hanging it up, finding an fd that cannot be watched, and moving
+ * time. Every test gets a fresh platform from the layer, and waits on the
+ * platform's own streams rather than on time, so it is fast on `TestClock`
+ * and needs no fixed sleep on the live clock. A test that waits for an event
+ * that never comes fails after 10 seconds of real time, on either clock.
+ *
+ * `suite` needs `@effect/vitest` and `vitest` (peer dependencies) and must be
+ * called while vitest collects tests.
+ *
+ * @since 0.1.0
+ */
+import type * as Vitest from "@effect/vitest"
+import { Platform } from "@refpersys/core"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+
+/**
+ * What the suite needs from the outside world to exercise a platform.
+ *
+ * Every effect runs inside the test, with the platform under test provided
+ * and, for `readableFd` and `badFd`, the test's scope (close what you open
+ * there).
+ *
+ * @example
+ * ```ts
+ * import { Clock, Effect, TestClock } from "effect"
+ * import { Conformance, TestPlatform } from "@refpersys/testkit"
+ *
+ * const driver: Conformance.Driver = {
+ *   clock: "test",
+ *   raise: (signal) => Effect.flatMap(TestPlatform.fromPlatform, (test) => test.signal(signal)),
+ *   readableFd: Effect.gen(function*() {
+ *     const test = yield* TestPlatform.fromPlatform
+ *     const fd = yield* test.openFd
+ *     return { fd, makeReadable: test.ready(fd, { read: true }), hangup: test.hangup(fd) }
+ *   }),
+ *   badFd: Effect.flatMap(TestPlatform.fromPlatform, (test) => Effect.tap(test.openFd, test.markClosed)),
+ *   advanceTo: (deadline) =>
+ *     Effect.flatMap(Clock.currentTimeMillis, (now) => TestClock.adjust(Math.max(0, deadline - now)))
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Driver {
+  /**
+   * Makes a signal arrive at this process (TestPlatform: inject; real
+   * platforms: `process.kill(process.pid, name)` or a native raise). The
+   * suite raises only signals it has claimed, and right after `signals`
+   * returned: the contract says the claim holds by then.
+   */
+  readonly raise: (signal: string) => Effect.Effect<void, unknown, Platform.Platform>
+  /**
+   * A readable fd plus a way to make it readable and to hang it up
+   * (TestPlatform: a fake fd number driven by the control service; real: a
+   * pipe). The suite calls `makeReadable` and `hangup` at most once each,
+   * and only while the fd is watched.
+   */
+  readonly readableFd: Effect.Effect<
+    { readonly fd: number; readonly makeReadable: Effect.Effect<void, unknown>; readonly hangup: Effect.Effect<void, unknown> },
+    unknown,
+    Platform.Platform | Scope.Scope
+  >
+  /** An fd that must be rejected with `BadFd` (a closed fd, a regular file). */
+  readonly badFd: Effect.Effect<number, unknown, Platform.Platform | Scope.Scope>
+  /**
+   * Waits until the timer armed at `deadline` may fire (TestPlatform: adjust
+   * `TestClock`; real: nothing, the test awaits the event). Also used to
+   * move a control sleep of the test to its deadline.
+   */
+  readonly advanceTo: (deadline: number) => Effect.Effect<void, unknown, Platform.Platform>
+  /** Whether tests run on `TestClock` (`it.effect`) or the live clock (`it.live`). */
+  readonly clock: "test" | "live"
+}
+
+// Loaded here rather than imported statically: vitest throws as soon as it is
+// imported outside a vitest run, and the kit's index re-exports this module
+// to programs that only want `TestTime` or `TestPlatform`. Outside vitest the
+// error waits until someone calls `suite`.
+const vitest: typeof Vitest | Error = await import("@effect/vitest").then(
+  (module) => module,
+  (error: unknown) => (error instanceof Error ? error : new Error(String(error)))
+)
+
+const vitestApi = (): typeof Vitest => {
+  if (vitest instanceof Error) {
+    throw new Error(`Conformance.suite must be called from a test file run by vitest: ${vitest.message}`)
+  }
+  return vitest
+}
+
+const SAFETY_NET_MILLIS = 10_000
+const VITEST_TIMEOUT_MILLIS = 30_000
+
+// A safety net on the test's own clock would never go off under `TestClock`.
+const liveClock = Clock.make()
+
+const withSafetyNet = <A, E, R>(effect: Effect.Effect<A, E, R>, title: string): Effect.Effect<A, E, R> =>
+  Effect.raceFirst(
+    effect,
+    Effect.sleep(Duration.millis(SAFETY_NET_MILLIS)).pipe(
+      Effect.withClock(liveClock),
+      Effect.zipRight(Effect.dieMessage(
+        `conformance test "${title}" waited ${SAFETY_NET_MILLIS} ms of real time for an event that never came`
+      ))
+    )
+  )
+
+/**
+ * Pulls a stream one element at a time, keeping what a pull brought beyond
+ * that: a platform may deliver several events in one chunk.
+ */
+const puller = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Effect.Effect<A, E | Error>, never, Scope.Scope> =>
+  Effect.map(Stream.toPull(stream), (pull) => {
+    const buffer: Array<A> = []
+    const next: Effect.Effect<A, E | Error> = Effect.suspend(() =>
+      buffer.length > 0
+        ? Effect.succeed(buffer.shift() as A)
+        : pull.pipe(
+          Effect.mapError((e) => Option.getOrElse(e, () => new Error("the stream ended before the expected element"))),
+          Effect.flatMap((chunk) => {
+            buffer.push(...chunk)
+            return next
+          })
+        )
+    )
+    return next
+  })
+
+const sleepUntil = (deadline: number) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sleep(Duration.millis(Math.max(0, deadline - now))))
+
+/**
+ * Registers the conformance tests of a platform layer with vitest, in a
+ * `describe` block named after `name`. Each test builds a fresh platform
+ * from `layer`.
+ *
+ * Checks: `info`; a claimed signal arrives once, as its name (SIGUSR2,
+ * SIGHUP, and SIGRTMIN+1 when `info.realtimeSignals`); unclaimable and
+ * unknown names fail with `InvalidSignal`; command bytes 0..255 arrive in
+ * order, from `send` and from `unsafeSend` outside Effect, and other values
+ * fail with `InvalidByte`; the timer fires with its deadline and not before,
+ * re-arming replaces the deadline, `disarm` cancels it; watching reports
+ * readability, reports a hang-up and ends, and refuses bad fds (`BadFd`),
+ * a second watch of an fd (`AlreadyWatched`) and one fd more than
+ * `info.maxFds` (`TooManyFds`). The last test opens `maxFds + 1` fds from
+ * the driver (two each for pipes), so run real platforms with a `maxFds`
+ * that fits under the process's fd limit.
+ *
+ * @example
+ * ```ts
+ * import { Conformance, TestPlatform } from "@refpersys/testkit"
+ * declare const driver: Conformance.Driver
+ *
+ * Conformance.suite("TestPlatform", TestPlatform.layer(), driver)
+ * ```
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknown>, driver: Driver): void => {
+  const { describe, expect, it } = vitestApi()
+
+  /**
+   * Expects `effect` to fail with a `PlatformError` of the given reason, and
+   * returns the error. Succeeding is a test failure too.
+   */
+  const failsWith = <A, R>(
+    effect: Effect.Effect<A, Platform.PlatformError, R>,
+    reason: Platform.PlatformError["reason"]
+  ): Effect.Effect<Platform.PlatformError, Error, R> =>
+    Effect.matchEffect(effect, {
+      onFailure: (error) => {
+        expect(error._tag).toBe("PlatformError")
+        expect(error.reason).toBe(reason)
+        return Effect.succeed(error)
+      },
+      onSuccess: () =>
+        Effect.fail(new Error(`expected a PlatformError with reason ${reason}, but the operation succeeded`))
+    })
+
+  const test = (title: string, body: Effect.Effect<void, unknown, Platform.Platform | Scope.Scope>): void => {
+    const run = () => withSafetyNet(Effect.provide(Effect.scoped(body), layer), title)
+    if (driver.clock === "test") it.effect(title, run, VITEST_TIMEOUT_MILLIS)
+    else it.live(title, run, VITEST_TIMEOUT_MILLIS)
+  }
+
+  describe(`${name} (Platform conformance)`, () => {
+    test(
+      "info names the platform and allows at least one fd",
+      Effect.gen(function*() {
+        const { info } = yield* Platform.Platform
+        expect(typeof info.name).toBe("string")
+        expect(info.name.length).toBeGreaterThan(0)
+        expect(Number.isInteger(info.maxFds)).toBe(true)
+        expect(info.maxFds).toBeGreaterThanOrEqual(1)
+        expect(typeof info.realtimeSignals).toBe("boolean")
+      })
+    )
+
+    describe("signals", () => {
+      test(
+        "a claimed signal that is raised arrives once, as its name",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const names = ["SIGUSR2", "SIGHUP", ...(platform.info.realtimeSignals ? ["SIGRTMIN+1"] : [])]
+          const next = yield* puller(yield* platform.signals(names))
+          // One at a time: two pending standard signals may arrive in either order.
+          for (const signal of names) {
+            yield* driver.raise(signal)
+            expect(yield* next).toBe(signal)
+          }
+          // Had the previous signal arrived twice, the duplicate would come first.
+          yield* driver.raise(names[0])
+          expect(yield* next).toBe(names[0])
+        })
+      )
+
+      test(
+        "claiming an unclaimable or unknown name fails with InvalidSignal naming it",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const cases: Array<[ReadonlyArray<string>, string]> = [
+            [["SIGKILL"], "SIGKILL"],
+            [["SIGSTOP"], "SIGSTOP"],
+            [["SIGNOPE"], "SIGNOPE"],
+            [["SIGUSR1", "SIGNOPE"], "SIGNOPE"]
+          ]
+          if (!platform.info.realtimeSignals) cases.push([["SIGRTMIN+1"], "SIGRTMIN+1"])
+          for (const [names, bad] of cases) {
+            const error = yield* failsWith(Effect.scoped(platform.signals(names)), "InvalidSignal")
+            expect(error.detail).toContain(bad)
+          }
+        })
+      )
+
+      test(
+        "a claim ends with its scope, and the signals can be claimed again",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          yield* Effect.scoped(platform.signals(["SIGUSR2"]))
+          const next = yield* puller(yield* platform.signals(["SIGUSR2"]))
+          yield* driver.raise("SIGUSR2")
+          expect(yield* next).toBe("SIGUSR2")
+        })
+      )
+    })
+
+    describe("commands", () => {
+      test(
+        "bytes 0..255 sent in order arrive in order",
+        Effect.gen(function*() {
+          const { commands } = yield* Platform.Platform
+          const bytes = Array.from({ length: 256 }, (_, i) => i)
+          const received = yield* Effect.fork(Stream.runCollect(Stream.take(commands.received, bytes.length)))
+          for (const byte of bytes) yield* commands.send(byte)
+          expect(Chunk.toReadonlyArray(yield* Fiber.join(received))).toEqual(bytes)
+        })
+      )
+
+      test(
+        "unsafeSend works from outside Effect and keeps one sender's order",
+        Effect.gen(function*() {
+          const { commands } = yield* Platform.Platform
+          const received = yield* Effect.fork(Stream.runCollect(Stream.take(commands.received, 4)))
+          yield* commands.send(1)
+          commands.unsafeSend(2)
+          yield* Effect.async<void>((resume) => {
+            const handle = setImmediate(() => {
+              commands.unsafeSend(3)
+              resume(Effect.void)
+            })
+            return Effect.sync(() => clearImmediate(handle))
+          })
+          yield* commands.send(4)
+          expect(Chunk.toReadonlyArray(yield* Fiber.join(received))).toEqual([1, 2, 3, 4])
+        })
+      )
+
+      test(
+        "values outside 0..255 fail with InvalidByte and send nothing",
+        Effect.gen(function*() {
+          const { commands } = yield* Platform.Platform
+          for (const byte of [256, -1, 1.5, Number.NaN]) {
+            yield* failsWith(commands.send(byte), "InvalidByte")
+          }
+          let thrown: unknown = undefined
+          try {
+            commands.unsafeSend(256)
+          } catch (error) {
+            thrown = error
+          }
+          expect(thrown).toMatchObject({ _tag: "PlatformError", reason: "InvalidByte" })
+          yield* commands.send(7)
+          expect(Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(commands.received, 1)))).toEqual([7])
+        })
+      )
+    })
+
+    describe("timer", () => {
+      test(
+        "arm fires with its deadline, and not before it",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const timer = yield* platform.timer
+          // Stamped by a fiber of its own, so an early firing is seen at the
+          // time it happens rather than when the test gets round to it.
+          const receipt = yield* timer.fired.pipe(
+            Stream.take(1),
+            Stream.mapEffect((deadline) => Effect.map(Clock.currentTimeMillis, (at) => ({ deadline, at }))),
+            Stream.runCollect,
+            Effect.fork
+          )
+          const deadline = (yield* Clock.currentTimeMillis) + 50
+          yield* timer.arm(deadline)
+          yield* driver.advanceTo(deadline - 1)
+          yield* driver.advanceTo(deadline)
+          const fired = Chunk.toReadonlyArray(yield* Fiber.join(receipt))
+          expect(fired.map((f) => f.deadline)).toEqual([deadline])
+          expect(fired[0].at).toBeGreaterThanOrEqual(deadline)
+        })
+      )
+
+      test(
+        "re-arming replaces the deadline: an earlier one fires, the replaced one never does",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const timer = yield* platform.timer
+          const next = yield* puller(timer.fired)
+          const start = yield* Clock.currentTimeMillis
+          yield* timer.arm(start + 100)
+          yield* timer.arm(start + 50)
+          yield* driver.advanceTo(start + 50)
+          expect(yield* next).toBe(start + 50)
+          // Waiting past start + 100: had that deadline survived, it would come first.
+          yield* timer.arm(start + 150)
+          yield* driver.advanceTo(start + 150)
+          expect(yield* next).toBe(start + 150)
+        })
+      )
+
+      test(
+        "disarm cancels the pending deadline",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const timer = yield* platform.timer
+          const next = yield* puller(timer.fired)
+          const start = yield* Clock.currentTimeMillis
+          yield* timer.arm(start + 50)
+          yield* timer.disarm
+          // A control sleep past the cancelled deadline, then a new arming:
+          // the first firing must be the new one.
+          const control = yield* Effect.fork(sleepUntil(start + 100))
+          yield* driver.advanceTo(start + 100)
+          yield* Fiber.join(control)
+          yield* timer.arm(start + 150)
+          yield* driver.advanceTo(start + 150)
+          expect(yield* next).toBe(start + 150)
+        })
+      )
+    })
+
+    describe("watch", () => {
+      test(
+        "a readable fd reports read, and only what the interest asks for",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const { fd, makeReadable } = yield* driver.readableFd
+          const reports = yield* platform.watch(fd, { read: true })
+          yield* makeReadable
+          const first = Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(reports, 1)))
+          expect(first).toEqual([{ read: true, write: false, hup: false, error: false }])
+        })
+      )
+
+      test(
+        "a hang-up reports hup and ends the stream, which unwatches the fd",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const { fd, hangup } = yield* driver.readableFd
+          const reports = yield* platform.watch(fd, { read: true })
+          yield* hangup
+          const all = Chunk.toReadonlyArray(yield* Stream.runCollect(reports))
+          expect(all.length).toBeGreaterThan(0)
+          expect(all[all.length - 1].hup).toBe(true)
+          expect(all.filter((r) => r.hup)).toHaveLength(1)
+          // Still watched, this would fail with AlreadyWatched.
+          yield* platform.watch(fd, { read: true })
+        })
+      )
+
+      test(
+        "watching a watched fd fails with AlreadyWatched until the first watch's scope closes",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const { fd } = yield* driver.readableFd
+          yield* Effect.scoped(Effect.gen(function*() {
+            yield* platform.watch(fd, { read: true })
+            const error = yield* failsWith(Effect.scoped(platform.watch(fd, { read: true })), "AlreadyWatched")
+            expect(error.detail).toContain(String(fd))
+          }))
+          yield* platform.watch(fd, { read: true })
+        })
+      )
+
+      test(
+        "bad fds fail with BadFd",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const bad = yield* driver.badFd
+          for (const fd of [-1, 1.5, bad]) {
+            yield* failsWith(Effect.scoped(platform.watch(fd, { read: true })), "BadFd")
+          }
+        })
+      )
+
+      test(
+        "one fd more than info.maxFds fails with TooManyFds, and a hang-up frees a slot",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const { maxFds } = platform.info
+          const fds = yield* Effect.forEach(Array.from({ length: maxFds + 1 }), () => driver.readableFd)
+          const streams = yield* Effect.forEach(fds.slice(0, maxFds), ({ fd }) => platform.watch(fd, { read: true }))
+          const extra = fds[maxFds]
+          yield* failsWith(Effect.scoped(platform.watch(extra.fd, { read: true })), "TooManyFds")
+          yield* fds[0].hangup
+          yield* Stream.runDrain(streams[0])
+          const reports = yield* platform.watch(extra.fd, { read: true })
+          yield* extra.makeReadable
+          const first = Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(reports, 1)))
+          expect(first.map((r) => r.read)).toEqual([true])
+        })
+      )
+    })
+  })
+}
