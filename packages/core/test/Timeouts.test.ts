@@ -327,6 +327,22 @@ describe("Timeouts", () => {
         }).pipe(Effect.withClock(clock))
       }))
 
+    it.scoped("every does not drift on TestClock either (200 ticks, one adjust per tick)", () =>
+      Effect.gen(function*() {
+        const { events, onFire } = recording()
+        const { timeouts, probe } = yield* setup({ onFire })
+        const start = yield* Clock.currentTimeMillis
+        const handle = yield* timeouts.every("7 millis", Effect.void, { label: "tick" })
+        for (let k = 1; k <= 200; k++) {
+          yield* advance(probe, 7)
+          yield* eventually(holds(() => events.length === k), `tick ${k}`)
+        }
+        expect(handle.fired).toBe(200)
+        expect(events.every((e, i) => e.deadline === start + (i + 1) * 7 && e.at === e.deadline && e.missed === 0))
+          .toBe(true)
+        expect(handle.deadline).toBe(start + 201 * 7)
+      }))
+
     it.scoped("a late loop fires once and counts the missed ticks instead of bursting", () =>
       Effect.gen(function*() {
         const { events, onFire } = recording()
