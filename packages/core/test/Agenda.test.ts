@@ -1,20 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { AgendaHarness } from "@refpersys/testkit"
+import { AgendaHarness, TestTime } from "@refpersys/testkit"
 import { Cause, Deferred, Effect, Exit, Fiber, FiberRef, Logger, Metric, Option, TestClock } from "effect"
 import * as Agenda from "../src/Agenda.js"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "../src/AgendaError.js"
 import type { Priority } from "../src/Priority.js"
 import { TaskletDropped, TaskletObsolete } from "../src/Tasklet.js"
 
-/** Polls (yielding, never sleeping) until `check` holds. */
-const eventually = (check: Effect.Effect<boolean>, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 100_000; i++) {
-      if (yield* check) return
-      yield* Effect.yieldNow({ priority: -1 })
-    }
-    return yield* Effect.dieMessage(`condition never held: ${what}`)
-  })
+const eventually = TestTime.eventually
 
 describe("Agenda", () => {
   describe("running tasklets", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { TestPlatform } from "@refpersys/testkit"
+import { TestPlatform, TestTime } from "@refpersys/testkit"
 import { Deferred, Effect, Fiber, Layer, Logger, Schema, TestClock } from "effect"
 import * as Agenda from "../src/Agenda.js"
 import { InvalidOptions } from "../src/AgendaError.js"
@@ -7,15 +7,7 @@ import * as Event from "../src/Event.js"
 import * as EventLoop from "../src/EventLoop.js"
 import { HandlerConflict, LoopStopped, TooManyHandlers } from "../src/EventLoopError.js"
 
-/** Polls (yielding, never sleeping) until `check` holds. */
-const eventually = <R>(check: Effect.Effect<boolean, never, R>, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 100_000; i++) {
-      if (yield* check) return
-      yield* Effect.yieldNow({ priority: -1 })
-    }
-    return yield* Effect.dieMessage(`condition never held: ${what}`)
-  })
+const eventually = TestTime.eventually
 
 const captureLogs = () => {
   const lines: Array<string> = []

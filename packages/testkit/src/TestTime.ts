@@ -203,6 +203,42 @@ const awaitCount = (name: string, count: number, options: AwaitOptions | undefin
   })
 
 /**
+ * Waits until `check` holds, yielding in between (a lowest-priority
+ * `yieldNow`, then an event-loop turn, alternately) and never sleeping. Dies
+ * with a message naming `what` after `maxYields` yields (default 100,000):
+ * in a test, a condition that never holds is a failure to report, not an
+ * error to handle.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agenda } from "@refpersys/core"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const waitForQuit = TestTime.eventually(
+ *   Effect.map(Agenda.stats, (s) => s.state === "quitting"),
+ *   "the agenda is quitting"
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category waiting
+ */
+export const eventually = <E, R>(
+  check: Effect.Effect<boolean, E, R>,
+  what: string,
+  options?: AwaitOptions
+): Effect.Effect<void, E, R> =>
+  Effect.gen(function*() {
+    const maxYields = options?.maxYields ?? 100_000
+    for (let yields = 0; yields <= maxYields; yields++) {
+      if (yield* check) return
+      yield* yields % 2 === 0 ? yieldLowest : eventLoopTurn
+    }
+    return yield* Effect.dieMessage(`condition never held after ${maxYields} yields: ${what}`)
+  })
+
+/**
  * Waits until `TestClock.sleeps()` has at least `count` pending sleeps.
  *
  * Does not move the clock. Checks before the first yield and after each

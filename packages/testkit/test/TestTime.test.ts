@@ -207,3 +207,22 @@ describe("TestTime", () => {
       }))
   })
 })
+
+describe("TestTime.eventually", () => {
+  it.effect("returns once the condition holds, checking before yielding", () =>
+    Effect.gen(function*() {
+      let polls = 0
+      yield* TestTime.eventually(Effect.sync(() => ++polls >= 3), "third poll")
+      expect(polls).toBe(3)
+      yield* TestTime.eventually(Effect.succeed(true), "at once", { maxYields: 0 })
+    }))
+
+  it.effect("dies with the description when the condition never holds", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(TestTime.eventually(Effect.succeed(false), "the moon is cheese", { maxYields: 5 }))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : "")).toContain(
+        "condition never held after 5 yields: the moon is cheese"
+      )
+    }))
+})

@@ -22,6 +22,7 @@ import type * as Tasklet from "../Tasklet.js"
 import { TaskletDropped, TaskletObsolete } from "../Tasklet.js"
 import { WorkerState } from "../WorkerState.js"
 import { RingQueue } from "./ringQueue.js"
+import { Summary } from "./summary.js"
 
 type Level = 0 | 1 | 2
 
@@ -177,28 +178,6 @@ interface BlockedSubmitter {
 interface GcRequest {
   readonly collector: Effect.Effect<void, unknown>
   readonly resume: (effect: Effect.Effect<void, unknown>) => void
-}
-
-/** Running min/max/sum/count of a duration, per instance (metrics are global). */
-class Summary {
-  count = 0
-  min = Infinity
-  max = 0
-  sum = 0
-  add(v: number): void {
-    this.count++
-    this.sum += v
-    if (v < this.min) this.min = v
-    if (v > this.max) this.max = v
-  }
-  toJSON() {
-    return {
-      count: this.count,
-      min: this.count === 0 ? 0 : this.min,
-      max: this.max,
-      mean: this.count === 0 ? 0 : this.sum / this.count
-    }
-  }
 }
 
 /** @internal */
@@ -870,13 +849,7 @@ export class AgendaImpl {
     const sum = (xs: ReadonlyArray<number>) => levels.reduce((acc: number, l) => acc + xs[l], 0)
     const merge = (summaries: ReadonlyArray<Summary>) => {
       const s = new Summary()
-      for (const l of levels) {
-        const x = summaries[l]
-        s.count += x.count
-        s.sum += x.sum
-        s.min = Math.min(s.min, x.min)
-        s.max = Math.max(s.max, x.max)
-      }
+      for (const l of levels) s.merge(summaries[l])
       return s.toJSON()
     }
     return new PriorityStats({

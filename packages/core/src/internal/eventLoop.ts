@@ -18,6 +18,7 @@ import type { Priority } from "../Priority.js"
 import * as Timeouts from "../Timeouts.js"
 import { decodeDuration } from "./agenda.js"
 import { RingQueue } from "./ringQueue.js"
+import { Summary } from "./summary.js"
 
 interface Handler {
   readonly id: number
@@ -105,26 +106,6 @@ const toByte = (command: number | string): number | undefined => {
   return Number.isInteger(byte) && byte >= 0 && byte <= 255 ? byte : undefined
 }
 
-class Summary {
-  count = 0
-  min = Infinity
-  max = 0
-  sum = 0
-  add(v: number) {
-    this.count++
-    this.sum += v
-    if (v < this.min) this.min = v
-    if (v > this.max) this.max = v
-  }
-  toJSON() {
-    return {
-      count: this.count,
-      min: this.count === 0 ? 0 : this.min,
-      max: this.max,
-      mean: this.count === 0 ? 0 : this.sum / this.count
-    }
-  }
-}
 
 const dispatchHistogram = Metric.histogram(
   "refpersys_loop_dispatch_ms",
