@@ -473,3 +473,19 @@ describe("EventLoop", () => {
       }).pipe(Effect.provide(env())))
   })
 })
+
+describe("EventLoop scope", () => {
+  it.effect("closing the loop's scope drains the agenda and publishes a quit", () =>
+    Effect.gen(function*() {
+      const { handles, loop } = yield* Effect.scoped(Effect.gen(function*() {
+        const loop = yield* EventLoop.make()
+        const handles = []
+        for (let i = 0; i < 10; i++) handles.push(yield* Agenda.submit(Effect.yieldNow(), { priority: "Low" }))
+        return { handles, loop }
+      }))
+      expect(handles.every((h) => h.outcome === "Completed")).toBe(true)
+      const stopped = yield* loop.awaitStop
+      expect(stopped).toMatchObject({ reason: "quit", cause: "scope closed" })
+      expect(stopped.agenda.stats.total.balanced).toBe(true)
+    }).pipe(Effect.provide(env())))
+})

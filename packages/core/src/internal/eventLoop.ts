@@ -1,6 +1,7 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
@@ -120,7 +121,7 @@ interface Config {
   readonly batchSize: number
   readonly signals: ReadonlyArray<string>
   readonly defaultBindings: boolean
-  readonly quitTimeout: import("effect/Duration").Duration | undefined
+  readonly quitTimeout: Duration.Duration | undefined
 }
 
 const positiveInt = (option: string, value: unknown, fallback: number): number | InvalidOptions => {
@@ -191,7 +192,14 @@ export const make = (
     )
     if (config.defaultBindings) impl.installDefaults()
     yield* Effect.forkScoped(impl.loop)
-    yield* Effect.addFinalizer(() => impl.stop("exit", "scope closed", undefined))
+    // Closing the loop's scope is a clean shutdown: the agenda drains (bounded
+    // by quitTimeout, else 30 seconds) rather than losing queued work.
+    yield* Effect.addFinalizer(() =>
+      impl.state === "stopped" ? Effect.void : Effect.flatMap(
+        agenda.quit({ timeout: config.quitTimeout ?? Duration.seconds(30) }),
+        (report) => impl.stop("quit", "scope closed", report)
+      )
+    )
     return impl.service()
   })
 
