@@ -1,0 +1,471 @@
+import { Platform } from "@refpersys/core"
+import type { ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as NodePlatform from "../NodePlatform.js"
+
+const NAME = "node-portable"
+
+// One element per pull: a consumer that stops after `Stream.take(n)` leaves
+// the rest queued for the next consumer instead of losing a whole chunk.
+const oneByOne = { maxChunkSize: 1 }
+
+const error = (
+  operation: string,
+  reason: Platform.PlatformError["reason"],
+  detail: string,
+  errno?: string
+): Platform.PlatformError =>
+  new Platform.PlatformError(errno === undefined ? { operation, reason, detail } : { operation, reason, detail, errno })
+
+const closedError = (operation: string) =>
+  error(
+    operation,
+    "Closed",
+    "the node-portable platform's scope is closed; use the platform only inside the scope (or layer) that built it"
+  )
+
+const byteError = (byte: number) =>
+  error("command", "InvalidByte", `command bytes are integers from 0 to 255, got ${String(byte)}`)
+
+const isByte = (byte: number): boolean => Number.isInteger(byte) && byte >= 0 && byte <= 255
+
+const errnoOf = (cause: unknown): string | undefined =>
+  typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "string"
+    ? (cause as { code: string }).code
+    : undefined
+
+// ---- signals ----------------------------------------------------------------
+
+const nodeSignals = os.constants.signals as Readonly<Record<string, number | undefined>>
+
+const signalError = (name: string): Platform.PlatformError => {
+  const why = name.startsWith("SIGRT") && Platform.isClaimableSignal(name)
+    ? `${name} is a real-time signal: Node cannot name real-time signals, so the node-portable layer cannot ` +
+      `claim them; use the linux-native layer (LinuxPlatform) for SIGRTMIN+n / SIGRTMAX-n`
+    : Platform.isClaimableSignal(name)
+    ? `${name} does not exist on this system (${process.platform})`
+    : nodeSignals[name] !== undefined
+    ? `${name} cannot be claimed: SIGKILL and SIGSTOP cannot be caught, and fault signals ` +
+      `(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT...) must not be`
+    : `${JSON.stringify(name)} is not a signal name`
+  const claimable = Object.keys(nodeSignals).filter(Platform.isClaimableSignal)
+  return error("signals", "InvalidSignal", `${why}; claimable here: ${claimable.join(", ")}`)
+}
+
+// Removing the last listener of a signal makes libuv reset it to SIG_DFL, not
+// to what it was before. For these signals Node's own disposition is not the
+// default one (SIGPIPE and SIGXFSZ are ignored, SIGUSR1 starts the inspector),
+// and SIG_DFL would kill the process on the next delivery. Once such a signal
+// has been claimed, a no-op listener stays installed for the process's life,
+// so it remains harmless after the claim ends.
+const notDefaultInNode = new Set(["SIGPIPE", "SIGXFSZ", "SIGUSR1"])
+const guarded = new Set<string>()
+const guard = (): void => {}
+
+const guardSignal = (name: string): void => {
+  if (notDefaultInNode.has(name) && !guarded.has(name)) {
+    guarded.add(name)
+    process.on(name as NodeJS.Signals, guard)
+  }
+}
+
+// ---- child exits ------------------------------------------------------------
+
+const childSinks = new Set<(status: Platform.ChildStatus) => void>()
+
+/** @internal */
+export const trackChild = (child: ChildProcess): void => {
+  const report = (code: number | null, signal: NodeJS.Signals | null) => {
+    // Without a pid the child never started: there is no exit to report
+    // (its "error" event says why).
+    if (child.pid === undefined) return
+    const status: Platform.ChildStatus = { pid: child.pid, code, signal }
+    for (const sink of childSinks) sink(status)
+  }
+  if (child.exitCode !== null || child.signalCode !== null) report(child.exitCode, child.signalCode)
+  else child.once("exit", report)
+}
+
+// ---- watches ----------------------------------------------------------------
+
+interface Watch {
+  readonly fd: number
+  readonly interest: Platform.Interest
+  readonly queue: Queue.Queue<Platform.Readiness>
+  /** Bytes read from the fd and not yet taken with `read`. */
+  chunks: Array<Buffer>
+  size: number
+  /** A `read` report is out and nobody has taken the bytes since. */
+  notified: boolean
+  finished: boolean
+  socket: net.Socket | undefined
+}
+
+const instances = new WeakMap<Platform.Platform, NodePlatform.NodePlatform>()
+
+/** @internal */
+export const fromPlatform = (platform: Platform.Platform): NodePlatform.NodePlatform | undefined =>
+  instances.get(platform)
+
+/** @internal */
+export const make = (
+  options: NodePlatform.Options = {}
+): Effect.Effect<NodePlatform.NodePlatform, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const maxFds = options.maxFds ?? 128
+    const bufferLimit = options.bufferLimit ?? 65_536
+    if (!Number.isInteger(maxFds) || maxFds < 1) {
+      return yield* Effect.dieMessage(`NodePlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`)
+    }
+    if (!Number.isInteger(bufferLimit) || bufferLimit < 1) {
+      return yield* Effect.dieMessage(
+        `NodePlatform: bufferLimit must be an integer of at least 1, got ${String(bufferLimit)}`
+      )
+    }
+
+    const commandQueue = yield* Queue.unbounded<number>()
+    const childQueue = yield* Queue.unbounded<Platform.ChildStatus>()
+    const watches = new Map<number, Watch>()
+    // The latest watch of each fd whose scope is still open, finished or not:
+    // bytes read before a hang-up stay readable until that scope closes.
+    const readers = new Map<number, Watch>()
+    let closed = false
+
+    const childSink = (status: Platform.ChildStatus) => Queue.unsafeOffer(childQueue, status)
+    childSinks.add(childSink)
+
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        childSinks.delete(childSink)
+        // A watch whose scope outlives the platform's would keep its Node
+        // stream (and the event loop of the process) alive.
+        const queues: Array<Queue.Queue<any>> = [commandQueue, childQueue]
+        for (const entry of readers.values()) {
+          entry.finished = true
+          entry.socket?.destroy()
+          queues.push(entry.queue)
+        }
+        watches.clear()
+        readers.clear()
+        return Effect.forEach(queues, Queue.shutdown, { discard: true })
+      })
+    )
+
+    // ---- signals ----
+
+    const signals = (names: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        if (closed) return yield* Effect.fail(closedError("signals"))
+        // Checked before anything is claimed, so a bad list claims nothing.
+        for (const name of names) {
+          if (!Platform.isClaimableSignal(name) || nodeSignals[name] === undefined) {
+            return yield* Effect.fail(signalError(name))
+          }
+        }
+        const queue = yield* Queue.unbounded<string>()
+        const unique = Array.from(new Set(names))
+        const listeners = unique.map((name) => [name as NodeJS.Signals, () => Queue.unsafeOffer(queue, name)] as const)
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            // Installed synchronously, before `signals` returns: from then on
+            // a delivery reaches the stream instead of killing the process.
+            for (const [name, listener] of listeners) {
+              guardSignal(name)
+              process.on(name, listener)
+            }
+          }),
+          () =>
+            Effect.suspend(() => {
+              for (const [name, listener] of listeners) process.removeListener(name, listener)
+              return Queue.shutdown(queue)
+            })
+        )
+        return Stream.fromQueue(queue, oneByOne)
+      })
+
+    // ---- timer ----
+
+    const timer = Effect.gen(function*() {
+      if (closed) return yield* Effect.fail(closedError("timer"))
+      // The clock of whoever acquires the timer, so that a `TestClock` moves
+      // it whichever fiber later calls `arm`.
+      const clock = yield* Effect.clock
+      const fired = yield* Queue.unbounded<number>()
+      let released = false
+      let generation = 0
+      let sleeper: Fiber.RuntimeFiber<void> | undefined = undefined
+
+      const cancel = () => {
+        // The generation guards the window in which an interrupted sleeper
+        // has already woken but not yet run: it must not emit.
+        generation++
+        const previous = sleeper
+        sleeper = undefined
+        return previous === undefined ? Effect.void : Fiber.interruptFork(previous)
+      }
+
+      // setTimeout may wake up to a millisecond early: look at the clock again
+      // and sleep the rest rather than fire before the deadline.
+      const sleepUntil = (deadline: number): Effect.Effect<void> =>
+        Effect.flatMap(clock.currentTimeMillis, (now) =>
+          now >= deadline
+            ? Effect.void
+            : Effect.zipRight(Effect.sleep(Duration.millis(deadline - now)), Effect.suspend(() => sleepUntil(deadline))))
+
+      yield* Effect.addFinalizer(() =>
+        Effect.suspend(() => {
+          released = true
+          return Effect.zipRight(cancel(), Queue.shutdown(fired))
+        })
+      )
+
+      const arm = (deadline: number) =>
+        Effect.uninterruptible(Effect.suspend(() => {
+          if (Number.isNaN(deadline)) return Effect.dieMessage("NodePlatform: timer.arm got NaN for a deadline")
+          if (released) return Effect.dieMessage("NodePlatform: timer.arm called after the timer's scope closed")
+          return Effect.gen(function*() {
+            yield* cancel()
+            const mine = generation
+            // Forked interruptible on purpose: a fiber forked from this
+            // uninterruptible region would inherit that, and the next `arm`
+            // could not replace it.
+            const fiber = yield* Effect.forkDaemon(Effect.interruptible(Effect.zipRight(
+              Effect.withClock(sleepUntil(deadline), clock),
+              Effect.sync(() => {
+                if (mine !== generation) return
+                sleeper = undefined
+                Queue.unsafeOffer(fired, deadline)
+              })
+            )))
+            if (mine === generation) sleeper = fiber
+            else yield* Fiber.interruptFork(fiber)
+          })
+        }))
+
+      const service: Platform.Timer = {
+        arm,
+        disarm: Effect.suspend(() => (released ? Effect.void : cancel())),
+        fired: Stream.fromQueue(fired, oneByOne)
+      }
+      return service
+    })
+
+    // ---- commands ----
+
+    const send = (byte: number) =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(closedError("command"))
+        if (!isByte(byte)) return Effect.fail(byteError(byte))
+        Queue.unsafeOffer(commandQueue, byte)
+        return Effect.void
+      })
+
+    const unsafeSend = (byte: number): void => {
+      if (closed) throw closedError("command")
+      if (!isByte(byte)) throw byteError(byte)
+      Queue.unsafeOffer(commandQueue, byte)
+    }
+
+    // ---- watch ----
+
+    const badFd = (fd: number, detail: string, errno?: string) =>
+      Effect.fail(error("watch", "BadFd", `fd ${String(fd)} ${detail}`, errno))
+
+    const report = (watch: Watch, readiness: Omit<Platform.Readiness, "write">) => {
+      const r: Platform.Readiness = { ...readiness, write: false }
+      if (r.hup || r.error) {
+        if (watch.finished) return
+        watch.finished = true
+        // Freed as soon as the final report exists, so the fd can be watched
+        // again (and the slot counts as free) without waiting for the scope.
+        if (watches.get(watch.fd) === watch) watches.delete(watch.fd)
+      } else if (watch.finished || !r.read) return
+      Queue.unsafeOffer(watch.queue, r)
+    }
+
+    // Moves what Node has buffered into the watch's own buffer, up to the
+    // limit: past it Node stops reading and the kernel pushes back on the
+    // writer, as an unread pipe would.
+    const drain = (watch: Watch) => {
+      const socket = watch.socket
+      if (socket === undefined || watch.finished) return
+      while (watch.size < bufferLimit) {
+        const chunk = socket.read() as Buffer | null
+        if (chunk === null) break
+        watch.chunks.push(chunk)
+        watch.size += chunk.length
+      }
+      if (watch.size > 0 && !watch.notified && watch.interest.read === true) {
+        watch.notified = true
+        report(watch, { read: true, hup: false, error: false })
+      }
+    }
+
+    /** Opens the Node stream the watch reads through, and says whether it owns the user's fd. */
+    const openStream = (fd: number, stat: fs.Stats): Effect.Effect<net.Socket, Platform.PlatformError> =>
+      Effect.suspend(() => {
+        let own = fd
+        if (stat.isFIFO()) {
+          // A second open file description of the same pipe: Node closes the
+          // fd it reads from when the stream ends, and this one is ours, so
+          // the user's fd stays open (and keeps its flags). Non-blocking, so
+          // that a FIFO without writers opens at once instead of hanging.
+          try {
+            own = fs.openSync(`/dev/fd/${fd}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+          } catch (cause) {
+            return Effect.fail(error(
+              "watch",
+              "System",
+              `fd ${fd} is a pipe but could not be reopened through /dev/fd/${fd} for reading: ${String(cause)}`,
+              errnoOf(cause)
+            ))
+          }
+        }
+        try {
+          return Effect.succeed(new net.Socket({ fd: own, readable: true, writable: false }))
+        } catch (cause) {
+          if (own !== fd) fs.closeSync(own)
+          return Effect.fail(error(
+            "watch",
+            "Unsupported",
+            `fd ${fd} cannot be read by a Node stream (only pipes, FIFOs and stream sockets can): ${String(cause)}`,
+            errnoOf(cause)
+          ))
+        }
+      })
+
+    const watch = (fd: number, interest: Platform.Interest) =>
+      Effect.gen(function*() {
+        if (closed) return yield* Effect.fail(closedError("watch"))
+        if (!Number.isInteger(fd) || fd < 0) return yield* badFd(fd, "is not an fd: fds are non-negative integers")
+        if (interest.write === true) {
+          return yield* Effect.fail(error(
+            "watch",
+            "Unsupported",
+            `fd ${fd}: the node-portable layer reports read readiness and hang-ups only, not write readiness; ` +
+              `write with a Node stream (which queues) or use the linux-native layer`
+          ))
+        }
+        let stat: fs.Stats
+        try {
+          stat = fs.fstatSync(fd)
+        } catch (cause) {
+          const errno = errnoOf(cause)
+          return yield* badFd(fd, errno === "EBADF" ? "is not open" : `cannot be inspected: ${String(cause)}`, errno)
+        }
+        if (stat.isFile()) {
+          return yield* badFd(fd, "is a regular file, which is always ready and cannot be watched; read it directly")
+        }
+        if (stat.isDirectory() || stat.isBlockDevice()) {
+          return yield* badFd(fd, "is a directory or a block device, which cannot be watched")
+        }
+        if (!stat.isFIFO() && !stat.isSocket()) {
+          return yield* Effect.fail(error(
+            "watch",
+            "Unsupported",
+            `fd ${fd} is neither a pipe, a FIFO nor a socket (a terminal or another device?); ` +
+              `the node-portable layer watches only those, use the linux-native layer for others`
+          ))
+        }
+        if (watches.has(fd)) {
+          return yield* Effect.fail(error(
+            "watch",
+            "AlreadyWatched",
+            `fd ${fd} is already watched; close the scope of the first watch before watching it again`
+          ))
+        }
+        if (watches.size >= maxFds) {
+          return yield* Effect.fail(error(
+            "watch",
+            "TooManyFds",
+            `${watches.size} fds are watched and the limit is ${maxFds}; ` +
+              `close some watches or raise maxFds in NodePlatform.layer options`
+          ))
+        }
+        const queue = yield* Queue.unbounded<Platform.Readiness>()
+        const entry: Watch = {
+          fd,
+          interest: { ...interest },
+          queue,
+          chunks: [],
+          size: 0,
+          notified: false,
+          finished: false,
+          socket: undefined
+        }
+        yield* Effect.acquireRelease(
+          Effect.flatMap(openStream(fd, stat), (socket) =>
+            Effect.sync(() => {
+              // Bytes an earlier watch read and nobody took come first.
+              const previous = readers.get(fd)
+              if (previous !== undefined) {
+                entry.chunks = previous.chunks
+                entry.size = previous.size
+                previous.chunks = []
+                previous.size = 0
+              }
+              entry.socket = socket
+              watches.set(fd, entry)
+              readers.set(fd, entry)
+              socket.on("readable", () => drain(entry))
+              socket.on("end", () => report(entry, { read: entry.size > 0 && interest.read === true, hup: true, error: false }))
+              socket.on("error", () => report(entry, { read: false, hup: false, error: true }))
+              socket.on("close", () => report(entry, { read: false, hup: true, error: false }))
+            })),
+          () =>
+            Effect.suspend(() => {
+              entry.finished = true
+              if (watches.get(fd) === entry) watches.delete(fd)
+              if (readers.get(fd) === entry) readers.delete(fd)
+              entry.socket?.destroy()
+              return Queue.shutdown(queue)
+            })
+        )
+        if (entry.size > 0) drain(entry)
+        return Stream.takeUntil(Stream.fromQueue(queue, oneByOne), (r) => r.hup || r.error)
+      })
+
+    const read = (fd: number) =>
+      Effect.suspend(() => {
+        const entry = readers.get(fd)
+        if (entry === undefined) {
+          return Effect.fail(error(
+            "read",
+            "BadFd",
+            `fd ${String(fd)} is not watched by this node-portable platform, so it has no bytes to give; watch it first`
+          ))
+        }
+        const bytes = entry.chunks.length === 1 ? entry.chunks[0] : Buffer.concat(entry.chunks)
+        entry.chunks = []
+        entry.size = 0
+        entry.notified = false
+        // Room again: take what Node buffered meanwhile, which may report again.
+        drain(entry)
+        return Effect.succeed(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length))
+      })
+
+    const platform: NodePlatform.NodePlatform = {
+      info: { name: NAME, maxFds, realtimeSignals: false },
+      signals,
+      timer,
+      watch,
+      commands: {
+        send,
+        unsafeSend,
+        received: Stream.fromQueue(commandQueue, oneByOne)
+      },
+      childExits: Stream.fromQueue(childQueue, oneByOne),
+      read
+    }
+    instances.set(platform, platform)
+    return platform
+  })

@@ -1,0 +1,20 @@
+import { Conformance } from "@refpersys/testkit"
+import { Effect } from "effect"
+import * as NodePlatform from "../src/NodePlatform.js"
+import { closedFd, fifo } from "./fifos.js"
+
+// Real resources throughout: signals go to this very process, fds are FIFOs
+// written and closed by the test, and time is the wall clock.
+const driver: Conformance.Driver = {
+  clock: "live",
+  raise: (signal) => Effect.sync(() => process.kill(process.pid, signal)),
+  readableFd: Effect.map(fifo, (f) => ({
+    fd: f.readFd,
+    makeReadable: Effect.sync(() => f.write(Uint8Array.of(42))),
+    hangup: Effect.sync(() => f.closeWriter())
+  })),
+  badFd: closedFd,
+  advanceTo: () => Effect.void
+}
+
+Conformance.suite("NodePlatform", NodePlatform.layer(), driver)

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Conformance } from "@refpersys/testkit"
+import { Effect } from "effect"
+import * as LinuxPlatform from "../src/LinuxPlatform.js"
+import * as Native from "../src/internal/native.js"
+
+// Real kernel objects: signals go to this very process (through the addon's
+// kill, as Node cannot name real-time signals), fds are pipe2 pipes closed
+// by the test's scope, and time is the wall clock.
+const addon = Native.addon
+
+if (addon !== undefined) {
+  const driver: Conformance.Driver = {
+    clock: "live",
+    raise: (signal) =>
+      Effect.sync(() => {
+        const signo = LinuxPlatform.signalNumber(signal)
+        if (signo === undefined) throw new Error(`no signal number for ${signal}`)
+        addon.raise(signo)
+      }),
+    readableFd: Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => ({ ...addon.pipe(), writerOpen: true })),
+        (pipe) =>
+          Effect.sync(() => {
+            addon.close(pipe.readFd)
+            if (pipe.writerOpen) addon.close(pipe.writeFd)
+          })
+      ),
+      (pipe) => ({
+        fd: pipe.readFd,
+        makeReadable: Effect.sync(() => addon.sendByte(pipe.writeFd, 42)),
+        hangup: Effect.sync(() => {
+          pipe.writerOpen = false
+          addon.close(pipe.writeFd)
+        })
+      })
+    ),
+    badFd: Effect.sync(() => {
+      const { readFd, writeFd } = addon.pipe()
+      addon.close(readFd)
+      addon.close(writeFd)
+      return readFd
+    }),
+    advanceTo: () => Effect.void
+  }
+
+  Conformance.suite("LinuxPlatform", LinuxPlatform.layer(), driver)
+} else {
+  describe("LinuxPlatform conformance (native addon not loaded)", () => {
+    it("is not required here, and the reason it is missing is reported", () => {
+      expect(process.env.REFPERSYS_REQUIRE_NATIVE, `native addon required but not loaded: ${Native.loadError}`).not.toBe("1")
+      expect(LinuxPlatform.isAvailable).toBe(false)
+      expect(LinuxPlatform.loadError).toMatch(/\S/)
+    })
+  })
+}

@@ -1,0 +1,297 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Platform } from "@refpersys/core"
+import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Worker } from "node:worker_threads"
+import * as LinuxPlatform from "../src/LinuxPlatform.js"
+import * as Native from "../src/internal/native.js"
+
+const addon = Native.addon
+
+// The PlatformError an effect failed with (a success fails the test).
+const failure = <A, R>(effect: Effect.Effect<A, Platform.PlatformError, R>) =>
+  Effect.flip(effect)
+
+const pipeInScope = (a: Native.Addon) =>
+  Effect.acquireRelease(
+    Effect.sync(() => ({ ...a.pipe(), writerOpen: true })),
+    (pipe) =>
+      Effect.sync(() => {
+        a.close(pipe.readFd)
+        if (pipe.writerOpen) a.close(pipe.writeFd)
+      })
+  )
+
+if (addon !== undefined) {
+  describe("LinuxPlatform (native addon)", () => {
+    it.scopedLive("reports itself as linux-native with real-time signals and 128 fds", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        expect(platform.info).toEqual({ name: "linux-native", maxFds: 128, realtimeSignals: true })
+      }))
+
+    it.scopedLive("command bytes round trip in order through the real pipe", () =>
+      Effect.gen(function*() {
+        const { commands } = yield* LinuxPlatform.make()
+        const bytes = Array.from({ length: 3000 }, (_, i) => (i * 7) % 256)
+        const received = yield* Effect.fork(Stream.runCollect(Stream.take(commands.received, bytes.length)))
+        for (const [i, byte] of bytes.entries()) {
+          if (i % 2 === 0) yield* commands.send(byte)
+          else commands.unsafeSend(byte)
+        }
+        expect(Chunk.toReadonlyArray(yield* Fiber.join(received))).toEqual(bytes)
+      }))
+
+    it.scopedLive("one-byte writes from a worker thread arrive in order", () =>
+      Effect.gen(function*() {
+        const pipe = yield* pipeInScope(addon)
+        const count = 500
+        const done = yield* Deferred.make<Array<number>>()
+        const seen: Array<number> = []
+        const poll = addon.pollOpen(pipe.readFd, () => {
+          for (;;) {
+            const bytes = addon.readBytes(pipe.readFd, 4096)
+            if (bytes === null || bytes.length === 0) break
+            seen.push(...bytes)
+          }
+          if (seen.length >= count) Deferred.unsafeDone(done, Exit.succeed(seen))
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(poll)))
+        addon.pollStart(poll, true, false)
+        const worker = new Worker(
+          `const addon = require(${JSON.stringify(Native.addonPath)});
+           for (let i = 0; i < ${count}; i++) addon.sendByte(${pipe.writeFd}, i % 256);`,
+          { eval: true }
+        )
+        yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
+        const all = yield* Deferred.await(done)
+        expect(all).toEqual(Array.from({ length: count }, (_, i) => i % 256))
+      }))
+
+    it.scopedLive("SIGUSR1, SIGUSR2 and SIGHUP from process.kill arrive once each, and the process lives", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const names = ["SIGUSR1", "SIGUSR2", "SIGHUP"]
+        const pull = yield* Stream.toPull(yield* platform.signals(names))
+        const buffer: Array<string> = []
+        const next = Effect.suspend(function loop(): Effect.Effect<string, unknown> {
+          return buffer.length > 0
+            ? Effect.succeed(buffer.shift()!)
+            : Effect.flatMap(pull, (chunk) => {
+              buffer.push(...chunk)
+              return loop()
+            })
+        })
+        for (const name of names) {
+          process.kill(process.pid, name)
+          expect(yield* next).toBe(name)
+        }
+        // A duplicate of any of them would come before this one.
+        process.kill(process.pid, "SIGUSR2")
+        expect(yield* next).toBe("SIGUSR2")
+      }))
+
+    it.scopedLive("releasing a claim restores the previous disposition (here Node's own listener)", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        let heardByNode = 0
+        const heard = yield* Deferred.make<void>()
+        const listener = () => {
+          heardByNode++
+          Deferred.unsafeDone(heard, Exit.void)
+        }
+        process.on("SIGUSR2", listener)
+        yield* Effect.addFinalizer(() => Effect.sync(() => process.off("SIGUSR2", listener)))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const signals = yield* platform.signals(["SIGUSR2"])
+          process.kill(process.pid, "SIGUSR2")
+          expect(yield* Stream.runHead(signals)).toEqual(Option.some("SIGUSR2"))
+        }))
+        expect(heardByNode).toBe(0)
+        process.kill(process.pid, "SIGUSR2")
+        yield* Deferred.await(heard)
+        expect(heardByNode).toBe(1)
+      }))
+
+    it.live("a worker thread that leaves a poll handle open ends cleanly", () =>
+      Effect.gen(function*() {
+        const worker = new Worker(
+          `const addon = require(${JSON.stringify(Native.addonPath)});
+           const { readFd } = addon.pipe();
+           const poll = addon.pollOpen(readFd, () => {});
+           addon.pollStart(poll, true, false);
+           addon.pollRef(poll, true);
+           globalThis.keep = poll;
+           require("node:worker_threads").parentPort.postMessage("polling");`,
+          { eval: true }
+        )
+        yield* Effect.async<void>((resume) => {
+          worker.once("message", () => resume(Effect.void))
+        })
+        // The handle keeps the worker's loop alive: terminate tears it down.
+        yield* Effect.promise(() => worker.terminate())
+        expect(process.pid).toBeGreaterThan(0)
+      }))
+
+    it.scopedLive("a storm of 10,000 real-time signals is counted in full", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const signo = LinuxPlatform.signalNumber("SIGRTMIN+1")!
+        expect(signo).toBe(addon.constants.SIGRTMIN + 1)
+        const stream = yield* platform.signals(["SIGRTMIN+1"])
+        const total = 10_000
+        const counted = yield* Effect.fork(Stream.runCount(Stream.take(stream, total)))
+        // Half through Node (it takes signal numbers), half through the addon.
+        for (let i = 0; i < total; i++) {
+          if (i % 2 === 0) process.kill(process.pid, signo)
+          else addon.raise(signo)
+        }
+        expect(yield* Fiber.join(counted)).toBe(total)
+      }))
+
+    it.scopedLive("a 1 ms periodic timerfd loses no ticks over 1,000 of them", () =>
+      Effect.gen(function*() {
+        const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
+          Effect.sync(() => addon.close(fd)))
+        const target = 1000
+        let sum = 0
+        let wakeups = 0
+        const done = yield* Deferred.make<void>()
+        const poll = addon.pollOpen(fd, () => {
+          wakeups++
+          sum += addon.timerRead(fd)
+          if (sum >= target) Deferred.unsafeDone(done, Exit.void)
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(poll)))
+        addon.timerSet(fd, 1, 1, false)
+        const start = performance.now()
+        addon.pollStart(poll, true, false)
+        yield* Deferred.await(done)
+        const elapsed = performance.now() - start
+        // Ticks not yet read are still counted by the kernel.
+        const total = sum + addon.timerRead(fd)
+        expect(total).toBeGreaterThanOrEqual(Math.floor(elapsed))
+        expect(wakeups).toBeGreaterThan(0)
+        expect(wakeups).toBeLessThanOrEqual(sum)
+      }))
+
+    it.scopedLive("a pipe written by a child process is seen readable, then hung up", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const pipe = yield* pipeInScope(addon)
+        const child = spawn(
+          process.execPath,
+          ["-e", "process.stdout.write('hi'); process.stdin.once('data', () => process.exit(0))"],
+          { stdio: ["pipe", pipe.writeFd, "inherit"] }
+        )
+        yield* Effect.addFinalizer(() => Effect.sync(() => child.kill()))
+        // The child has its own copy now; ours would hide the hang-up.
+        pipe.writerOpen = false
+        addon.close(pipe.writeFd)
+        const pull = yield* Stream.toPull(yield* platform.watch(pipe.readFd, { read: true }))
+        const first = yield* pull
+        expect(Chunk.toReadonlyArray(first)).toEqual([{ read: true, write: false, hup: false, error: false }])
+        expect(addon.readBytes(pipe.readFd, 16)?.toString()).toBe("hi")
+        child.stdin!.end("go\n")
+        const rest: Array<Platform.Readiness> = []
+        yield* Effect.forever(Effect.map(pull, (chunk) => rest.push(...chunk))).pipe(
+          Effect.catchAll((end) => Option.isOption(end) && Option.isNone(end) ? Effect.void : Effect.fail(end))
+        )
+        expect(rest.length).toBeGreaterThan(0)
+        expect(rest[rest.length - 1].hup).toBe(true)
+        expect(addon.readBytes(pipe.readFd, 16)).toBeNull()
+      }))
+
+    it.scopedLive("two consumers of one watch both end at the hang-up, which is reported once", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const pipe = yield* pipeInScope(addon)
+        const reports = yield* platform.watch(pipe.readFd, { read: true })
+        const first = yield* Effect.fork(Stream.runCollect(reports))
+        const second = yield* Effect.fork(Stream.runCollect(reports))
+        yield* Effect.yieldNow()
+        pipe.writerOpen = false
+        addon.close(pipe.writeFd)
+        const all = [...Chunk.toReadonlyArray(yield* Fiber.join(first)), ...Chunk.toReadonlyArray(yield* Fiber.join(second))]
+        expect(all.filter((r) => r.hup)).toHaveLength(1)
+      }))
+
+    it.scopedLive("the 129th watch fails with TooManyFds", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const pipes = yield* Effect.forEach(Array.from({ length: 129 }), () => pipeInScope(addon))
+        for (const pipe of pipes.slice(0, 128)) yield* platform.watch(pipe.readFd, { read: true })
+        const error = yield* failure(platform.watch(pipes[128].readFd, { read: true }))
+        expect(error.reason).toBe("TooManyFds")
+        expect(error.detail).toContain("128")
+      }))
+
+    it.scopedLive("a closed fd and a regular file fail with BadFd", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const { readFd, writeFd } = addon.pipe()
+        addon.close(readFd)
+        addon.close(writeFd)
+        const closed = yield* failure(platform.watch(readFd, { read: true }))
+        expect(closed).toMatchObject({ reason: "BadFd", errno: "EBADF" })
+
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rps-linux-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+        const file = fs.openSync(path.join(dir, "regular"), "w+")
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.closeSync(file)))
+        const regular = yield* failure(platform.watch(file, { read: true }))
+        expect(regular.reason).toBe("BadFd")
+        expect(regular.detail).toContain("regular file")
+      }))
+
+    it.scopedLive("a timer deadline fires not before it, with its deadline", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const timer = yield* platform.timer
+        const deadline = Date.now() + 20
+        yield* timer.arm(deadline)
+        const fired = yield* Stream.runHead(timer.fired)
+        expect(Date.now()).toBeGreaterThanOrEqual(deadline)
+        expect(fired).toEqual(Option.some(deadline))
+      }))
+
+    it.scopedLive("childExits is not offered natively and says so", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const error = yield* failure(Stream.runDrain(platform.childExits))
+        expect(error.reason).toBe("Unsupported")
+      }))
+
+    it.scopedLive("claiming SIGKILL fails with InvalidSignal and claims nothing", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const error = yield* failure(Effect.scoped(platform.signals(["SIGUSR2", "SIGKILL"])))
+        expect(error.reason).toBe("InvalidSignal")
+        expect(error.detail).toContain("SIGKILL")
+      }))
+
+    it.live("the layer provides the platform", () =>
+      Effect.gen(function*() {
+        const platform = yield* Platform.Platform
+        expect(platform.info.name).toBe("linux-native")
+      }).pipe(Effect.provide(Layer.fresh(LinuxPlatform.layer()))))
+  })
+} else {
+  describe("LinuxPlatform (native addon not loaded)", () => {
+    it("is not required here, and the reason is reported", () => {
+      expect(process.env.REFPERSYS_REQUIRE_NATIVE, `native addon required but not loaded: ${Native.loadError}`).not.toBe("1")
+      expect(LinuxPlatform.isAvailable).toBe(false)
+      expect(LinuxPlatform.loadError).toMatch(/\S/)
+    })
+
+    it.effect("the layer fails with Unsupported, naming the reason", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Effect.scoped(LinuxPlatform.make()))
+        expect(error.reason).toBe("Unsupported")
+        expect(error.detail).toContain(LinuxPlatform.loadError!)
+      }))
+  })
+}
