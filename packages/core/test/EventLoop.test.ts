@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { TestPlatform, TestTime } from "@refpersys/testkit"
-import { Deferred, Effect, Fiber, Layer, Logger, Schema, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, Schema } from "effect"
 import * as Agenda from "../src/Agenda.js"
 import { InvalidOptions } from "../src/AgendaError.js"
 import * as Event from "../src/Event.js"
@@ -377,7 +377,7 @@ describe("EventLoop", () => {
           match: { _tag: "TimerFired" },
           handle: (e) => Effect.sync(() => void observed.push(e.id))
         })
-        yield* TestClock.adjust("3 seconds")
+        yield* TestTime.adjustWhenSleeping("3 seconds")
         yield* statsOf(loop, (s) => s.events.TimerFired === 2, "2 firings")
         expect(fired).toEqual(["sooner", "later"])
         expect(observed).toHaveLength(2)
