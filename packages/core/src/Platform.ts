@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as internalClockTimer from "./internal/clockTimer.js"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -232,3 +233,31 @@ const standardSignals = new Set([
  */
 export const isClaimableSignal = (name: string): boolean =>
   standardSignals.has(name) || /^(SIGRTMIN(\+([0-9]|[12][0-9]|30))?|SIGRTMAX(-([0-9]|[12][0-9]|30))?)$/.test(name)
+
+/**
+ * A {@link Timer} driven by the program's `Clock` (the clock of the fiber
+ * that acquires it), for platforms without a kernel timer: it never fires
+ * before its deadline, and `TestClock` moves it in tests. `name` prefixes its
+ * defect messages (an `arm` with NaN or after the scope closed); `onArm` and
+ * `onClear` let a platform observe it.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Platform } from "@refpersys/core"
+ *
+ * const once = Effect.scoped(Effect.gen(function*() {
+ *   const timer = yield* Platform.clockTimer({ name: "example" })
+ *   yield* timer.arm(Date.now() + 10)
+ *   return yield* Stream.runHead(timer.fired)
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category timers
+ */
+export const clockTimer: (hooks: {
+  readonly name: string
+  readonly onArm?: (deadline: number) => void
+  readonly onClear?: () => void
+}) => Effect.Effect<Timer, never, Scope.Scope> = internalClockTimer.make

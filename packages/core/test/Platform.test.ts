@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { TestTime } from "@refpersys/testkit"
+import { Chunk, Effect, Fiber, Option, Schema, Stream, TestClock } from "effect"
 import * as Event from "../src/Event.js"
 import * as Platform from "../src/Platform.js"
 
@@ -48,4 +49,33 @@ describe("Event", () => {
     expect(Event.describeByte(0)).toBe("0x00")
     expect(Event.describeByte(255)).toBe("0xff")
   })
+})
+
+describe("Platform.clockTimer", () => {
+  it.scoped("fires at its deadline on TestClock, never before; re-arming replaces; disarm cancels", () =>
+    Effect.gen(function*() {
+      const arms: Array<number> = []
+      let cleared = 0
+      const timer = yield* Platform.clockTimer({ name: "t", onArm: (d) => void arms.push(d), onClear: () => void cleared++ })
+      const first = yield* Effect.fork(Stream.runCollect(Stream.take(timer.fired, 2)))
+      yield* timer.arm(100)
+      yield* timer.arm(50) // replaces 100
+      yield* TestTime.adjustWhenSleeping(49)
+      expect(Option.isNone(yield* Fiber.poll(first))).toBe(true)
+      yield* TestClock.adjust(1)
+      yield* timer.arm(300)
+      yield* timer.disarm
+      yield* timer.arm(200)
+      yield* TestTime.adjustWhenSleeping(150)
+      expect(Chunk.toReadonlyArray(yield* Fiber.join(first))).toEqual([50, 200])
+      expect(arms).toEqual([100, 50, 300, 200])
+      expect(cleared).toBeGreaterThanOrEqual(4)
+    }))
+
+  it.scoped("dies with the platform's name on a NaN deadline", () =>
+    Effect.gen(function*() {
+      const timer = yield* Platform.clockTimer({ name: "MyPlatform" })
+      const exit = yield* Effect.exit(timer.arm(NaN))
+      expect(String(exit)).toContain("MyPlatform: timer.arm got NaN")
+    }))
 })

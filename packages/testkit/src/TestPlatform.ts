@@ -11,11 +11,8 @@
  * @since 0.1.0
  */
 import { Platform } from "@refpersys/core"
-import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
@@ -360,65 +357,25 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
           })
         )
       }
-      // The clock of whoever acquires the timer, so that a `TestClock` in the
-      // test moves it whichever fiber later calls `arm`.
-      const clock = yield* Effect.clock
-      const fired = yield* Queue.unbounded<number>()
-      let released = false
-      let generation = 0
-      let sleeper: Fiber.RuntimeFiber<void> | undefined = undefined
-
-      const cancel = () => {
-        // The generation guards the window in which an interrupted sleeper
-        // has already woken but not yet run: it must not emit.
-        generation++
-        armed = undefined
-        const previous = sleeper
-        sleeper = undefined
-        return previous === undefined ? Effect.void : Fiber.interruptFork(previous)
-      }
-
       yield* Effect.acquireRelease(
         Effect.sync(() => {
           timerHeld = true
         }),
         () =>
-          Effect.suspend(() => {
-            released = true
+          Effect.sync(() => {
             timerHeld = false
-            return Effect.zipRight(cancel(), Queue.shutdown(fired))
           })
       )
-
-      const arm = (deadline: number) =>
-        Effect.uninterruptible(Effect.suspend(() => {
-          if (Number.isNaN(deadline)) return Effect.dieMessage("TestPlatform: timer.arm got NaN for a deadline")
-          if (released) return Effect.dieMessage("TestPlatform: timer.arm called after the timer's scope closed")
-          return Effect.gen(function*() {
-            yield* cancel()
-            const mine = generation
-            arms.push(deadline)
-            armed = deadline
-            const fiber = yield* Effect.forkDaemon(Effect.interruptible(Effect.zipRight(
-              sleepUntil(clock, deadline),
-              Effect.sync(() => {
-                if (mine !== generation) return
-                armed = undefined
-                sleeper = undefined
-                Queue.unsafeOffer(fired, deadline)
-              })
-            )))
-            if (mine === generation) sleeper = fiber
-            else yield* Fiber.interruptFork(fiber)
-          })
-        }))
-
-      const service: Platform.Timer = {
-        arm,
-        disarm: Effect.suspend(() => (released ? Effect.void : cancel())),
-        fired: Stream.fromQueue(fired, oneByOne)
-      }
-      return service
+      return yield* Platform.clockTimer({
+        name: "TestPlatform",
+        onArm: (deadline) => {
+          arms.push(deadline)
+          armed = deadline
+        },
+        onClear: () => {
+          armed = undefined
+        }
+      })
     })
 
     const send = (byte: number) =>
@@ -519,16 +476,6 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
     return { platform, control }
   })
 
-// Re-reads the clock after every wake-up: a live timer may wake a little
-// early, and the contract says the timer never fires before its deadline.
-const sleepUntil = (clock: Clock.Clock, deadline: number): Effect.Effect<void> => {
-  if (deadline === Infinity) return Effect.never
-  const loop: Effect.Effect<void> = Effect.suspend(() => {
-    const now = clock.unsafeCurrentTimeMillis()
-    return now >= deadline ? Effect.void : Effect.zipRight(clock.sleep(Duration.millis(deadline - now)), loop)
-  })
-  return loop
-}
 
 /**
  * A layer with a test platform as `Platform` and its control service as

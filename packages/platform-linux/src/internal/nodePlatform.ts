@@ -3,9 +3,7 @@ import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -196,67 +194,7 @@ export const make = (
 
     const timer = Effect.gen(function*() {
       if (closed) return yield* Effect.fail(closedError("timer"))
-      // The clock of whoever acquires the timer, so that a `TestClock` moves
-      // it whichever fiber later calls `arm`.
-      const clock = yield* Effect.clock
-      const fired = yield* Queue.unbounded<number>()
-      let released = false
-      let generation = 0
-      let sleeper: Fiber.RuntimeFiber<void> | undefined = undefined
-
-      const cancel = () => {
-        // The generation guards the window in which an interrupted sleeper
-        // has already woken but not yet run: it must not emit.
-        generation++
-        const previous = sleeper
-        sleeper = undefined
-        return previous === undefined ? Effect.void : Fiber.interruptFork(previous)
-      }
-
-      // setTimeout may wake up to a millisecond early: look at the clock again
-      // and sleep the rest rather than fire before the deadline.
-      const sleepUntil = (deadline: number): Effect.Effect<void> =>
-        Effect.flatMap(clock.currentTimeMillis, (now) =>
-          now >= deadline
-            ? Effect.void
-            : Effect.zipRight(Effect.sleep(Duration.millis(deadline - now)), Effect.suspend(() => sleepUntil(deadline))))
-
-      yield* Effect.addFinalizer(() =>
-        Effect.suspend(() => {
-          released = true
-          return Effect.zipRight(cancel(), Queue.shutdown(fired))
-        })
-      )
-
-      const arm = (deadline: number) =>
-        Effect.uninterruptible(Effect.suspend(() => {
-          if (Number.isNaN(deadline)) return Effect.dieMessage("NodePlatform: timer.arm got NaN for a deadline")
-          if (released) return Effect.dieMessage("NodePlatform: timer.arm called after the timer's scope closed")
-          return Effect.gen(function*() {
-            yield* cancel()
-            const mine = generation
-            // Forked interruptible on purpose: a fiber forked from this
-            // uninterruptible region would inherit that, and the next `arm`
-            // could not replace it.
-            const fiber = yield* Effect.forkDaemon(Effect.interruptible(Effect.zipRight(
-              Effect.withClock(sleepUntil(deadline), clock),
-              Effect.sync(() => {
-                if (mine !== generation) return
-                sleeper = undefined
-                Queue.unsafeOffer(fired, deadline)
-              })
-            )))
-            if (mine === generation) sleeper = fiber
-            else yield* Fiber.interruptFork(fiber)
-          })
-        }))
-
-      const service: Platform.Timer = {
-        arm,
-        disarm: Effect.suspend(() => (released ? Effect.void : cancel())),
-        fired: Stream.fromQueue(fired, oneByOne)
-      }
-      return service
+      return yield* Platform.clockTimer({ name: "NodePlatform" })
     })
 
     // ---- commands ----

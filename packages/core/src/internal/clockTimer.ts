@@ -1,0 +1,86 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Platform from "../Platform.js"
+
+/** @internal */
+export interface ClockTimerHooks {
+  readonly name: string
+  readonly onArm?: (deadline: number) => void
+  /** Called when the armed deadline is cleared: fired, re-armed, disarmed or released. */
+  readonly onClear?: () => void
+}
+
+// A live timer may wake a little early (setTimeout up to a millisecond): look
+// at the clock again and sleep the rest, since the contract says the timer
+// never fires before its deadline.
+const sleepUntil = (deadline: number): Effect.Effect<void> => {
+  if (deadline === Infinity) return Effect.never
+  const loop: Effect.Effect<void> = Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) =>
+    now >= deadline ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(deadline - now)), loop))
+  return loop
+}
+
+/** @internal */
+export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    // The clock of whoever acquires the timer, so that a `TestClock` moves it
+    // whichever fiber later calls `arm`.
+    const clock = yield* Effect.clock
+    const fired = yield* Queue.unbounded<number>()
+    let released = false
+    let generation = 0
+    let sleeper: Fiber.RuntimeFiber<void> | undefined = undefined
+
+    const cancel = () => {
+      // The generation guards the window in which an interrupted sleeper has
+      // already woken but not yet run: it must not emit.
+      generation++
+      hooks.onClear?.()
+      const previous = sleeper
+      sleeper = undefined
+      return previous === undefined ? Effect.void : Fiber.interruptFork(previous)
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        released = true
+        return Effect.zipRight(cancel(), Queue.shutdown(fired))
+      })
+    )
+
+    const arm = (deadline: number) =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        if (Number.isNaN(deadline)) return Effect.dieMessage(`${hooks.name}: timer.arm got NaN for a deadline`)
+        if (released) return Effect.dieMessage(`${hooks.name}: timer.arm called after the timer's scope closed`)
+        return Effect.gen(function*() {
+          yield* cancel()
+          const mine = generation
+          hooks.onArm?.(deadline)
+          // Forked interruptible on purpose: a fiber forked from this
+          // uninterruptible region would inherit that, and the next `arm`
+          // could not replace it.
+          const fiber = yield* Effect.forkDaemon(Effect.interruptible(Effect.zipRight(
+            Effect.withClock(sleepUntil(deadline), clock),
+            Effect.sync(() => {
+              if (mine !== generation) return
+              sleeper = undefined
+              hooks.onClear?.()
+              Queue.unsafeOffer(fired, deadline)
+            })
+          )))
+          if (mine === generation) sleeper = fiber
+          else yield* Fiber.interruptFork(fiber)
+        })
+      }))
+
+    return {
+      arm,
+      disarm: Effect.suspend(() => (released ? Effect.void : cancel())),
+      // One element per pull, so a consumer that stops early loses nothing.
+      fired: Stream.fromQueue(fired, { maxChunkSize: 1 })
+    }
+  })
