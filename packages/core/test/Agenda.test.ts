@@ -626,3 +626,17 @@ describe("Agenda", () => {
       }))
   })
 })
+
+describe("Agenda accessors", () => {
+  it.scoped("requestGc, quit and exit reach the Agenda in context", () =>
+    Effect.gen(function*() {
+      let collected = 0
+      yield* Agenda.requestGc(Effect.sync(() => void collected++))
+      expect(collected).toBe(1)
+      yield* Agenda.submit(Effect.void)
+      const report = yield* Agenda.quit({ timeout: "1 minute" })
+      expect(report.mode).toBe("quit")
+      expect(report.stats.gcCycles).toBe(1)
+      expect(yield* Agenda.exit).toBe(report)
+    }).pipe(Effect.provide(Agenda.layer({ workers: 1 }))))
+})

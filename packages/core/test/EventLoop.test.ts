@@ -489,3 +489,12 @@ describe("EventLoop scope", () => {
       expect(stopped.agenda.stats.total.balanced).toBe(true)
     }).pipe(Effect.provide(env())))
 })
+
+describe("EventLoop.layer", () => {
+  it.scoped("provides the loop from a layer built on Platform and Agenda", () =>
+    Effect.gen(function*() {
+      const loop = yield* EventLoop.EventLoop
+      yield* loop.send("Q")
+      expect((yield* loop.awaitStop).cause).toBe("command Q")
+    }).pipe(Effect.provide(EventLoop.layer().pipe(Layer.provideMerge(env())))))
+})
