@@ -261,3 +261,46 @@ export const clockTimer: (hooks: {
   readonly onArm?: (deadline: number) => void
   readonly onClear?: () => void
 }) => Effect.Effect<Timer, never, Scope.Scope> = internalClockTimer.make
+
+/**
+ * Whether a value is a command byte: an integer from 0 to 255.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const isCommandByte = (u: unknown): u is number =>
+  typeof u === "number" && Number.isInteger(u) && u >= 0 && u <= 255
+
+/**
+ * The error every platform gives for a command that is not a byte.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const invalidByte = (byte: unknown): PlatformError =>
+  new PlatformError({
+    operation: "command",
+    reason: "InvalidByte",
+    detail: `command bytes are integers from 0 to 255, got ${String(byte)}`
+  })
+
+/**
+ * The error every platform gives once its scope is closed.
+ *
+ * @example
+ * ```ts
+ * import { Platform } from "@refpersys/core"
+ *
+ * Platform.closed("node-portable", "watch").message
+ * // "watch failed (Closed): the node-portable platform's scope is closed; ..."
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const closed = (platform: string, operation: string): PlatformError =>
+  new PlatformError({
+    operation,
+    reason: "Closed",
+    detail: `the ${platform} platform's scope is closed; use the platform only inside the scope (or layer) that built it`
+  })

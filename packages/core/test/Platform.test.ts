@@ -14,6 +14,18 @@ describe("Platform", () => {
     }
   })
 
+  it("command byte helpers shared by every platform", () => {
+    expect([0, 68, 255].every(Platform.isCommandByte)).toBe(true)
+    expect([-1, 256, 1.5, NaN, "D"].some(Platform.isCommandByte)).toBe(false)
+    expect(Platform.invalidByte(256)).toMatchObject({ operation: "command", reason: "InvalidByte" })
+    expect(Platform.invalidByte(256).message).toContain("integers from 0 to 255, got 256")
+    const closed = Platform.closed("node-portable", "watch")
+    expect(closed.reason).toBe("Closed")
+    expect(closed.message).toBe(
+      "watch failed (Closed): the node-portable platform's scope is closed; use the platform only inside the scope (or layer) that built it"
+    )
+  })
+
   it("PlatformError says what failed, why, and the errno when there is one", () => {
     const e = new Platform.PlatformError({ operation: "watch", reason: "BadFd", detail: "fd 99 is not open", errno: "EBADF" })
     expect(e.message).toBe("watch failed (BadFd, EBADF): fd 99 is not open")

@@ -118,17 +118,8 @@ const watchError = (fd: number, error: unknown): Platform.PlatformError => {
 const systemError = (operation: string, error: unknown): Platform.PlatformError =>
   platformError(operation, "System", error instanceof Error ? error.message : String(error), Native.errnoOf(error))
 
-const closedError = (operation: string) =>
-  platformError(
-    operation,
-    "Closed",
-    "the linux-native platform's scope is closed; use the platform only inside the scope (or layer) that built it"
-  )
 
-const byteError = (byte: number) =>
-  platformError("command", "InvalidByte", `command bytes are integers from 0 to 255, got ${String(byte)}`)
 
-const isByte = (byte: number): boolean => Number.isInteger(byte) && byte >= 0 && byte <= 255
 
 // One element per pull, as in the test platform: a consumer that stops after
 // `Stream.take(n)` leaves the rest for the next consumer.
@@ -351,8 +342,8 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     })
 
     const write = (byte: number): Platform.PlatformError | undefined => {
-      if (closed) return closedError("command")
-      if (!isByte(byte)) return byteError(byte)
+      if (closed) return Platform.closed("linux-native", "command")
+      if (!Platform.isCommandByte(byte)) return Platform.invalidByte(byte)
       try {
         addon.sendByte(commandPipe.writeFd, byte)
         return undefined
@@ -366,7 +357,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     // ---- signals
     const signals = (names: ReadonlyArray<string>) =>
       Effect.gen(function*() {
-        if (closed) return yield* Effect.fail(closedError("signals"))
+        if (closed) return yield* Effect.fail(Platform.closed("linux-native", "signals"))
         const numbers = new Map<number, string>()
         // Checked before anything is claimed, so a bad list claims nothing.
         for (const name of names) {
@@ -396,7 +387,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     // ---- the timer
     let timerHeld = false
     const timer = Effect.gen(function*() {
-      if (closed) return yield* Effect.fail(closedError("timer"))
+      if (closed) return yield* Effect.fail(Platform.closed("linux-native", "timer"))
       if (timerHeld) {
         return yield* Effect.fail(
           platformError("timer", "Unsupported", "the platform has one timer and another scope holds it; close that scope first")
@@ -481,7 +472,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
 
     const watch = (fd: number, interest: Platform.Interest) =>
       Effect.gen(function*() {
-        if (closed) return yield* Effect.fail(closedError("watch"))
+        if (closed) return yield* Effect.fail(Platform.closed("linux-native", "watch"))
         if (!Number.isInteger(fd) || fd < 0) {
           return yield* Effect.fail(
             platformError("watch", "BadFd", `fd ${String(fd)} is not an fd: fds are non-negative integers`)

@@ -190,21 +190,8 @@ const signalError = (name: string, realtimeSignals: boolean): Platform.PlatformE
   })
 }
 
-const closedError = (operation: string): Platform.PlatformError =>
-  new Platform.PlatformError({
-    operation,
-    reason: "Closed",
-    detail: "the test platform's scope is closed; use the platform only inside the scope (or layer) that built it"
-  })
 
-const byteError = (byte: number): Platform.PlatformError =>
-  new Platform.PlatformError({
-    operation: "command",
-    reason: "InvalidByte",
-    detail: `command bytes are integers from 0 to 255, got ${String(byte)}`
-  })
 
-const isByte = (byte: number): boolean => Number.isInteger(byte) && byte >= 0 && byte <= 255
 
 // One element per pull: a consumer that stops after `Stream.take(n)` leaves
 // the rest queued for the next consumer instead of losing a whole chunk.
@@ -285,7 +272,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
 
     const signals = (names: ReadonlyArray<string>) =>
       Effect.gen(function*() {
-        if (closed) return yield* fail(closedError("signals"))
+        if (closed) return yield* fail(Platform.closed("test", "signals"))
         // Checked before anything is claimed, so a bad list claims nothing.
         for (const name of names) {
           if (!Platform.isClaimableSignal(name) || (!realtimeSignals && isRealtime(name))) {
@@ -312,7 +299,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
 
     const watch = (fd: number, interest: Platform.Interest) =>
       Effect.gen(function*() {
-        if (closed) return yield* fail(closedError("watch"))
+        if (closed) return yield* fail(Platform.closed("test", "watch"))
         if (!Number.isInteger(fd) || fd < 0) return yield* badFd(fd, "is not an fd: fds are non-negative integers")
         if (closedFds.has(fd)) return yield* badFd(fd, "is closed")
         if (regularFiles.has(fd)) {
@@ -347,7 +334,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
       })
 
     const timer = Effect.gen(function*() {
-      if (closed) return yield* fail(closedError("timer"))
+      if (closed) return yield* fail(Platform.closed("test", "timer"))
       if (timerHeld) {
         return yield* fail(
           new Platform.PlatformError({
@@ -380,16 +367,16 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
 
     const send = (byte: number) =>
       Effect.suspend(() => {
-        if (closed) return fail(closedError("command"))
-        if (!isByte(byte)) return fail(byteError(byte))
+        if (closed) return fail(Platform.closed("test", "command"))
+        if (!Platform.isCommandByte(byte)) return fail(Platform.invalidByte(byte))
         sent++
         Queue.unsafeOffer(commandQueue, byte)
         return Effect.void
       })
 
     const unsafeSend = (byte: number): void => {
-      if (closed) throw closedError("command")
-      if (!isByte(byte)) throw byteError(byte)
+      if (closed) throw Platform.closed("test", "command")
+      if (!Platform.isCommandByte(byte)) throw Platform.invalidByte(byte)
       sent++
       Queue.unsafeOffer(commandQueue, byte)
     }

@@ -23,17 +23,8 @@ const error = (
 ): Platform.PlatformError =>
   new Platform.PlatformError(errno === undefined ? { operation, reason, detail } : { operation, reason, detail, errno })
 
-const closedError = (operation: string) =>
-  error(
-    operation,
-    "Closed",
-    "the node-portable platform's scope is closed; use the platform only inside the scope (or layer) that built it"
-  )
 
-const byteError = (byte: number) =>
-  error("command", "InvalidByte", `command bytes are integers from 0 to 255, got ${String(byte)}`)
 
-const isByte = (byte: number): boolean => Number.isInteger(byte) && byte >= 0 && byte <= 255
 
 const errnoOf = (cause: unknown): string | undefined =>
   typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "string"
@@ -162,7 +153,7 @@ export const make = (
 
     const signals = (names: ReadonlyArray<string>) =>
       Effect.gen(function*() {
-        if (closed) return yield* Effect.fail(closedError("signals"))
+        if (closed) return yield* Effect.fail(Platform.closed("node-portable", "signals"))
         // Checked before anything is claimed, so a bad list claims nothing.
         for (const name of names) {
           if (!Platform.isClaimableSignal(name) || nodeSignals[name] === undefined) {
@@ -193,7 +184,7 @@ export const make = (
     // ---- timer ----
 
     const timer = Effect.gen(function*() {
-      if (closed) return yield* Effect.fail(closedError("timer"))
+      if (closed) return yield* Effect.fail(Platform.closed("node-portable", "timer"))
       return yield* Platform.clockTimer({ name: "NodePlatform" })
     })
 
@@ -201,15 +192,15 @@ export const make = (
 
     const send = (byte: number) =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(closedError("command"))
-        if (!isByte(byte)) return Effect.fail(byteError(byte))
+        if (closed) return Effect.fail(Platform.closed("node-portable", "command"))
+        if (!Platform.isCommandByte(byte)) return Effect.fail(Platform.invalidByte(byte))
         Queue.unsafeOffer(commandQueue, byte)
         return Effect.void
       })
 
     const unsafeSend = (byte: number): void => {
-      if (closed) throw closedError("command")
-      if (!isByte(byte)) throw byteError(byte)
+      if (closed) throw Platform.closed("node-portable", "command")
+      if (!Platform.isCommandByte(byte)) throw Platform.invalidByte(byte)
       Queue.unsafeOffer(commandQueue, byte)
     }
 
@@ -283,7 +274,7 @@ export const make = (
 
     const watch = (fd: number, interest: Platform.Interest) =>
       Effect.gen(function*() {
-        if (closed) return yield* Effect.fail(closedError("watch"))
+        if (closed) return yield* Effect.fail(Platform.closed("node-portable", "watch"))
         if (!Number.isInteger(fd) || fd < 0) return yield* badFd(fd, "is not an fd: fds are non-negative integers")
         if (interest.write === true) {
           return yield* Effect.fail(error(
