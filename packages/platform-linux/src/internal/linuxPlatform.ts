@@ -1,0 +1,490 @@
+/**
+ * The native platform over the addon (see ../LinuxPlatform.ts for what it
+ * offers and native.ts for the addon itself).
+ *
+ * @internal
+ */
+import { Platform } from "@refpersys/core"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as os from "node:os"
+import type { Options } from "../LinuxPlatform.js"
+import * as Native from "./native.js"
+
+
+
+
+// ------------------------------------------------------------------ errors
+
+const platformError = (operation: string, reason: Platform.PlatformError["reason"], detail: string, errno?: string) =>
+  new Platform.PlatformError(errno === undefined ? { operation, reason, detail } : { operation, reason, detail, errno })
+
+/** Classifies what the kernel (or libuv) said when an fd was refused. */
+const watchError = (fd: number, error: unknown): Platform.PlatformError => {
+  const errno = Native.errnoOf(error)
+  const message = error instanceof Error ? error.message : String(error)
+  switch (errno) {
+    case "EBADF":
+      return platformError("watch", "BadFd", `fd ${fd} is not open`, errno)
+    case "EPERM":
+      return platformError(
+        "watch",
+        "BadFd",
+        `fd ${fd} cannot be polled (the kernel refuses regular files and directories, which are always ready); ` +
+          "read it directly",
+        errno
+      )
+    case "EEXIST":
+      return platformError(
+        "watch",
+        "AlreadyWatched",
+        `fd ${fd} is already polled on Node's loop (by Node itself or another platform); ` +
+          "close that user of the fd before watching it",
+        errno
+      )
+    default:
+      return platformError("watch", "System", `watching fd ${fd}: ${message}`, errno)
+  }
+}
+
+const systemError = (operation: string, error: unknown): Platform.PlatformError =>
+  platformError(operation, "System", error instanceof Error ? error.message : String(error), Native.errnoOf(error))
+
+
+
+
+// One element per pull, as in the test platform: a consumer that stops after
+// `Stream.take(n)` leaves the rest for the next consumer.
+const oneByOne = { maxChunkSize: 1 }
+
+// ----------------------------------------------------------------- signals
+
+export const signalNumber = (name: string): number | undefined => {
+  const addon = Native.addon
+  if (addon === undefined || !Platform.isClaimableSignal(name)) return undefined
+  const rt = /^SIGRT(MIN|MAX)(?:([+-])([0-9]+))?$/.exec(name)
+  if (rt !== null) {
+    const base = rt[1] === "MIN" ? addon.constants.SIGRTMIN : addon.constants.SIGRTMAX
+    const n = base + (rt[2] === undefined ? 0 : (rt[2] === "+" ? 1 : -1) * Number(rt[3]))
+    return n >= addon.constants.SIGRTMIN && n <= addon.constants.SIGRTMAX ? n : undefined
+  }
+  return (os.constants.signals as Record<string, number | undefined>)[name]
+}
+
+const signalError = (name: string) =>
+  platformError(
+    "signals",
+    "InvalidSignal",
+    Platform.isClaimableSignal(name)
+      ? `${name} has no signal number on this system`
+      : `${JSON.stringify(name)} cannot be claimed: it is not a signal name, or SIGKILL/SIGSTOP (which cannot be ` +
+        "caught) or a fault signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT: must not be); claimable: " +
+        "the catchable standard signals, and SIGRTMIN+n / SIGRTMAX-n with n from 0 to 30"
+  )
+
+interface Listener {
+  /** Signal number to the name this claim used for it. */
+  readonly names: ReadonlyMap<number, string>
+  /** Names, or the error that ends the stream (the hub serves many claims and fails each one this way). */
+  readonly queue: Queue.Queue<string | Platform.PlatformError>
+}
+
+/**
+ * Signal dispositions are process-wide, so the claims of every platform in
+ * the process meet here: a signal stays claimed in the kernel while any
+ * claim holds it, and each delivery goes to every claim that holds it.
+ */
+const signalHub = (() => {
+  const counts = new Map<number, number>()
+  const listeners = new Set<Listener>()
+  let sources:
+    | { readonly signalFd: number; readonly strayFd: number; readonly polls: ReadonlyArray<Native.PollHandle> }
+    | undefined = undefined
+  let refs = 0
+
+  const dispatch = (signo: number) => {
+    for (const listener of listeners) {
+      const name = listener.names.get(signo)
+      if (name !== undefined) Queue.unsafeOffer(listener.queue, name)
+    }
+  }
+
+  // Reads both sources dry; called by the polls and before a claim ends, so
+  // that what was delivered while claimed reaches that claim.
+  const drain = (addon: Native.Addon) => {
+    if (sources === undefined) return
+    for (const signo of addon.signalRead(sources.signalFd)) dispatch(signo)
+    for (;;) {
+      const bytes = addon.readBytes(sources.strayFd, 4096)
+      if (bytes === null || bytes.length === 0) break
+      for (const signo of bytes) dispatch(signo)
+    }
+  }
+
+  const start = (addon: Native.Addon, ref: boolean) => {
+    if (sources === undefined) {
+      const { signalFd, strayFd } = addon.signalInit()
+      const callback = () => {
+        try {
+          drain(addon)
+        } catch (error) {
+          const failure = systemError("signals", error)
+          for (const listener of listeners) Queue.unsafeOffer(listener.queue, failure)
+        }
+      }
+      sources = { signalFd, strayFd, polls: [addon.pollOpen(signalFd, callback), addon.pollOpen(strayFd, callback)] }
+    }
+    for (const poll of sources.polls) {
+      addon.pollStart(poll, true, false)
+      if (ref) addon.pollRef(poll, true)
+    }
+    if (ref) refs++
+  }
+
+  const claim = (addon: Native.Addon, listener: Listener, ref: boolean) => {
+    start(addon, ref)
+    const done = new Map<number, string>()
+    try {
+      for (const [signo, name] of listener.names) {
+        const count = counts.get(signo) ?? 0
+        if (count === 0) addon.signalClaim(signo)
+        counts.set(signo, count + 1)
+        done.set(signo, name)
+      }
+      listeners.add(listener)
+    } catch (error) {
+      // Undoes exactly what this claim did, so a failed claim leaves nothing behind.
+      release(addon, { names: done, queue: listener.queue }, ref)
+      throw error
+    }
+  }
+
+  const release = (addon: Native.Addon, listener: Listener, ref: boolean) => {
+    try {
+      drain(addon)
+    } finally {
+      listeners.delete(listener)
+      for (const signo of listener.names.keys()) {
+        const count = counts.get(signo) ?? 0
+        if (count <= 1) {
+          counts.delete(signo)
+          if (count === 1) addon.signalRelease(signo)
+        } else counts.set(signo, count - 1)
+      }
+      if (sources !== undefined) {
+        if (ref && --refs === 0) for (const poll of sources.polls) addon.pollRef(poll, false)
+        // Nobody listens: stop polling, keep the fds for the next claim.
+        if (listeners.size === 0) for (const poll of sources.polls) addon.pollStop(poll)
+      }
+    }
+  }
+
+  return { claim, release }
+})()
+
+// ---------------------------------------------------------------- platform
+
+const unsupportedChildExits = platformError(
+  "childExits",
+  "Unsupported",
+  "the linux-native platform does not report child exits yet: reaping children here would take them from " +
+    "node:child_process; watch the ChildProcess 'exit' event instead"
+)
+
+export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Platform.PlatformError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const addon = Native.addon
+    if (addon === undefined) {
+      return yield* Effect.fail(
+        platformError("platform", "Unsupported", `the linux-native platform is not available: ${Native.loadError ?? "unknown"}`)
+      )
+    }
+    const maxFds = options.maxFds ?? 128
+    const ref = options.ref ?? false
+    if (!Number.isInteger(maxFds) || maxFds < 1) {
+      return yield* Effect.dieMessage(`LinuxPlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`)
+    }
+    let closed = false
+
+    // ---- commands: the self-pipe, read dry into a queue whenever readable.
+    const commandQueue = yield* Queue.unbounded<number>()
+    const commandPipe = yield* Effect.try({
+      try: () => addon.pipe(),
+      catch: (error) => systemError("command", error)
+    })
+    let commandPoll: Native.PollHandle | undefined = undefined
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        if (commandPoll !== undefined) addon.pollClose(commandPoll)
+        addon.close(commandPipe.readFd)
+        addon.close(commandPipe.writeFd)
+      }).pipe(Effect.zipRight(Queue.shutdown(commandQueue)))
+    )
+    commandPoll = yield* Effect.try({
+      try: () => {
+        const poll = addon.pollOpen(commandPipe.readFd, () => {
+          for (;;) {
+            const bytes = addon.readBytes(commandPipe.readFd, 4096)
+            if (bytes === null || bytes.length === 0) return
+            for (const byte of bytes) Queue.unsafeOffer(commandQueue, byte)
+          }
+        })
+        addon.pollStart(poll, true, false)
+        if (ref) addon.pollRef(poll, true)
+        return poll
+      },
+      catch: (error) => systemError("command", error)
+    })
+
+    const write = (byte: number): Platform.PlatformError | undefined => {
+      if (closed) return Platform.closed("linux-native", "command")
+      if (!Platform.isCommandByte(byte)) return Platform.invalidByte(byte)
+      try {
+        addon.sendByte(commandPipe.writeFd, byte)
+        return undefined
+      } catch (error) {
+        return Native.errnoOf(error) === "EAGAIN"
+          ? platformError("command", "System", "the command pipe is full: nobody consumes commands.received", "EAGAIN")
+          : systemError("command", error)
+      }
+    }
+
+    // ---- signals
+    const signals = (names: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        if (closed) return yield* Effect.fail(Platform.closed("linux-native", "signals"))
+        const numbers = new Map<number, string>()
+        // Checked before anything is claimed, so a bad list claims nothing.
+        for (const name of names) {
+          const signo = signalNumber(name)
+          if (signo === undefined) return yield* Effect.fail(signalError(name))
+          if (!numbers.has(signo)) numbers.set(signo, name)
+        }
+        const queue = yield* Queue.unbounded<string | Platform.PlatformError>()
+        const listener: Listener = { names: numbers, queue }
+        yield* Effect.acquireRelease(
+          Effect.try({
+            try: () => signalHub.claim(addon, listener, ref),
+            catch: (error) => systemError("signals", error)
+          }),
+          () =>
+            Effect.sync(() => signalHub.release(addon, listener, ref)).pipe(
+              Effect.orDie,
+              Effect.ensuring(Queue.shutdown(queue))
+            )
+        )
+        return Stream.mapEffect(
+          Stream.fromQueue(queue, oneByOne),
+          (item) => typeof item === "string" ? Effect.succeed(item) : Effect.fail(item)
+        )
+      })
+
+    // ---- the timer
+    let timerHeld = false
+    const timer = Effect.gen(function*() {
+      if (closed) return yield* Effect.fail(Platform.closed("linux-native", "timer"))
+      if (timerHeld) {
+        return yield* Effect.fail(
+          platformError("timer", "Unsupported", "the platform has one timer and another scope holds it; close that scope first")
+        )
+      }
+      const fired = yield* Queue.unbounded<number>()
+      // CLOCK_REALTIME with an absolute deadline: deadlines are on the
+      // program's Clock, whose live version reads Date.now(), so the kernel
+      // fires exactly when that clock reaches the deadline.
+      const fd = yield* Effect.acquireRelease(
+        Effect.try({ try: () => addon.timerCreate(true), catch: (error) => systemError("timer", error) }),
+        (fd) =>
+          Effect.sync(() => {
+            timerHeld = false
+            addon.close(fd)
+          }).pipe(Effect.zipRight(Queue.shutdown(fired)))
+      )
+      timerHeld = true
+      let deadline: number | undefined = undefined
+      const set = (at: number) => addon.timerSet(fd, at, 0, true)
+      yield* Effect.acquireRelease(
+        Effect.try({
+          try: () => {
+            const poll = addon.pollOpen(fd, () => {
+              if (addon.timerRead(fd) === 0 || deadline === undefined) return
+              // Never before the deadline, whatever the clocks did in between
+              // (a clock step back re-arms instead of firing early).
+              if (Date.now() < deadline) return set(deadline)
+              const at = deadline
+              deadline = undefined
+              Queue.unsafeOffer(fired, at)
+            })
+            addon.pollStart(poll, true, false)
+            if (ref) addon.pollRef(poll, true)
+            return poll
+          },
+          catch: (error) => systemError("timer", error)
+        }),
+        (poll) => Effect.sync(() => addon.pollClose(poll))
+      )
+      const service: Platform.Timer = {
+        arm: (at) =>
+          Effect.sync(() => {
+            if (Number.isNaN(at)) throw new Error("LinuxPlatform: timer.arm got NaN for a deadline")
+            if (at === Infinity) {
+              deadline = undefined
+              addon.timerDisarm(fd)
+              return
+            }
+            deadline = at
+            set(at)
+          }),
+        disarm: Effect.sync(() => {
+          deadline = undefined
+          addon.timerDisarm(fd)
+        }),
+        fired: Stream.fromQueue(fired, oneByOne)
+      }
+      return service
+    })
+
+    // ---- readiness
+    interface Watch {
+      readonly fd: number
+      readonly poll: Native.PollHandle
+      ended: boolean
+    }
+    const watches = new Map<number, Watch>()
+    // Frees the slot at once, so that the fd can be watched again as soon as
+    // the report that ends the watch exists.
+    const end = (watch: Watch) => {
+      if (watch.ended) return
+      watch.ended = true
+      if (watches.get(watch.fd) === watch) watches.delete(watch.fd)
+      addon.pollClose(watch.poll)
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const watch of [...watches.values()]) end(watch)
+      })
+    )
+
+    const watch = (fd: number, interest: Platform.Interest) =>
+      Effect.gen(function*() {
+        if (closed) return yield* Effect.fail(Platform.closed("linux-native", "watch"))
+        if (!Number.isInteger(fd) || fd < 0) {
+          return yield* Effect.fail(
+            platformError("watch", "BadFd", `fd ${String(fd)} is not an fd: fds are non-negative integers`)
+          )
+        }
+        if (watches.has(fd)) {
+          return yield* Effect.fail(
+            platformError(
+              "watch",
+              "AlreadyWatched",
+              `fd ${fd} is already watched; close the scope of the first watch before watching it again`
+            )
+          )
+        }
+        if (watches.size >= maxFds) {
+          return yield* Effect.fail(
+            platformError(
+              "watch",
+              "TooManyFds",
+              `${watches.size} fds are watched and the limit is ${maxFds}; ` +
+                "close some watches or raise maxFds in LinuxPlatform.layer options"
+            )
+          )
+        }
+        const kind = yield* Effect.try({ try: () => addon.fdKind(fd), catch: (error) => watchError(fd, error) })
+        if (kind === "file" || kind === "directory") {
+          return yield* Effect.fail(
+            platformError(
+              "watch",
+              "BadFd",
+              `fd ${fd} is a ${kind === "file" ? "regular file" : "directory"}, which is always ready and cannot ` +
+                "be watched; read it directly"
+            )
+          )
+        }
+        const wantRead = interest.read === true
+        const wantWrite = interest.write === true
+        // The pulls waiting for a report, oldest first. Polling runs only
+        // while a pull waits, so a level-triggered fd nobody reads never spins.
+        type Waiter = (report: Platform.Readiness | undefined) => void
+        const waiters: Array<Waiter> = []
+        const poll = yield* Effect.try({
+          try: () =>
+            addon.pollOpen(fd, (flags) => {
+              const report: Platform.Readiness = {
+                read: wantRead && (flags & Native.READ) !== 0,
+                write: wantWrite && (flags & Native.WRITE) !== 0,
+                hup: (flags & Native.HUP) !== 0,
+                error: (flags & Native.ERROR) !== 0
+              }
+              if (!report.read && !report.write && !report.hup && !report.error) return
+              const first = waiters.shift()
+              if (report.hup || report.error) {
+                end(entry)
+                // The report ends the stream: whoever else waits sees the end.
+                for (const other of waiters.splice(0)) other(undefined)
+              } else if (waiters.length === 0) addon.pollStop(poll)
+              first?.(report)
+            }),
+          catch: (error) => watchError(fd, error)
+        })
+        const entry: Watch = { fd, poll, ended: false }
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            watches.set(fd, entry)
+            if (ref) addon.pollRef(poll, true)
+          }),
+          () =>
+            Effect.sync(() => {
+              end(entry)
+              for (const other of waiters.splice(0)) other(undefined)
+            })
+        )
+        const next: Effect.Effect<Platform.Readiness, Option.Option<Platform.PlatformError>> = Effect.suspend(() => {
+          if (entry.ended) return Effect.fail(Option.none())
+          return Effect.async<Platform.Readiness, Option.Option<Platform.PlatformError>>((resume) => {
+            const waiter: Waiter = (report) =>
+              resume(report === undefined ? Effect.fail(Option.none()) : Effect.succeed(report))
+            waiters.push(waiter)
+            try {
+              addon.pollStart(poll, wantRead, wantWrite)
+            } catch (error) {
+              waiters.splice(waiters.indexOf(waiter), 1)
+              resume(Effect.fail(Option.some(watchError(fd, error))))
+            }
+            return Effect.sync(() => {
+              const index = waiters.indexOf(waiter)
+              if (index >= 0) waiters.splice(index, 1)
+              if (waiters.length === 0 && !entry.ended) addon.pollStop(poll)
+            })
+          })
+        })
+        return Stream.repeatEffectOption(next)
+      })
+
+    const platform: Platform.Platform = {
+      info: { name: "linux-native", maxFds, realtimeSignals: true },
+      signals,
+      timer,
+      watch,
+      commands: {
+        send: (byte) =>
+          Effect.suspend(() => {
+            const error = write(byte)
+            return error === undefined ? Effect.void : Effect.fail(error)
+          }),
+        unsafeSend: (byte) => {
+          const error = write(byte)
+          if (error !== undefined) throw error
+        },
+        received: Stream.fromQueue(commandQueue, oneByOne)
+      },
+      childExits: Stream.fail(unsupportedChildExits)
+    }
+    return platform
+  })
