@@ -22,7 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <semaphore.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -262,12 +266,16 @@ static napi_value js_timer_read(napi_env env, napi_callback_info info) {
 
 /*
  * Signal dispositions and the signalfd are process-wide, so this state is
- * too. Node runs many threads; only the thread that claims (the JS thread)
- * blocks the claimed set, so the kernel may deliver a claimed signal to
- * another thread. There the forwarding handler writes the signal number to
- * the stray pipe, so such a delivery is counted instead of being fatal (or,
- * for SIGUSR1, starting the inspector). JS merges the signalfd and the stray
- * pipe.
+ * too. Node runs many threads, and the kernel delivers a process-directed
+ * signal to any thread that does not block it; for the signalfd to see it,
+ * every thread must block it. A thread's mask can only be changed by that
+ * thread, so a claim broadcasts the helper signal (tgkill) to every other
+ * thread; its handler edits the mask the kernel restores on return from the
+ * handler. Any delivery that still reaches a thread not blocking the signal
+ * (a thread created meanwhile, one that blocks the helper) hits the
+ * forwarding handler, which writes the signal number to the stray pipe: it
+ * is counted, never fatal (and SIGUSR1 never starts the inspector). JS
+ * merges the signalfd and the stray pipe.
  */
 static int signal_fd = -1;
 static int stray_fds[2] = { -1, -1 };
@@ -276,6 +284,158 @@ static struct sigaction previous_actions[_NSIG];
 static unsigned char claimed[_NSIG];
 static unsigned char we_blocked[_NSIG];
 static sigset_t claimed_set;
+
+/* Not claimable (the TS layer rejects SIGSTKFLT), so it never meets a claim. */
+#define HELPER_SIGNAL SIGSTKFLT
+/* How long a claim waits for the other threads to acknowledge a mask change. */
+#define HELPER_WAIT_NS 1000000000L
+
+/* The change being broadcast; written before the tgkill calls, read by the handler. */
+static volatile sig_atomic_t helper_active;
+static volatile sig_atomic_t helper_how;
+static volatile sig_atomic_t helper_signo;
+static sem_t helper_acks;
+
+/* The other threads in which the addon blocked each claimed signal, so a release unblocks only those. */
+static pid_t* blocked_tids[_NSIG];
+static size_t blocked_count[_NSIG];
+
+/*
+ * Runs in the target thread. pthread_sigmask here would be undone when the
+ * handler returns (the kernel restores the mask saved in the ucontext), so the
+ * saved mask is what changes. sigaddset, sigdelset and sem_post are
+ * async-signal-safe. A helper signal outside a broadcast (sent by someone
+ * else, or arriving after the wait gave up) changes nothing.
+ */
+static void apply_mask_change(int signo, siginfo_t* si, void* context) {
+  (void)signo;
+  (void)si;
+  int saved = errno;
+  if (helper_active) {
+    ucontext_t* uc = context;
+    if (helper_how == SIG_BLOCK) sigaddset(&uc->uc_sigmask, helper_signo);
+    else sigdelset(&uc->uc_sigmask, helper_signo);
+    sem_post(&helper_acks);
+  }
+  errno = saved;
+}
+
+/* Whether thread `tid` blocks `signo` and the helper, from /proc (0 on success, else an errno; ENOENT: gone). */
+static int thread_blocks(pid_t tid, int signo, int* blocks_signo, int* blocks_helper) {
+  char path[64], text[4096];
+  snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n;
+  do n = read(fd, text, sizeof text - 1); while (n < 0 && errno == EINTR);
+  int err = n < 0 ? errno : 0;
+  close(fd);
+  if (n < 0) return err;
+  text[n] = 0;
+  const char* line = strstr(text, "\nSigBlk:");
+  /* A thread exiting between opendir and here may show an empty status: treat it as gone. */
+  if (line == NULL) return ENOENT;
+  unsigned long long mask = strtoull(line + 8, NULL, 16);
+  *blocks_signo = (int)((mask >> (signo - 1)) & 1);
+  *blocks_helper = (int)((mask >> (HELPER_SIGNAL - 1)) & 1);
+  return 0;
+}
+
+/*
+ * Blocks (or unblocks) `signo` in other threads. SIG_BLOCK: every thread in
+ * /proc/self/task except this one that does not block it yet, recording the
+ * tids in blocked_tids[signo]; SIG_UNBLOCK: the recorded tids, then forgets
+ * them. Threads that exited are skipped (ESRCH, ENOENT); a thread that blocks
+ * the helper cannot be reached and keeps its mask (the forwarding handler
+ * covers it). Waits at most HELPER_WAIT_NS for the acknowledgements: a thread
+ * that does not run in time leaves the broadcast (helper_active is cleared),
+ * with the same cover. Returns 0 or an errno, *syscall naming the call.
+ */
+static int broadcast_mask(int how, int signo, const char** syscall_name) {
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  pid_t pid = getpid();
+  int err = 0;
+  size_t sent = 0;
+  while (sem_trywait(&helper_acks) == 0) {
+  }
+  helper_how = how;
+  helper_signo = signo;
+  helper_active = 1;
+
+  if (how == SIG_BLOCK) {
+    DIR* dir = opendir("/proc/self/task");
+    if (dir == NULL) {
+      *syscall_name = "opendir";
+      err = errno;
+    }
+    struct dirent* entry;
+    while (err == 0 && (errno = 0, entry = readdir(dir)) != NULL) {
+      pid_t tid = (pid_t)atoi(entry->d_name);
+      if (tid <= 0 || tid == self) continue;
+      int blocks_signo = 0, blocks_helper = 0;
+      int e = thread_blocks(tid, signo, &blocks_signo, &blocks_helper);
+      if (e == ENOENT || e == ESRCH) continue;
+      if (e != 0) {
+        *syscall_name = "read";
+        err = e;
+        break;
+      }
+      if (blocks_signo || blocks_helper) continue;
+      pid_t* grown = realloc(blocked_tids[signo], (blocked_count[signo] + 1) * sizeof *grown);
+      if (grown == NULL) {
+        *syscall_name = "realloc";
+        err = ENOMEM;
+        break;
+      }
+      blocked_tids[signo] = grown;
+      if (syscall(SYS_tgkill, pid, tid, HELPER_SIGNAL) != 0) {
+        if (errno == ESRCH) continue;
+        *syscall_name = "tgkill";
+        err = errno;
+        break;
+      }
+      blocked_tids[signo][blocked_count[signo]++] = tid;
+      sent++;
+    }
+    if (err == 0 && dir != NULL && errno != 0) {
+      *syscall_name = "readdir";
+      err = errno;
+    }
+    if (dir != NULL) closedir(dir);
+  } else {
+    for (size_t i = 0; i < blocked_count[signo]; i++) {
+      if (syscall(SYS_tgkill, pid, blocked_tids[signo][i], HELPER_SIGNAL) == 0) sent++;
+      else if (errno != ESRCH) {
+        *syscall_name = "tgkill";
+        err = errno;
+        break;
+      }
+    }
+    free(blocked_tids[signo]);
+    blocked_tids[signo] = NULL;
+    blocked_count[signo] = 0;
+  }
+
+  /* Wait even after an error: the threads already signalled must finish before helper_active is cleared. */
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_nsec += HELPER_WAIT_NS % 1000000000L;
+  deadline.tv_sec += HELPER_WAIT_NS / 1000000000L + deadline.tv_nsec / 1000000000L;
+  deadline.tv_nsec %= 1000000000L;
+  for (size_t acked = 0; acked < sent;) {
+    if (sem_timedwait(&helper_acks, &deadline) == 0) acked++;
+    else if (errno == ETIMEDOUT) break;
+    else if (errno != EINTR) {
+      if (err == 0) {
+        *syscall_name = "sem_timedwait";
+        err = errno;
+      }
+      break;
+    }
+  }
+  helper_active = 0;
+  return err;
+}
 
 static void forward_signal(int signo) {
   int saved = errno;
@@ -301,6 +461,23 @@ static napi_value js_signal_init(napi_env env, napi_callback_info info) {
       stray_fds[0] = stray_fds[1] = -1;
       return throw_errno(env, err, "signalfd");
     }
+    /* The helper handler stays installed for the life of the process: claims come and go, it is harmless idle. */
+    struct sigaction helper;
+    memset(&helper, 0, sizeof helper);
+    helper.sa_sigaction = apply_mask_change;
+    sigfillset(&helper.sa_mask);
+    helper.sa_flags = SA_SIGINFO | SA_RESTART;
+    const char* failed = NULL;
+    if (sem_init(&helper_acks, 0, 0) != 0) failed = "sem_init";
+    else if (sigaction(HELPER_SIGNAL, &helper, NULL) != 0) failed = "sigaction";
+    if (failed != NULL) {
+      int err = errno;
+      close(fd);
+      close(stray_fds[0]);
+      close(stray_fds[1]);
+      stray_fds[0] = stray_fds[1] = -1;
+      return throw_errno(env, err, failed);
+    }
     signal_fd = fd;
     stray_write_fd = stray_fds[1];
   }
@@ -325,7 +502,7 @@ static int check_signo(napi_env env, int32_t signo) {
   return 1;
 }
 
-/* Claims one signal: forwarding handler, blocked in this thread, added to the signalfd. */
+/* Claims one signal: forwarding handler, blocked in this thread, added to the signalfd, blocked in the other threads. */
 static napi_value js_signal_claim(napi_env env, napi_callback_info info) {
   ARGS(1);
   int32_t signo;
@@ -358,6 +535,20 @@ static napi_value js_signal_claim(napi_env env, napi_callback_info info) {
     sigaction(signo, &previous_actions[signo], NULL);
     return throw_errno(env, err, "signalfd");
   }
+  const char* failed = NULL;
+  err = broadcast_mask(SIG_BLOCK, signo, &failed);
+  if (err != 0) {
+    const char* ignored;
+    (void)broadcast_mask(SIG_UNBLOCK, signo, &ignored);
+    sigdelset(&claimed_set, signo);
+    (void)signalfd(signal_fd, &claimed_set, 0);
+    struct timespec zero = { 0, 0 };
+    while (sigtimedwait(&one, NULL, &zero) == signo) {
+    }
+    if (we_blocked[signo]) pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    sigaction(signo, &previous_actions[signo], NULL);
+    return throw_errno(env, err, failed);
+  }
   claimed[signo] = 1;
   return undefined_value(env);
 }
@@ -365,7 +556,9 @@ static napi_value js_signal_claim(napi_env env, napi_callback_info info) {
 /*
  * Releases one signal. Pending instances are discarded while the signal is
  * still blocked: unblocking first would hand them to the restored
- * disposition, which for most signals is to terminate the process.
+ * disposition, which for most signals is to terminate the process. The other
+ * threads are unblocked while the forwarding handler is still installed, so
+ * what arrives meanwhile is forwarded, not fatal.
  */
 static napi_value js_signal_release(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -383,9 +576,12 @@ static napi_value js_signal_release(napi_env env, napi_callback_info info) {
   struct timespec zero = { 0, 0 };
   while (sigtimedwait(&one, NULL, &zero) == signo) {
   }
+  const char* failed = NULL;
+  int err = broadcast_mask(SIG_UNBLOCK, signo, &failed);
+  if (err != 0) return throw_errno(env, err, failed);
   if (sigaction(signo, &previous_actions[signo], NULL) != 0) return throw_errno(env, errno, "sigaction");
   if (we_blocked[signo]) {
-    int err = pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    err = pthread_sigmask(SIG_UNBLOCK, &one, NULL);
     if (err != 0) return throw_errno(env, err, "pthread_sigmask");
   }
   claimed[signo] = 0;

@@ -1,11 +1,13 @@
 /**
  * The native Linux `Platform`: real kernel objects from a small N-API addon.
  *
- * - signals: one process-wide `signalfd` for the claimed set, plus a
- *   forwarding `sigaction` handler that writes to a pipe when the kernel
- *   delivers a claimed signal to one of Node's other threads (the two are
- *   merged, so no delivery is fatal and none is lost; real-time signals
- *   queue in the kernel and each one is counted);
+ * - signals: one process-wide `signalfd` for the claimed set, which a claim
+ *   blocks in every thread of the process (a `tgkill` broadcast of a helper
+ *   signal), plus a forwarding `sigaction` handler that writes to a pipe if
+ *   the kernel still delivers a claimed signal to a thread that does not
+ *   block it (the two are merged, so no delivery is fatal and none is lost;
+ *   real-time signals queue in the kernel and each one is counted; see
+ *   {@link signalStats});
  * - the timer: a `timerfd` armed to an absolute deadline;
  * - commands: a `pipe2` self-pipe, one-byte writes (atomic from any thread);
  * - readiness: one libuv `uv_poll_t` per fd on Node's own loop.
@@ -95,6 +97,39 @@ export const loadError: string | undefined = Native.loadError
  * @category signals
  */
 export const signalNumber: (name: string) => number | undefined = internal.signalNumber
+
+/**
+ * How many claimed-signal deliveries this process has read, by path, since it
+ * started (all claims of all native platforms together): `viaSignalfd` were
+ * read from the signalfd (the claimed set is blocked in every thread, the
+ * normal path); `viaForwarding` came through the forwarding handler (a thread
+ * that did not block the signal yet, e.g. one created just before a claim).
+ * Both are merged into the claims' streams; this is for diagnostics and tests.
+ *
+ * @example
+ * ```ts
+ * import { LinuxPlatform } from "@refpersys/platform-linux"
+ *
+ * const { viaSignalfd, viaForwarding } = LinuxPlatform.signalStats()
+ * ```
+ *
+ * @since 0.1.0
+ * @category signals
+ */
+export const signalStats: () => SignalStats = internal.signalStats
+
+/**
+ * Counts returned by {@link signalStats}.
+ *
+ * @since 0.1.0
+ * @category signals
+ */
+export interface SignalStats {
+  /** Deliveries read from the signalfd. */
+  readonly viaSignalfd: number
+  /** Deliveries forwarded by the `sigaction` handler through its pipe. */
+  readonly viaForwarding: number
+}
 
 /**
  * Builds a native platform for the scope. Closing the scope closes the

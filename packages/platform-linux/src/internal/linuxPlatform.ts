@@ -104,6 +104,9 @@ const signalHub = (() => {
     | { readonly signalFd: number; readonly strayFd: number; readonly polls: ReadonlyArray<Native.PollHandle> }
     | undefined = undefined
   let refs = 0
+  // Where deliveries came from: the signalfd (the claimed set is blocked in
+  // every thread) or the forwarding handler (a thread that did not block it).
+  const stats = { viaSignalfd: 0, viaForwarding: 0 }
 
   const dispatch = (signo: number) => {
     for (const listener of listeners) {
@@ -116,10 +119,14 @@ const signalHub = (() => {
   // that what was delivered while claimed reaches that claim.
   const drain = (addon: Native.Addon) => {
     if (sources === undefined) return
-    for (const signo of addon.signalRead(sources.signalFd)) dispatch(signo)
+    for (const signo of addon.signalRead(sources.signalFd)) {
+      stats.viaSignalfd++
+      dispatch(signo)
+    }
     for (;;) {
       const bytes = addon.readBytes(sources.strayFd, 4096)
       if (bytes === null || bytes.length === 0) break
+      stats.viaForwarding += bytes.length
       for (const signo of bytes) dispatch(signo)
     }
   }
@@ -182,8 +189,16 @@ const signalHub = (() => {
     }
   }
 
-  return { claim, release }
+  return { claim, release, stats: (): SignalStats => ({ ...stats }) }
 })()
+
+/** Counts of the signals the process read, by the path they took. */
+export interface SignalStats {
+  readonly viaSignalfd: number
+  readonly viaForwarding: number
+}
+
+export const signalStats = (): SignalStats => signalHub.stats()
 
 // ---------------------------------------------------------------- platform
 
