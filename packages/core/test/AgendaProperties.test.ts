@@ -12,26 +12,35 @@ const priorityArb = fc.constantFrom<Priority>("High", "Normal", "Low")
 
 const levelOf = (label: string) => label[0]
 
+/**
+ * Queues one tasklet per priority behind a held single worker, releases it,
+ * and returns the start order as labels like "H3" (level initial + index).
+ */
+const startOrder = (priorities: ReadonlyArray<Priority>, aging: number | false) =>
+  Effect.scoped(Effect.gen(function*() {
+    const h = yield* AgendaHarness.make({ workers: 1, aging })
+    const hold = yield* h.holdWorkers
+    for (let i = 0; i < priorities.length; i++) {
+      yield* h.agenda.submit(h.record(`${priorities[i][0]}${i}`), { priority: priorities[i] })
+    }
+    yield* hold.release
+    yield* h.agenda.whenIdle
+    return yield* h.log
+  }))
+
 describe("Agenda properties", () => {
   it.effect("start order: strict mode sorts by priority, FIFO within a level", () =>
     Effect.promise(() =>
       fc.assert(
         fc.asyncProperty(fc.array(priorityArb, { minLength: 1, maxLength: 60 }), (priorities) =>
-          Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-            const h = yield* AgendaHarness.make({ workers: 1, aging: false })
-            const hold = yield* h.holdWorkers
-            for (let i = 0; i < priorities.length; i++) {
-              yield* h.agenda.submit(h.record(`${priorities[i][0]}${i}`), { priority: priorities[i] })
-            }
-            yield* hold.release
-            yield* h.agenda.whenIdle
-            const log = yield* h.log
+          Effect.runPromise(Effect.gen(function*() {
+            const log = yield* startOrder(priorities, false)
             const rank = { H: 0, N: 1, L: 2 } as Record<string, number>
             const expected = log.slice().sort((a, b) =>
               rank[levelOf(a)] - rank[levelOf(b)] || Number(a.slice(1)) - Number(b.slice(1))
             )
             expect(log).toEqual(expected)
-          })))
+          }))
         ),
         { seed: SEED, numRuns: 40 }
       )
@@ -44,15 +53,8 @@ describe("Agenda properties", () => {
           fc.array(priorityArb, { minLength: 1, maxLength: 80 }),
           fc.integer({ min: 1, max: 6 }),
           (priorities, k) =>
-            Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-              const h = yield* AgendaHarness.make({ workers: 1, aging: k })
-              const hold = yield* h.holdWorkers
-              for (let i = 0; i < priorities.length; i++) {
-                yield* h.agenda.submit(h.record(`${priorities[i][0]}${i}`), { priority: priorities[i] })
-              }
-              yield* hold.release
-              yield* h.agenda.whenIdle
-              const log = yield* h.log
+            Effect.runPromise(Effect.gen(function*() {
+              const log = yield* startOrder(priorities, k)
               expect(log).toHaveLength(priorities.length)
               const remaining = { H: 0, N: 0, L: 0 } as Record<string, number>
               for (const p of priorities) remaining[p[0]]++
@@ -72,7 +74,7 @@ describe("Agenda properties", () => {
                 expect(otherSinceLow).toBeLessThanOrEqual(k)
                 expect(highSinceNormal).toBeLessThanOrEqual(k)
               }
-            })))
+            }))
         ),
         { seed: SEED, numRuns: 40 }
       )
