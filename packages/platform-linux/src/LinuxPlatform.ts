@@ -13,7 +13,8 @@
  * - readiness: one libuv `uv_poll_t` per fd on Node's own loop.
  *
  * Every poll handle is unreferenced unless `ref: true` is passed, so the
- * platform never keeps the process alive by itself. `childExits` is not
+ * platform never keeps the process alive by itself. `SIGCHLD` cannot be
+ * claimed (Node's child_process needs it). `childExits` is not
  * offered natively yet: it fails with `Unsupported` (reaping children here
  * would steal them from `child_process`).
  *

@@ -273,6 +273,19 @@ if (addon !== undefined) {
         expect(error.detail).toContain("SIGKILL")
       }))
 
+    it.scopedLive("SIGCHLD is refused, and a real child's exit still reaches node:child_process", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const error = yield* failure(Effect.scoped(platform.signals(["SIGCHLD"])))
+        expect(error.reason).toBe("InvalidSignal")
+        expect(error.detail).toContain("node:child_process")
+        const code = yield* Effect.async<number | null>((resume) => {
+          const child = spawn(process.execPath, ["-e", "process.exit(7)"])
+          child.on("exit", (c) => resume(Effect.succeed(c)))
+        })
+        expect(code).toBe(7)
+      }))
+
     it.live("the layer provides the platform", () =>
       Effect.gen(function*() {
         const platform = yield* Platform.Platform

@@ -85,6 +85,13 @@ const signalError = (name: string) =>
         "the catchable standard signals, and SIGRTMIN+n / SIGRTMAX-n with n from 0 to 30"
   )
 
+const sigchldError = platformError(
+  "signals",
+  "InvalidSignal",
+  "the linux-native platform does not claim SIGCHLD: taking it from Node would stop node:child_process from " +
+    "seeing its children exit; watch the ChildProcess 'exit' event, or use NodePlatform with NodePlatform.trackChild"
+)
+
 interface Listener {
   /** Signal number to the name this claim used for it. */
   readonly names: ReadonlyMap<number, string>
@@ -275,6 +282,10 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         const numbers = new Map<number, string>()
         // Checked before anything is claimed, so a bad list claims nothing.
         for (const name of names) {
+          // The claim replaces the handler and blocks the signal in every
+          // thread, which would starve libuv's SIGCHLD handling: Node could no
+          // longer see its children exit.
+          if (name === "SIGCHLD") return yield* Effect.fail(sigchldError)
           const signo = signalNumber(name)
           if (signo === undefined) return yield* Effect.fail(signalError(name))
           if (!numbers.has(signo)) numbers.set(signo, name)
