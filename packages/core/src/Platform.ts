@@ -188,17 +188,34 @@ export interface Platform {
  */
 export const Platform: Context.Tag<Platform, Platform> = Context.GenericTag<Platform>("@refpersys/core/Platform")
 
-const standardSignals = new Set([
+/**
+ * Every standard Linux signal name (real-time ones are `SIGRTMIN+n`), claimable
+ * or not, so that platforms can tell "cannot be claimed" from "unknown".
+ *
+ * @since 0.1.0
+ * @category signals
+ */
+export const signalNames: ReadonlyArray<string> = [
   "SIGHUP",
   "SIGINT",
   "SIGQUIT",
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGIOT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
   "SIGUSR1",
+  "SIGSEGV",
   "SIGUSR2",
   "SIGPIPE",
   "SIGALRM",
   "SIGTERM",
+  "SIGSTKFLT",
   "SIGCHLD",
   "SIGCONT",
+  "SIGSTOP",
   "SIGTSTP",
   "SIGTTIN",
   "SIGTTOU",
@@ -209,9 +226,28 @@ const standardSignals = new Set([
   "SIGPROF",
   "SIGWINCH",
   "SIGIO",
+  "SIGPOLL",
   "SIGPWR",
   "SIGSYS"
+]
+
+// Uncatchable (KILL, STOP), faults that must stay fatal, SIGSTKFLT (the native
+// layer's helper signal) and the aliases SIGIOT (of SIGABRT) and SIGPOLL (of SIGIO).
+const notClaimable = new Set([
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGIOT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
+  "SIGSEGV",
+  "SIGSTKFLT",
+  "SIGSTOP",
+  "SIGPOLL"
 ])
+
+const standardSignals = new Set(signalNames.filter((name) => !notClaimable.has(name)))
 
 /**
  * Whether a name is a signal the runtime can claim: a catchable standard

@@ -14,6 +14,15 @@ describe("Platform", () => {
     }
   })
 
+  it("signalNames lists every standard name; only the catchable, non-fault ones are claimable", () => {
+    expect(Platform.signalNames).toContain("SIGKILL")
+    expect(Platform.signalNames.filter(Platform.isClaimableSignal)).toEqual([
+      "SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT",
+      "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO",
+      "SIGPWR", "SIGSYS"
+    ])
+  })
+
   it("command byte helpers shared by every platform", () => {
     expect([0, 68, 255].every(Platform.isCommandByte)).toBe(true)
     expect([-1, 256, 1.5, NaN, "D"].some(Platform.isCommandByte)).toBe(false)

@@ -128,46 +128,7 @@ export interface Instance {
   readonly control: TestPlatform
 }
 
-// Every Linux signal name, so that an error can tell "cannot be claimed"
-// from "unknown" and list what is accepted by filtering with the contract's
-// own predicate instead of keeping a second list in sync with it.
-const linuxSignals = [
-  "SIGHUP",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGILL",
-  "SIGTRAP",
-  "SIGABRT",
-  "SIGIOT",
-  "SIGBUS",
-  "SIGFPE",
-  "SIGKILL",
-  "SIGUSR1",
-  "SIGSEGV",
-  "SIGUSR2",
-  "SIGPIPE",
-  "SIGALRM",
-  "SIGTERM",
-  "SIGSTKFLT",
-  "SIGCHLD",
-  "SIGCONT",
-  "SIGSTOP",
-  "SIGTSTP",
-  "SIGTTIN",
-  "SIGTTOU",
-  "SIGURG",
-  "SIGXCPU",
-  "SIGXFSZ",
-  "SIGVTALRM",
-  "SIGPROF",
-  "SIGWINCH",
-  "SIGIO",
-  "SIGPOLL",
-  "SIGPWR",
-  "SIGSYS"
-]
-
-const claimableStandard = linuxSignals.filter(Platform.isClaimableSignal)
+const claimableStandard = Platform.signalNames.filter(Platform.isClaimableSignal)
 
 const isRealtime = (name: string): boolean => name.startsWith("SIGRT")
 
@@ -176,7 +137,7 @@ const signalError = (name: string, realtimeSignals: boolean): Platform.PlatformE
     ? `${name} is a real-time signal and this platform has none`
     : isRealtime(name)
     ? `${name} is not a real-time signal name this platform knows`
-    : linuxSignals.includes(name)
+    : Platform.signalNames.includes(name)
     ? `${name} cannot be claimed: SIGKILL and SIGSTOP cannot be caught, and fault signals ` +
       `(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT...) must not be`
     : `${JSON.stringify(name)} is not a signal name`
