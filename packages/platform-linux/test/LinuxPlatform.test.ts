@@ -136,22 +136,6 @@ if (addon !== undefined) {
         expect(process.pid).toBeGreaterThan(0)
       }))
 
-    it.scopedLive("a storm of 10,000 real-time signals is counted in full", () =>
-      Effect.gen(function*() {
-        const platform = yield* LinuxPlatform.make()
-        const signo = LinuxPlatform.signalNumber("SIGRTMIN+1")!
-        expect(signo).toBe(addon.constants.SIGRTMIN + 1)
-        const stream = yield* platform.signals(["SIGRTMIN+1"])
-        const total = 10_000
-        const counted = yield* Effect.fork(Stream.runCount(Stream.take(stream, total)))
-        // Half through Node (it takes signal numbers), half through the addon.
-        for (let i = 0; i < total; i++) {
-          if (i % 2 === 0) process.kill(process.pid, signo)
-          else addon.raise(signo)
-        }
-        expect(yield* Fiber.join(counted)).toBe(total)
-      }))
-
     it.scopedLive("a 1 ms periodic timerfd loses no ticks over 1,000 of them", () =>
       Effect.gen(function*() {
         const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
