@@ -284,6 +284,13 @@ static struct sigaction previous_actions[_NSIG];
 static unsigned char claimed[_NSIG];
 static unsigned char we_blocked[_NSIG];
 static sigset_t claimed_set;
+/*
+ * The environment (JS thread) that owns the signal state. Dispositions and
+ * the signalfd are process-wide, so one thread reads them and keeps the
+ * claim counts; a worker_thread that claimed and then ended would otherwise
+ * leave signals blocked with nobody reading them.
+ */
+static napi_env signal_env;
 
 /* Not claimable (the TS layer rejects SIGSTKFLT), so it never meets a claim. */
 #define HELPER_SIGNAL SIGSTKFLT
@@ -448,6 +455,10 @@ static void forward_signal(int signo) {
 
 /* signalInit() -> { signalFd, strayFd }; idempotent. */
 static napi_value js_signal_init(napi_env env, napi_callback_info info) {
+  if (signal_env != NULL && signal_env != env) {
+    napi_throw_error(env, "ERR_WRONG_THREAD", "signals are claimed by the thread that first claimed one (the main thread)");
+    return NULL;
+  }
   if (signal_fd < 0) {
     if (pipe2(stray_fds, O_CLOEXEC | O_NONBLOCK) != 0) return throw_errno(env, errno, "pipe2");
     /* Best effort: a bigger pipe only makes loss under a storm less likely. */
@@ -480,6 +491,7 @@ static napi_value js_signal_init(napi_env env, napi_callback_info info) {
     }
     signal_fd = fd;
     stray_write_fd = stray_fds[1];
+    signal_env = env;
   }
   napi_value result;
   napi_create_object(env, &result);
@@ -497,6 +509,10 @@ static int check_signo(napi_env env, int32_t signo) {
   }
   if (signal_fd < 0) {
     napi_throw_error(env, "ERR_NOT_INITIALIZED", "signalInit() must be called first");
+    return 0;
+  }
+  if (env != signal_env) {
+    napi_throw_error(env, "ERR_WRONG_THREAD", "signals are claimed by the thread that first claimed one (the main thread)");
     return 0;
   }
   return 1;

@@ -13,10 +13,13 @@
  * - readiness: one libuv `uv_poll_t` per fd on Node's own loop.
  *
  * Every poll handle is unreferenced unless `ref: true` is passed, so the
- * platform never keeps the process alive by itself. `SIGCHLD` cannot be
- * claimed (Node's child_process needs it). `childExits` is not
- * offered natively yet: it fails with `Unsupported` (reaping children here
- * would steal them from `child_process`).
+ * platform never keeps the process alive by itself.
+ *
+ * Two things stay with Node, because libuv relies on them: `SIGCHLD` is
+ * heard through Node's own signal watcher (blocking it or replacing libuv's
+ * handler would stop node:child_process from reaping), and child exits come
+ * from {@link trackChild}. Signals are claimed on the main thread only: a
+ * claim from a worker_thread fails with `Unsupported`.
  *
  * @since 0.1.0
  */
@@ -24,6 +27,8 @@ import { Platform } from "@refpersys/core"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import type { ChildProcess } from "node:child_process"
+import * as Children from "./internal/children.js"
 import * as internal from "./internal/linuxPlatform.js"
 import * as Native from "./internal/native.js"
 
@@ -177,3 +182,24 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
  */
 export const layer = (options: Options = {}): Layer.Layer<Platform.Platform, Platform.PlatformError> =>
   Layer.scoped(Platform.Platform, make(options))
+
+/**
+ * Reports the exit of a child process on the `childExits` stream of every
+ * open platform of this package (native or portable). Node reaps the
+ * children it spawns, so no platform can wait for them without taking them
+ * from node:child_process; the child's own `exit` event is the source. A
+ * child that has already exited is reported at once; one that never started
+ * (no pid) is not.
+ *
+ * @example
+ * ```ts
+ * import { spawn } from "node:child_process"
+ * import { LinuxPlatform } from "@refpersys/platform-linux"
+ *
+ * LinuxPlatform.trackChild(spawn("true"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category child processes
+ */
+export const trackChild = (child: ChildProcess): void => Children.trackChild(child)

@@ -47,6 +47,7 @@ import type { ChildProcess } from "node:child_process"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as Children from "./internal/children.js"
 import * as internal from "./internal/nodePlatform.js"
 
 /**
@@ -196,7 +197,7 @@ export const read = (fd: number): Effect.Effect<Uint8Array, Platform.PlatformErr
 
 /**
  * Reports the exit of a child process on the `childExits` stream of every
- * open node-portable platform. Node reaps the children it spawns, so the
+ * open platform of this package (portable or native). Node reaps the children it spawns, so the
  * platform cannot see their exits unless told. A child that has already
  * exited is reported at once; one that never started (no pid) is not.
  *
@@ -211,4 +212,4 @@ export const read = (fd: number): Effect.Effect<Uint8Array, Platform.PlatformErr
  * @since 0.1.0
  * @category child processes
  */
-export const trackChild = (child: ChildProcess): void => internal.trackChild(child)
+export const trackChild = (child: ChildProcess): void => Children.trackChild(child)

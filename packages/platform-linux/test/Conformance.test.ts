@@ -1,5 +1,6 @@
 import { Conformance } from "@refpersys/testkit"
 import { Effect } from "effect"
+import { realChildExit } from "./util.js"
 import * as NodePlatform from "../src/NodePlatform.js"
 import { closedFd, fifo } from "./fifos.js"
 
@@ -14,6 +15,7 @@ const driver: Conformance.Driver = {
     hangup: Effect.sync(() => f.closeWriter())
   })),
   badFd: closedFd,
+  childExit: realChildExit,
   advanceTo: () => Effect.void
 }
 

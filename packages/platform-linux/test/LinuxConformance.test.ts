@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Conformance } from "@refpersys/testkit"
 import { Effect } from "effect"
+import { realChildExit } from "./util.js"
 import * as LinuxPlatform from "../src/LinuxPlatform.js"
 import * as Native from "../src/internal/native.js"
 
@@ -42,6 +43,7 @@ if (addon !== undefined) {
       addon.close(writeFd)
       return readFd
     }),
+    childExit: realChildExit,
     advanceTo: () => Effect.void
   }
 

@@ -8,6 +8,7 @@ import * as path from "node:path"
 import { Worker } from "node:worker_threads"
 import * as LinuxPlatform from "../src/LinuxPlatform.js"
 import * as Native from "../src/internal/native.js"
+import { exited, puller } from "./util.js"
 
 const addon = Native.addon
 
@@ -75,16 +76,7 @@ if (addon !== undefined) {
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const names = ["SIGUSR1", "SIGUSR2", "SIGHUP"]
-        const pull = yield* Stream.toPull(yield* platform.signals(names))
-        const buffer: Array<string> = []
-        const next = Effect.suspend(function loop(): Effect.Effect<string, unknown> {
-          return buffer.length > 0
-            ? Effect.succeed(buffer.shift()!)
-            : Effect.flatMap(pull, (chunk) => {
-              buffer.push(...chunk)
-              return loop()
-            })
-        })
+        const next = yield* puller(yield* platform.signals(names))
         for (const name of names) {
           process.kill(process.pid, name)
           expect(yield* next).toBe(name)
@@ -242,11 +234,19 @@ if (addon !== undefined) {
         expect(fired).toEqual(Option.some(deadline))
       }))
 
-    it.scopedLive("childExits is not offered natively and says so", () =>
+    it.scopedLive("childExits reports a tracked real child, which node:child_process also sees exit", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
-        const error = yield* failure(Stream.runDrain(platform.childExits))
-        expect(error.reason).toBe("Unsupported")
+        const exits = yield* puller(platform.childExits)
+        const child = spawn(process.execPath, ["-e", "process.exit(7)"], { stdio: "ignore" })
+        LinuxPlatform.trackChild(child)
+        expect(yield* exits).toEqual({ pid: child.pid, code: 7, signal: null })
+        expect(yield* exited(child)).toBe(7)
+        // Killed by a signal: the status names it.
+        const slept = spawn("sleep", ["30"], { stdio: "ignore" })
+        LinuxPlatform.trackChild(slept)
+        slept.kill("SIGTERM")
+        expect(yield* exits).toEqual({ pid: slept.pid, code: null, signal: "SIGTERM" })
       }))
 
     it.scopedLive("claiming SIGKILL fails with InvalidSignal and claims nothing", () =>
@@ -257,17 +257,45 @@ if (addon !== undefined) {
         expect(error.detail).toContain("SIGKILL")
       }))
 
-    it.scopedLive("SIGCHLD is refused, and a real child's exit still reaches node:child_process", () =>
+    it.scopedLive("SIGCHLD from a real child and from process.kill arrives beside native claims; child_process still reaps", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
-        const error = yield* failure(Effect.scoped(platform.signals(["SIGCHLD"])))
-        expect(error.reason).toBe("InvalidSignal")
-        expect(error.detail).toContain("node:child_process")
-        const code = yield* Effect.async<number | null>((resume) => {
-          const child = spawn(process.execPath, ["-e", "process.exit(7)"])
-          child.on("exit", (c) => resume(Effect.succeed(c)))
+        const next = yield* puller(yield* platform.signals(["SIGCHLD", "SIGUSR2"]))
+        const child = spawn(process.execPath, ["-e", "process.exit(7)"], { stdio: "ignore" })
+        expect(yield* next).toBe("SIGCHLD")
+        expect(yield* exited(child)).toBe(7)
+        process.kill(process.pid, "SIGUSR2")
+        expect(yield* next).toBe("SIGUSR2")
+        process.kill(process.pid, "SIGCHLD")
+        expect(yield* next).toBe("SIGCHLD")
+      }))
+
+    it.scopedLive("a worker_thread's claim fails with Unsupported, and the main thread's claim is untouched", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const next = yield* puller(yield* platform.signals(["SIGUSR2"]))
+        // The worker loads the built package, as a user's worker would.
+        const worker = new Worker(
+          `const { parentPort } = require("node:worker_threads");
+           (async () => {
+             const { Effect } = await import("effect");
+             const { LinuxPlatform } = await import("@refpersys/platform-linux");
+             const exit = await Effect.runPromiseExit(
+               Effect.scoped(Effect.flatMap(LinuxPlatform.make(), (p) => p.signals(["SIGUSR2"]))));
+             let direct = "";
+             try { require(${JSON.stringify(Native.addonPath)}).signalInit() } catch (e) { direct = e.code }
+             parentPort.postMessage({ reason: exit._tag === "Failure" ? exit.cause.error.reason : "claimed", direct });
+           })();`,
+          { eval: true }
+        )
+        yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
+        const reply = yield* Effect.async<{ reason: string; direct: string }>((resume) => {
+          worker.once("message", (m) => resume(Effect.succeed(m)))
+          worker.once("error", (e) => resume(Effect.die(e)))
         })
-        expect(code).toBe(7)
+        expect(reply).toEqual({ reason: "Unsupported", direct: "ERR_WRONG_THREAD" })
+        process.kill(process.pid, "SIGUSR2")
+        expect(yield* next).toBe("SIGUSR2")
       }))
 
     it.live("the layer provides the platform", () =>

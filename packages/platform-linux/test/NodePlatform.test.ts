@@ -5,6 +5,7 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { Chunk, Clock, Effect, Fiber, Option, Stream, TestClock } from "effect"
 import * as NodePlatform from "../src/NodePlatform.js"
+import { exited, puller } from "./util.js"
 import { closedFd, fifo, fifos } from "./fifos.js"
 
 /** The error of an effect that must fail with a PlatformError. */
@@ -12,28 +13,6 @@ const failure = <A, R>(effect: Effect.Effect<A, Platform.PlatformError, R>) =>
   Effect.matchEffect(effect, {
     onFailure: (error) => Effect.succeed(error),
     onSuccess: () => Effect.dieMessage("expected a PlatformError, but the operation succeeded")
-  })
-
-/** Pulls one element at a time from a stream, keeping the rest of a chunk. */
-const puller = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.map(Stream.toPull(stream), (pull) => {
-    const buffer: Array<A> = []
-    const next: Effect.Effect<A, Option.Option<E>> = Effect.suspend(() =>
-      buffer.length > 0
-        ? Effect.succeed(buffer.shift() as A)
-        : Effect.flatMap(pull, (chunk) => {
-          buffer.push(...chunk)
-          return next
-        })
-    )
-    return next
-  })
-
-/** Waits for a child to exit, through Node's own event. */
-const exited = (child: ReturnType<typeof spawn>) =>
-  Effect.async<number | null>((resume) => {
-    if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
-    child.once("exit", (code) => resume(Effect.succeed(code)))
   })
 
 /** Reads every byte of a watch until its hang-up, taking the bytes after each report. */

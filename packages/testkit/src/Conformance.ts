@@ -84,6 +84,12 @@ export interface Driver {
    * move a control sleep of the test to its deadline.
    */
   readonly advanceTo: (deadline: number) => Effect.Effect<void, unknown, Platform.Platform>
+  /**
+   * Ends a child process with exit code `code` and returns its pid
+   * (TestPlatform: inject the exit; real platforms: spawn a real child and
+   * track it). Called only while the suite reads `childExits`.
+   */
+  readonly childExit: (code: number) => Effect.Effect<number, unknown, Platform.Platform>
   /** Whether tests run on `TestClock` (`it.effect`) or the live clock (`it.live`). */
   readonly clock: "test" | "live"
 }
@@ -257,6 +263,20 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           const next = yield* puller(yield* platform.signals(["SIGUSR2"]))
           yield* driver.raise("SIGUSR2")
           expect(yield* next).toBe("SIGUSR2")
+        })
+      )
+    })
+
+    describe("child exits", () => {
+      test(
+        "an ended child is reported with its pid and exit code",
+        Effect.gen(function*() {
+          const { childExits } = yield* Platform.Platform
+          const next = yield* puller(childExits)
+          for (const code of [0, 3]) {
+            const pid = yield* driver.childExit(code)
+            expect(yield* next).toEqual({ pid, code, signal: null })
+          }
         })
       )
     })

@@ -16,11 +16,20 @@ const readableFd = Effect.gen(function*() {
 
 const badFd = Effect.flatMap(TestPlatform.fromPlatform, (test) => Effect.tap(test.openFd, test.markClosed))
 
+// Pids far above any real one, so a report can only come from this injection.
+let nextPid = 4_000_000
+const childExit = (code: number) =>
+  Effect.flatMap(TestPlatform.fromPlatform, (test) => {
+    const pid = nextPid++
+    return Effect.as(test.childExit(pid, code), pid)
+  })
+
 const onTestClock: Conformance.Driver = {
   clock: "test",
   raise,
   readableFd,
   badFd,
+  childExit,
   advanceTo: (deadline) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => TestClock.adjust(Math.max(0, deadline - now)))
 }

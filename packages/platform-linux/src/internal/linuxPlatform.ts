@@ -11,7 +11,9 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as os from "node:os"
+import { isMainThread } from "node:worker_threads"
 import type { Options } from "../LinuxPlatform.js"
+import * as Children from "./children.js"
 import * as Native from "./native.js"
 
 
@@ -85,12 +87,29 @@ const signalError = (name: string) =>
         "the catchable standard signals, and SIGRTMIN+n / SIGRTMAX-n with n from 0 to 30"
   )
 
-const sigchldError = platformError(
+const workerThreadError = platformError(
   "signals",
-  "InvalidSignal",
-  "the linux-native platform does not claim SIGCHLD: taking it from Node would stop node:child_process from " +
-    "seeing its children exit; watch the ChildProcess 'exit' event, or use NodePlatform with NodePlatform.trackChild"
+  "Unsupported",
+  "the linux-native platform claims signals on the main thread only (dispositions and the signalfd are " +
+    "process-wide, and a worker that ended would leave them blocked with nobody reading); claim them on the " +
+    "main thread and pass them on, for example as command bytes through the platform's self-pipe"
 )
+
+/**
+ * SIGCHLD stays with libuv, whose handler reaps Node's children: blocking it
+ * or replacing the handler would stop node:child_process from seeing exits.
+ * A claim listens through Node's own signal watcher instead, which runs
+ * beside libuv's reaping.
+ */
+const claimSigchld = (queue: Queue.Queue<string | Platform.PlatformError>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const listener = () => Queue.unsafeOffer(queue, "SIGCHLD")
+      process.on("SIGCHLD", listener)
+      return listener
+    }),
+    (listener) => Effect.sync(() => process.removeListener("SIGCHLD", listener))
+  )
 
 interface Listener {
   /** Signal number to the name this claim used for it. */
@@ -181,13 +200,21 @@ const signalHub = (() => {
       drain(addon)
     } finally {
       listeners.delete(listener)
+      let released = false
       for (const signo of listener.names.keys()) {
         const count = counts.get(signo) ?? 0
         if (count <= 1) {
           counts.delete(signo)
-          if (count === 1) addon.signalRelease(signo)
+          if (count === 1) {
+            addon.signalRelease(signo)
+            released = true
+          }
         } else counts.set(signo, count - 1)
       }
+      // A delivery forwarded while the release unblocked the other threads
+      // sits in the stray pipe: read it now, while no claim holds its signal,
+      // so that it never reaches a later claim.
+      if (released) drain(addon)
       if (sources !== undefined) {
         if (ref && --refs === 0) for (const poll of sources.polls) addon.pollRef(poll, false)
         // Nobody listens: stop polling, keep the fds for the next claim.
@@ -209,13 +236,6 @@ export const signalStats = (): SignalStats => signalHub.stats()
 
 // ---------------------------------------------------------------- platform
 
-const unsupportedChildExits = platformError(
-  "childExits",
-  "Unsupported",
-  "the linux-native platform does not report child exits yet: reaping children here would take them from " +
-    "node:child_process; watch the ChildProcess 'exit' event instead"
-)
-
 export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Platform.PlatformError, Scope.Scope> =>
   Effect.gen(function*() {
     const addon = Native.addon
@@ -230,6 +250,11 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
       return yield* Effect.dieMessage(`LinuxPlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`)
     }
     let closed = false
+
+    // ---- child exits: reported by trackChild (see children.ts)
+    const childQueue = yield* Queue.unbounded<Platform.ChildStatus>()
+    const unsubscribe = Children.subscribe((status) => Queue.unsafeOffer(childQueue, status))
+    yield* Effect.addFinalizer(() => Effect.sync(unsubscribe).pipe(Effect.zipRight(Queue.shutdown(childQueue))))
 
     // ---- commands: the self-pipe, read dry into a queue whenever readable.
     const commandQueue = yield* Queue.unbounded<number>()
@@ -279,13 +304,15 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     const signals = (names: ReadonlyArray<string>) =>
       Effect.gen(function*() {
         if (closed) return yield* Effect.fail(Platform.closed("linux-native", "signals"))
+        if (!isMainThread && names.length > 0) return yield* Effect.fail(workerThreadError)
         const numbers = new Map<number, string>()
+        let sigchld = false
         // Checked before anything is claimed, so a bad list claims nothing.
         for (const name of names) {
-          // The claim replaces the handler and blocks the signal in every
-          // thread, which would starve libuv's SIGCHLD handling: Node could no
-          // longer see its children exit.
-          if (name === "SIGCHLD") return yield* Effect.fail(sigchldError)
+          if (name === "SIGCHLD") {
+            sigchld = true
+            continue
+          }
           const signo = signalNumber(name)
           if (signo === undefined) return yield* Effect.fail(signalError(name))
           if (!numbers.has(signo)) numbers.set(signo, name)
@@ -303,6 +330,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
               Effect.ensuring(Queue.shutdown(queue))
             )
         )
+        if (sigchld) yield* claimSigchld(queue)
         return Stream.mapEffect(
           Stream.fromQueue(queue, oneByOne),
           (item) => typeof item === "string" ? Effect.succeed(item) : Effect.fail(item)
@@ -510,7 +538,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         },
         received: Stream.fromQueue(commandQueue, oneByOne)
       },
-      childExits: Stream.fail(unsupportedChildExits)
+      childExits: Stream.fromQueue(childQueue, oneByOne)
     }
     return platform
   })

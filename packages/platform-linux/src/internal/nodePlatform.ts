@@ -1,5 +1,4 @@
 import { Platform } from "@refpersys/core"
-import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -8,6 +7,7 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as NodePlatform from "../NodePlatform.js"
+import * as Children from "./children.js"
 
 const NAME = "node-portable"
 
@@ -66,23 +66,6 @@ const guardSignal = (name: string): void => {
   }
 }
 
-// ---- child exits ------------------------------------------------------------
-
-const childSinks = new Set<(status: Platform.ChildStatus) => void>()
-
-/** @internal */
-export const trackChild = (child: ChildProcess): void => {
-  const report = (code: number | null, signal: NodeJS.Signals | null) => {
-    // Without a pid the child never started: there is no exit to report
-    // (its "error" event says why).
-    if (child.pid === undefined) return
-    const status: Platform.ChildStatus = { pid: child.pid, code, signal }
-    for (const sink of childSinks) sink(status)
-  }
-  if (child.exitCode !== null || child.signalCode !== null) report(child.exitCode, child.signalCode)
-  else child.once("exit", report)
-}
-
 // ---- watches ----------------------------------------------------------------
 
 interface Watch {
@@ -128,13 +111,12 @@ export const make = (
     const readers = new Map<number, Watch>()
     let closed = false
 
-    const childSink = (status: Platform.ChildStatus) => Queue.unsafeOffer(childQueue, status)
-    childSinks.add(childSink)
+    const unsubscribe = Children.subscribe((status) => Queue.unsafeOffer(childQueue, status))
 
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         closed = true
-        childSinks.delete(childSink)
+        unsubscribe()
         // A watch whose scope outlives the platform's would keep its Node
         // stream (and the event loop of the process) alive.
         const queues: Array<Queue.Queue<any>> = [commandQueue, childQueue]

@@ -1,0 +1,33 @@
+import { Effect, type Option, Stream } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Children from "../src/internal/children.js"
+
+/** Pulls one element at a time from a stream, keeping the rest of a chunk. */
+export const puller = <A, E>(stream: Stream.Stream<A, E>) =>
+  Effect.map(Stream.toPull(stream), (pull) => {
+    const buffer: Array<A> = []
+    const next: Effect.Effect<A, Option.Option<E>> = Effect.suspend(() =>
+      buffer.length > 0
+        ? Effect.succeed(buffer.shift() as A)
+        : Effect.flatMap(pull, (chunk) => {
+          buffer.push(...chunk)
+          return next
+        })
+    )
+    return next
+  })
+
+/** Waits for a child to exit, through Node's own event. */
+export const exited = (child: ChildProcess) =>
+  Effect.async<number | null>((resume) => {
+    if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
+    child.once("exit", (code) => resume(Effect.succeed(code)))
+  })
+
+/** A real child that exits with `code`, tracked so every platform reports it; its pid. */
+export const realChildExit = (code: number) =>
+  Effect.sync(() => {
+    const child = spawn(process.execPath, ["-e", `process.exit(${code})`], { stdio: "ignore" })
+    Children.trackChild(child)
+    return child.pid!
+  })
