@@ -234,6 +234,36 @@ static napi_value js_timer_set(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+/*
+ * timerSetWall(fd, wallMs): arms a CLOCK_MONOTONIC timer to fire when the
+ * wall clock (CLOCK_REALTIME, the clock of Date.now()) reaches `wallMs`. The
+ * deadline is converted once, here, from both clocks read together; after
+ * that a step of the wall clock (NTP, an admin) neither fires the timer early
+ * nor holds it back, as with setTimeout. The JS side re-checks the wall clock
+ * on expiry and re-arms if it stepped back.
+ */
+static napi_value js_timer_set_wall(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t fd;
+  double wall_ms;
+  if (!arg_int(env, argv[0], &fd, "fd must be a number")) return NULL;
+  if (!arg_double(env, argv[1], &wall_ms, "deadline must be a number")) return NULL;
+  struct timespec real_now, mono_now;
+  if (clock_gettime(CLOCK_REALTIME, &real_now) != 0) return throw_errno(env, errno, "clock_gettime");
+  if (clock_gettime(CLOCK_MONOTONIC, &mono_now) != 0) return throw_errno(env, errno, "clock_gettime");
+  int64_t real_ns = (int64_t)real_now.tv_sec * 1000000000LL + real_now.tv_nsec;
+  int64_t mono_ns = (int64_t)mono_now.tv_sec * 1000000000LL + mono_now.tv_nsec;
+  int64_t delay_ns = (int64_t)(wall_ms * 1e6) - real_ns;
+  /* A due deadline fires at once: one nanosecond ahead (all-zero would disarm). */
+  int64_t at_ns = mono_ns + (delay_ns > 0 ? delay_ns : 1);
+  struct itimerspec spec;
+  memset(&spec, 0, sizeof spec);
+  spec.it_value.tv_sec = (time_t)(at_ns / 1000000000LL);
+  spec.it_value.tv_nsec = (long)(at_ns % 1000000000LL);
+  if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL) != 0) return throw_errno(env, errno, "timerfd_settime");
+  return undefined_value(env);
+}
+
 /* Disarming also discards expirations not yet read: the kernel resets the count. */
 static napi_value js_timer_disarm(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -883,6 +913,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     { "fdKind", NULL, js_fd_kind, NULL, NULL, NULL, napi_enumerable, NULL },
     { "timerCreate", NULL, js_timer_create, NULL, NULL, NULL, napi_enumerable, NULL },
     { "timerSet", NULL, js_timer_set, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "timerSetWall", NULL, js_timer_set_wall, NULL, NULL, NULL, napi_enumerable, NULL },
     { "timerDisarm", NULL, js_timer_disarm, NULL, NULL, NULL, napi_enumerable, NULL },
     { "timerRead", NULL, js_timer_read, NULL, NULL, NULL, napi_enumerable, NULL },
     { "signalInit", NULL, js_signal_init, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -154,6 +154,33 @@ if (addon !== undefined) {
         expect(wakeups).toBeLessThanOrEqual(sum)
       }))
 
+    it.scopedLive("timerSetWall arms the monotonic timerfd for a wall-clock deadline, firing once, not before it", () =>
+      Effect.gen(function*() {
+        const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
+          Effect.sync(() => addon.close(fd)))
+        const fired = yield* Deferred.make<{ at: number; count: number }>()
+        const poll = addon.pollOpen(fd, () => {
+          const count = addon.timerRead(fd)
+          if (count > 0) Deferred.unsafeDone(fired, Exit.succeed({ at: Date.now(), count }))
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(poll)))
+        const deadline = Date.now() + 40
+        addon.timerSetWall(fd, deadline)
+        addon.pollStart(poll, true, false)
+        // The first readiness is the expiry itself: no early wake-up to re-arm.
+        const { at, count } = yield* Deferred.await(fired)
+        expect(at).toBeGreaterThanOrEqual(deadline)
+        expect(count).toBe(1)
+        // A deadline already past fires at once instead of disarming the timer.
+        const again = yield* Deferred.make<number>()
+        addon.pollClose(poll)
+        const late = addon.pollOpen(fd, () => Deferred.unsafeDone(again, Exit.succeed(addon.timerRead(fd))))
+        yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(late)))
+        addon.timerSetWall(fd, Date.now() - 1000)
+        addon.pollStart(late, true, false)
+        expect(yield* Deferred.await(again)).toBe(1)
+      }))
+
     it.scopedLive("a pipe written by a child process is seen readable, then hung up", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()

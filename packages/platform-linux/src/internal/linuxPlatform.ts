@@ -347,11 +347,11 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         )
       }
       const fired = yield* Queue.unbounded<number>()
-      // CLOCK_REALTIME with an absolute deadline: deadlines are on the
-      // program's Clock, whose live version reads Date.now(), so the kernel
-      // fires exactly when that clock reaches the deadline.
+      // CLOCK_MONOTONIC, like setTimeout: deadlines are on the program's
+      // Clock (Date.now() when live) and are converted to the monotonic clock
+      // when armed, so a wall-clock step does not move a timer already armed.
       const fd = yield* Effect.acquireRelease(
-        Effect.try({ try: () => addon.timerCreate(true), catch: (error) => systemError("timer", error) }),
+        Effect.try({ try: () => addon.timerCreate(false), catch: (error) => systemError("timer", error) }),
         (fd) =>
           Effect.sync(() => {
             timerHeld = false
@@ -360,7 +360,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
       )
       timerHeld = true
       let deadline: number | undefined = undefined
-      const set = (at: number) => addon.timerSet(fd, at, 0, true)
+      const set = (at: number) => addon.timerSetWall(fd, at)
       yield* Effect.acquireRelease(
         Effect.try({
           try: () => {

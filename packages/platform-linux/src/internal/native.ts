@@ -78,6 +78,8 @@ export interface Addon {
   readonly timerCreate: (realtime: boolean) => number
   /** timerfd_settime: `value` in ms, absolute on the timer's clock or relative; `intervalMs` 0 for one shot. */
   readonly timerSet: (fd: number, value: number, intervalMs: number, absolute: boolean) => void
+  /** Arms a CLOCK_MONOTONIC timer for the moment the wall clock reaches `wallMs`. */
+  readonly timerSetWall: (fd: number, wallMs: number) => void
   readonly timerDisarm: (fd: number) => void
   /** Expirations since the last read, 0 when none. */
   readonly timerRead: (fd: number) => number
