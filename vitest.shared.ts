@@ -9,7 +9,7 @@ const alias = (pkg: string) => ({
 const config: UserConfig = {
   esbuild: { target: "es2022" },
   resolve: {
-    alias: { ...alias("core"), ...alias("testkit"), ...alias("platform-linux") }
+    alias: { ...alias("core"), ...alias("testkit"), ...alias("platform-linux"), ...alias("threads") }
   },
   test: {
     include: ["test/**/*.test.ts"],

@@ -1,10 +1,10 @@
 /**
- * The agenda demo behind `npm start`: four workers serve a synthetic workload
- * at three priorities, a GC barrier runs half-way, then the agenda quits and
- * prints its final statistics.
+ * The agenda on its own (no event loop): four workers serve a synthetic
+ * workload at three priorities, a GC barrier runs half-way, then the agenda
+ * quits and prints its final statistics. After a build:
  *
- *   npm start                       # 4 seconds, status line on a TTY
- *   npm start -- --seconds 10 --workers 8 --rate 5000
+ *   node examples/dist/agenda-demo.js           # 4 seconds, status line on a TTY
+ *   node examples/dist/agenda-demo.js --seconds 10 --workers 8 --rate 5000
  *
  * Ctrl-C quits early (draining what was accepted); a second Ctrl-C exits now.
  */

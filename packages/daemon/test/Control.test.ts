@@ -1,0 +1,168 @@
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Agenda, EventLoop, Platform } from "@refpersys/core"
+import { LinuxPlatform, NodePlatform } from "@refpersys/platform-linux"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import { Context, Effect, Layer, Schema } from "effect"
+import * as Client from "../src/Client.js"
+import * as Control from "../src/Control.js"
+import * as JsonRpc from "../src/JsonRpc.js"
+import * as RuntimeDir from "../src/RuntimeDir.js"
+import { removeTempDirs, tempDir as makeTempDir } from "./helpers/child.js"
+
+afterAll(removeTempDirs)
+
+const tempDir = () => makeTempDir("rps-control-")
+
+/** Polls `check` until it holds (real time: the channel's retries are timed), or dies after `ms`. */
+const until = (check: () => boolean, what: string, ms = 10_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (!check()) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out waiting until ${what}`)
+      yield* Effect.sleep("5 millis")
+    }
+  })
+
+const methods: JsonRpc.Methods = {
+  echo: JsonRpc.method({
+    description: "returns its text",
+    params: Schema.Struct({ text: Schema.String }),
+    result: Schema.String,
+    handle: ({ text }) => Effect.succeed(text)
+  })
+}
+
+const writeCmd = (files: RuntimeDir.Files, text: string) => {
+  const fd = fs.openSync(files.cmd, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+  try {
+    fs.writeSync(fd, text)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+const channel = (layer: Layer.Layer<Platform.Platform, Platform.PlatformError>) =>
+  Effect.gen(function*() {
+    const { files } = yield* RuntimeDir.acquire(tempDir())
+    const platform = Context.get(yield* Layer.build(layer), Platform.Platform)
+    const agenda = yield* Agenda.make({ workers: 1 })
+    // No signals: this runs inside the test process.
+    const loop = yield* EventLoop.make({ signals: [] }).pipe(
+      Effect.provideService(Platform.Platform, platform),
+      Effect.provideService(Agenda.Agenda, agenda)
+    )
+    let bound = 0
+    yield* loop.register({ explanation: "count A", match: { _tag: "Command", byte: "A" }, handle: () => Effect.sync(() => bound++) })
+    const control = yield* Control.make({ files, methods, stallMs: 100, maxLine: 4096 }).pipe(
+      Effect.provideService(EventLoop.EventLoop, loop),
+      Effect.provideService(Platform.Platform, platform)
+    )
+    return { files, loop, control, bound: () => bound }
+  })
+
+const platforms: Array<[string, Layer.Layer<Platform.Platform, Platform.PlatformError>]> = [
+  ["node-portable", NodePlatform.layer()]
+]
+if (LinuxPlatform.isAvailable) platforms.unshift(["linux-native", LinuxPlatform.layer()])
+
+describe.each(platforms)("Control on %s", (_name, layer) => {
+  it.scopedLive("answers JSON-RPC requests through the FIFO pair", () =>
+    Effect.gen(function*() {
+      const { control, files } = yield* channel(layer)
+      expect(yield* Client.call(files.dir, "echo", { params: { text: "hi" } })).toBe("hi")
+      const error = yield* Effect.flip(Client.call(files.dir, "nope"))
+      expect(error.reason).toBe("Remote")
+      expect(error.code).toBe(JsonRpc.ErrorCode.MethodNotFound)
+      expect(control.stats()).toMatchObject({ requests: 2, errors: 1, replies: 2 })
+    }))
+
+  it.scopedLive("passes command bytes to the loop, where unknown ones are counted", () =>
+    Effect.gen(function*() {
+      const { bound, control, files, loop } = yield* channel(layer)
+      writeCmd(files, "A Z\nA")
+      yield* until(() => bound() === 2, "both A commands ran")
+      yield* until(() => control.stats().commandBytes === 3, "three command bytes were read")
+      const stats = yield* loop.stats
+      expect(stats.unknownCommands).toBe(1)
+      expect(stats.events.Command).toBe(3)
+    }))
+
+  it.scopedLive("replies -32700 to a malformed line and -32600 to an overlong one, and goes on", () =>
+    Effect.gen(function*() {
+      const { control, files } = yield* channel(layer)
+      const replies = yield* Effect.scoped(Effect.gen(function*() {
+        const connection = yield* Client.connect(files.dir)
+        yield* connection.send('{"jsonrpc":"2.0","method":"echo"\n')
+        const parse = yield* connection.next(() => true, "5 seconds")
+        yield* connection.send(`{"x":"${"y".repeat(5000)}"}\n`)
+        const overlong = yield* connection.next(() => true, "5 seconds")
+        return [parse, overlong] as Array<{ error: { code: number } }>
+      }))
+      expect(replies.map((r) => r.error.code)).toEqual([-32700, -32600])
+      expect(control.stats().overlong).toBe(1)
+      expect(yield* Client.call(files.dir, "echo", { params: { text: "still here" } })).toBe("still here")
+    }))
+
+  it.scopedLive("reopen recreates a removed FIFO and serves on the new one", () =>
+    Effect.gen(function*() {
+      const { control, files } = yield* channel(layer)
+      fs.rmSync(files.cmd)
+      expect(yield* control.reopen).toEqual([files.cmd])
+      expect(yield* Client.call(files.dir, "echo", { params: { text: "after" } })).toBe("after")
+      expect(control.stats().reopens).toBe(1)
+    }))
+
+  it.scopedLive("discards stale replies from a full reply FIFO nobody reads, then serves again", () =>
+    Effect.gen(function*() {
+      const { control, files } = yield* channel(layer)
+      const big = "b".repeat(3000)
+      const line = `${JsonRpc.requestLine("echo", 0, { text: big })}\n`
+      // ~120 KiB of replies: more than a pipe holds (64 KiB), and no reader.
+      for (let i = 1; i <= 40; i++) {
+        writeCmd(files, line)
+        yield* until(() => control.stats().requests === i, `request ${i} was handled`)
+      }
+      yield* until(() => control.stats().replies === 40, "40 replies were queued")
+      yield* until(() => control.stats().discardedBytes > 0, "stale replies were discarded")
+      expect(yield* Client.call(files.dir, "echo", { params: { text: "fresh" }, timeout: "10 seconds" })).toBe("fresh")
+    }))
+})
+
+describe("Client", () => {
+  it.effect("NoDaemon when the runtime directory has no FIFOs", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Client.call(tempDir(), "stats"))
+      expect(error.reason).toBe("NoDaemon")
+      expect(error.message).toContain("does not exist")
+    }))
+
+  it.effect("NoDaemon when nothing reads rps.cmd, naming a dead recorded pid", () =>
+    Effect.gen(function*() {
+      const f = RuntimeDir.files(tempDir())
+      spawnSync("mkfifo", [f.cmd, f.out])
+      const dead = spawnSync(process.execPath, ["-e", "0"]).pid!
+      fs.writeFileSync(f.pid, `${dead}\n`)
+      const error = yield* Effect.flip(Client.call(f.dir, "stats"))
+      expect(error.reason).toBe("NoDaemon")
+      expect(error.message).toContain(`nothing reads ${f.cmd}`)
+      expect(error.message).toContain(`pid ${dead}`)
+    }))
+
+  it.live("Timeout when a reader never replies", () =>
+    Effect.gen(function*() {
+      const f = RuntimeDir.files(tempDir())
+      spawnSync("mkfifo", [f.cmd, f.out])
+      // A silent "daemon": it holds both FIFOs open and never answers.
+      const cmd = fs.openSync(f.cmd, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
+      const out = fs.openSync(f.out, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
+      const error = yield* Effect.flip(Client.call(f.dir, "stats", { timeout: "200 millis" })).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          fs.closeSync(cmd)
+          fs.closeSync(out)
+        }))
+      )
+      expect(error.reason).toBe("Timeout")
+      expect(error.message).toContain("no reply")
+    }))
+})

@@ -1,0 +1,222 @@
+// End to end: the built daemon and control client as child processes, on
+// real FIFOs and real signals.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, Schema } from "effect"
+import * as Client from "../src/Client.js"
+import * as Output from "../src/Output.js"
+import * as RuntimeDir from "../src/RuntimeDir.js"
+import { ctlBin, daemonBin, killAll, removeTempDirs, requireBuilt, run, start, tempDir } from "./helpers/child.js"
+
+beforeAll(() => requireBuilt(daemonBin, ctlBin))
+afterEach(killAll)
+afterAll(removeTempDirs)
+
+const decodeLine = Schema.decodeUnknownSync(Output.Line)
+
+/** Picks a JSON line of one kind, checked against its Schema. */
+const event = <K extends Output.Line["event"]>(
+  kind: K,
+  where: (line: Extract<Output.Line, { event: K }>) => boolean = () => true
+) =>
+(value: unknown): Extract<Output.Line, { event: K }> | undefined => {
+  if (typeof value !== "object" || value === null || (value as { event?: unknown }).event !== kind) return undefined
+  const line = decodeLine(value) as Extract<Output.Line, { event: K }>
+  return where(line) ? line : undefined
+}
+
+const writeCmd = (dir: string, text: string) => {
+  const fd = fs.openSync(path.join(dir, "rps.cmd"), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+  try {
+    fs.writeSync(fd, text)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+const call = (dir: string, method: string, params?: Record<string, unknown>) =>
+  Effect.runPromise(Client.call(dir, method, { timeout: "15 seconds", ...(params === undefined ? {} : { params }) }))
+
+const rawExchange = (dir: string, lines: ReadonlyArray<string>) =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const connection = yield* Client.connect(dir)
+    const replies: Array<any> = []
+    for (const line of lines) {
+      yield* connection.send(`${line}\n`)
+      replies.push(yield* connection.next(() => true, "15 seconds"))
+    }
+    return replies
+  })))
+
+const addsUp = (stats: Output.FinalStats) => {
+  expect(stats.queued + stats.running).toBe(0)
+  expect(stats.submitted).toBe(stats.completed + stats.failed + stats.interrupted + stats.dropped + stats.obsolete)
+  expect(stats.balanced).toBe(true)
+}
+
+const deadPid = () => spawnSync(process.execPath, ["-e", "0"]).pid!
+
+describe("rps-daemon end to end", () => {
+  it("serves signals, command bytes, JSON-RPC and the control client, then quits on SIGINT with its accounts", async () => {
+    const dir = tempDir()
+    // Leftovers of a crashed run: its FIFOs and the pid file of a dead process.
+    spawnSync("mkfifo", [path.join(dir, "rps.cmd"), path.join(dir, "rps.out")])
+    const crashed = deadPid()
+    fs.writeFileSync(path.join(dir, "rps.pid"), `${crashed}\n`)
+
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "500", "--status-interval", "200"])
+    const stale = await daemon.waitFor("the stale line", event("stale"))
+    expect(stale.pid).toBe(crashed)
+    expect(stale.removed).toContain(path.join(dir, "rps.pid"))
+    const ready = await daemon.waitFor("the ready line", event("ready"))
+    expect(ready.pid).toBe(daemon.pid)
+    expect(["linux-native", "node-portable"]).toContain(ready.platform)
+    expect([ready.cmd, ready.out]).toEqual([path.join(dir, "rps.cmd"), path.join(dir, "rps.out")])
+    expect(ready.workers).toBe(4)
+    expect(fs.readFileSync(path.join(dir, "rps.pid"), "utf8").trim()).toBe(String(daemon.pid))
+    await daemon.waitFor("a status line with work done", event("status", (s) => s.ended > 0))
+
+    daemon.kill("SIGUSR2") // a status line at once; counted below
+    daemon.kill("SIGUSR1")
+    const byUsr1 = await daemon.waitFor("the SIGUSR1 dump", event("dump", (d) => d.cause === "SIGUSR1"))
+    expect(byUsr1.signals.SIGUSR1).toBeGreaterThanOrEqual(1)
+    expect(byUsr1.workers).toHaveLength(4)
+    expect(byUsr1.handlers.map((h) => h.explanation)).toEqual(
+      expect.arrayContaining(["default: D dumps the runtime state", "daemon: SIGHUP reopens the control FIFOs, recreating removed ones"])
+    )
+    expect(byUsr1.agenda.total.submitted).toBeGreaterThan(0)
+
+    writeCmd(dir, "D")
+    const byD = await daemon.waitFor("the D dump", event("dump", (d) => d.cause === "command D"))
+    expect(byD.unknownCommands).toBe(0)
+
+    writeCmd(dir, "Z")
+    writeCmd(dir, "D\n")
+    const afterZ = await daemon.waitFor(
+      "a D dump counting the unknown byte",
+      event("dump", (d) => d.cause === "command D" && d.unknownCommands === 1)
+    )
+    expect(afterZ.control.commandBytes).toBe(3)
+
+    const stats = Schema.decodeUnknownSync(Output.StatsResult)(await call(dir, "stats"))
+    expect(stats.pid).toBe(daemon.pid)
+    expect(stats.unknownCommands).toBe(1)
+    expect(stats.status.state).toBe("running")
+
+    const [malformed, unknown, badParams, notRequest] = await rawExchange(dir, [
+      '{"jsonrpc":"2.0","method":"stats","id":1',
+      '{"jsonrpc":"2.0","method":"reboot","id":2}',
+      '{"jsonrpc":"2.0","method":"submit","params":{"priority":"Urgent"},"id":3}',
+      '{"jsonrpc":"2.0","id":4}'
+    ])
+    expect(malformed).toMatchObject({ jsonrpc: "2.0", error: { code: -32700 }, id: null })
+    expect(unknown).toMatchObject({ error: { code: -32601 }, id: 2 })
+    expect(unknown.error.data.available).toEqual(["dump", "exit", "gc", "quit", "stats", "submit"])
+    expect(badParams).toMatchObject({ error: { code: -32602 }, id: 3 })
+    expect(notRequest).toMatchObject({ error: { code: -32600 }, id: 4 })
+
+    const ctlStats = await run(ctlBin, ["stats", "--runtime-dir", dir, "--json"])
+    expect(ctlStats.stderr).toBe("")
+    expect(ctlStats.code).toBe(0)
+    expect(Schema.decodeUnknownSync(Output.StatsResult)(JSON.parse(ctlStats.stdout)).pid).toBe(daemon.pid)
+    const gc = Schema.decodeUnknownSync(Output.GcResult)(await call(dir, "gc"))
+    expect(gc.gcCycles).toBe(1)
+
+    // SIGHUP reopens the FIFOs, recreating the one removed under the daemon.
+    fs.rmSync(path.join(dir, "rps.cmd"))
+    daemon.kill("SIGHUP")
+    const reopened = await daemon.waitFor("the reopened line", event("reopened"))
+    expect(reopened.recreated).toEqual([path.join(dir, "rps.cmd")])
+    expect((await call(dir, "stats") as { pid: number }).pid).toBe(daemon.pid)
+
+    daemon.kill("SIGINT")
+    const stopping = await daemon.waitFor("the stopping line", event("stopping"))
+    expect(stopping).toEqual({ event: "stopping", reason: "quit", cause: "SIGINT" })
+    const stopped = await daemon.waitFor("the stopped line", event("stopped"))
+    expect(await daemon.exited).toEqual({ code: 0, signal: null })
+    expect(stopped).toMatchObject({ reason: "quit", cause: "SIGINT", exitCode: 0 })
+    addsUp(stopped.stats)
+    expect(stopped.stats.completed).toBeGreaterThan(0)
+    expect(stopped.stats.unknownCommands).toBe(1)
+    expect(stopped.stats.signals).toMatchObject({ SIGUSR1: 1, SIGUSR2: 1, SIGHUP: 1, SIGINT: 1 })
+    expect(stopped.stats.control.reopens).toBe(1)
+    expect(fs.readdirSync(dir)).toEqual([])
+  }, 90_000)
+
+  it("a second SIGINT while draining exits at once with code 130", async () => {
+    const dir = tempDir()
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "200"])
+    await daemon.waitFor("the ready line", event("ready"))
+    // A tasklet that sleeps for a minute keeps the drain going.
+    const submitted = await call(dir, "submit", { priority: "Low", sleepMs: 60_000, label: "sleeper" }) as { ids: Array<number> }
+    expect(submitted.ids).toHaveLength(1)
+    daemon.kill("SIGINT")
+    await daemon.waitFor("the quit", event("stopping", (s) => s.reason === "quit" && s.cause === "SIGINT"))
+    daemon.kill("SIGINT")
+    await daemon.waitFor("the exit", event("stopping", (s) => s.reason === "exit" && s.cause === "second SIGINT"))
+    const stopped = await daemon.waitFor("the stopped line", event("stopped"))
+    expect(await daemon.exited).toEqual({ code: 130, signal: null })
+    expect(stopped).toMatchObject({ reason: "exit", cause: "second SIGINT", exitCode: 130 })
+    addsUp(stopped.stats)
+    expect(stopped.stats.interrupted + stopped.stats.dropped).toBeGreaterThanOrEqual(1)
+  }, 60_000)
+
+  it("runs on the portable platform, and the control client's quit stops it cleanly", async () => {
+    const dir = tempDir()
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--platform", "portable", "--rate", "300"])
+    const ready = await daemon.waitFor("the ready line", event("ready"))
+    expect(ready.platform).toBe("node-portable")
+    writeCmd(dir, "D\n")
+    const dump = await daemon.waitFor("the D dump", event("dump", (d) => d.cause === "command D"))
+    expect(dump.platform.name).toBe("node-portable")
+    const quit = await run(ctlBin, ["quit", "--runtime-dir", dir])
+    expect(quit.code).toBe(0)
+    expect(quit.stdout).toBe(`daemon pid ${daemon.pid} is quitting (draining its agenda)\n`)
+    const stopped = await daemon.waitFor("the stopped line", event("stopped"))
+    expect(await daemon.exited).toEqual({ code: 0, signal: null })
+    expect(stopped).toMatchObject({ reason: "quit", cause: "command Q", exitCode: 0 })
+    addsUp(stopped.stats)
+  }, 60_000)
+
+  it("short runs: --duration and --mix; bad flags (2); a live daemon's directory (1); no daemon for the client (1)", async () => {
+    const live = tempDir()
+    fs.writeFileSync(path.join(live, "rps.pid"), `${process.pid}\n`)
+    // Independent processes, started together: most of their time is Node loading modules.
+    const [timed, help, badInteger, badMix, refused, noDaemon] = await Promise.all([
+      run(daemonBin, ["--json", "--runtime-dir", tempDir(), "--duration", "0.5", "--rate", "400", "--mix", "0:0:1"]),
+      run(daemonBin, ["--help"]),
+      run(daemonBin, ["--workers", "abc"]),
+      run(daemonBin, ["--mix", "1:2", "--runtime-dir", tempDir()]),
+      run(daemonBin, ["--json", "--runtime-dir", live]),
+      run(ctlBin, ["stats", "--runtime-dir", tempDir()])
+    ])
+    expect(timed.code, timed.stderr).toBe(0)
+    const stopped = timed.stdout.trim().split("\n").map((l) => event("stopped")(JSON.parse(l))).find((l) => l !== undefined)
+    expect(stopped).toMatchObject({ reason: "quit", cause: "duration", exitCode: 0 })
+    addsUp(stopped!.stats)
+    expect(stopped!.stats.byPriority.Low.submitted).toBeGreaterThan(0)
+    expect(stopped!.stats.byPriority.High.submitted + stopped!.stats.byPriority.Normal.submitted).toBe(0)
+
+    expect(help.code).toBe(0)
+    for (const flag of ["--workers", "--rate", "--mix", "--duration", "--runtime-dir", "--json", "--platform"]) {
+      expect(help.stdout).toContain(flag)
+    }
+    for (const bad of [badInteger, badMix]) {
+      expect(bad.code).toBe(2)
+      expect(bad.stdout).toBe("")
+      expect(bad.stderr).toContain("rps-daemon: bad command line; rps-daemon --help lists the commands and flags")
+    }
+    expect(badInteger.stderr).toContain("'abc' is not a integer")
+    expect(badMix.stderr).toContain("--mix takes three non-negative weights")
+
+    expect(refused.code).toBe(1)
+    expect(refused.stdout).toBe("")
+    expect(refused.stderr).toContain(`a daemon (pid ${process.pid}) is already running`)
+    expect(RuntimeDir.readPid(RuntimeDir.files(live))).toBe(process.pid)
+
+    expect(noDaemon.code).toBe(1)
+    expect(noDaemon.stderr).toContain("rps-ctl: no daemon is running on")
+  }, 60_000)
+})
