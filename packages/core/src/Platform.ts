@@ -129,6 +129,13 @@ export interface Commands {
   readonly unsafeSend: (byte: number) => void
   /** The received bytes. Consume it once (the event loop does). */
   readonly received: Stream.Stream<number, PlatformError>
+  /**
+   * The write end of the channel when it is a real pipe: other threads of the
+   * process (worker_threads) may write single bytes to it (one-byte writes
+   * are atomic). Valid while the platform's scope is open; `undefined` for
+   * in-process channels.
+   */
+  readonly writeFd?: number | undefined
 }
 
 /**

@@ -716,6 +716,9 @@ static void watcher_closed(uv_handle_t* handle) {
   else state->head = w->next;
   if (w->next != NULL) w->next->prev = w->prev;
   w->prev = w->next = NULL;
+  /* libuv has dropped the fd from epoll by now; EINTR still closes it on Linux. */
+  close(w->fd);
+  w->fd = -1;
   w->closed = 1;
   if (w->js_gone) free(w);
   if (state->cleaning && state->head == NULL) {
@@ -782,7 +785,7 @@ static void on_poll(uv_poll_t* handle, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-/* pollOpen(fd, callback(flags, status)) -> handle; fails with libuv's error (EPERM, EEXIST, EBADF...). */
+/* pollOpen(fd, callback(flags, status)) -> handle; fails with EBADF (fcntl) or libuv's error (EPERM...). */
 static napi_value js_poll_open(napi_env env, napi_callback_info info) {
   ARGS(2);
   int32_t fd;
@@ -794,14 +797,27 @@ static napi_value js_poll_open(napi_env env, napi_callback_info info) {
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_errno(env, EINVAL, "napi_get_uv_event_loop");
   watcher_t* w = calloc(1, sizeof *w);
   if (w == NULL) return throw_errno(env, ENOMEM, "calloc");
-  int r = uv_poll_init(loop, &w->handle, fd);
+  /*
+   * The handle polls a duplicate owned here, closed with the handle. libuv
+   * aborts the process when epoll_ctl meets a closed fd, and a caller may
+   * close its fd while the poll is armed; the duplicate keeps the open file
+   * (and the fd libuv registers) alive until the watch ends.
+   */
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) {
+    int err = errno;
+    free(w);
+    return throw_errno(env, err, "fcntl");
+  }
+  int r = uv_poll_init(loop, &w->handle, own);
   if (r != 0) {
+    close(own);
     free(w);
     return throw_errno(env, -r, "uv_poll_init");
   }
   w->handle.data = w;
   w->env = env;
-  w->fd = fd;
+  w->fd = own;
   napi_get_instance_data(env, (void**)&w->state);
   w->next = w->state->head;
   if (w->next != NULL) w->next->prev = w;

@@ -52,6 +52,16 @@ const watchError = (fd: number, error: unknown): Platform.PlatformError => {
   }
 }
 
+/** Whether `fd` is not an open fd any more (fstat says EBADF). */
+const isClosed = (addon: Native.Addon, fd: number): boolean => {
+  try {
+    addon.fdKind(fd)
+    return false
+  } catch (error) {
+    return Native.errnoOf(error) === "EBADF"
+  }
+}
+
 const systemError = (operation: string, error: unknown): Platform.PlatformError =>
   platformError(operation, "System", error instanceof Error ? error.message : String(error), Native.errnoOf(error))
 
@@ -501,6 +511,14 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         )
         const next: Effect.Effect<Platform.Readiness, Option.Option<Platform.PlatformError>> = Effect.suspend(() => {
           if (entry.ended) return Effect.fail(Option.none())
+          // Re-arming a poll whose fd was closed (e.g. by the handler of the
+          // last report) makes libuv abort the process: epoll_ctl fails with
+          // EBADF. Report the closed fd as an error instead, which ends the watch.
+          if (isClosed(addon, fd)) {
+            end(entry)
+            for (const other of waiters.splice(0)) other(undefined)
+            return Effect.succeed({ read: false, write: false, hup: false, error: true })
+          }
           return Effect.async<Platform.Readiness, Option.Option<Platform.PlatformError>>((resume) => {
             const waiter: Waiter = (report) =>
               resume(report === undefined ? Effect.fail(Option.none()) : Effect.succeed(report))
@@ -536,7 +554,8 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           const error = write(byte)
           if (error !== undefined) throw error
         },
-        received: Stream.fromQueue(commandQueue, oneByOne)
+        received: Stream.fromQueue(commandQueue, oneByOne),
+        writeFd: commandPipe.writeFd
       },
       childExits: Stream.fromQueue(childQueue, oneByOne)
     }
