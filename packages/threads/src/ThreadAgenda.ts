@@ -1,0 +1,455 @@
+/**
+ * A multi-core agenda: thread tasklets (see `ThreadTask`) run on a pool of
+ * worker threads, with the priorities, statistics, GC barrier and shutdown
+ * of the core `Agenda`.
+ *
+ * **Scheduling.** The main thread keeps a global queue per priority (with
+ * the core agenda's aging). Each worker thread has a small bounded local
+ * queue that the main thread fills in batches (one message carries many
+ * tasklets), taking the highest level first; a thread reports its results
+ * in batches too, early enough to be refilled before it runs dry. A thread
+ * always runs its highest-priority local entry next, and reads new batches
+ * between tasklets, so a `High` tasklet never waits behind queued lower ones:
+ * when every local queue is full, a queued lower-level entry is taken back to
+ * the global queue to make room for it. An idle thread takes half of the
+ * busiest thread's local queue (work stealing). Steals and take-backs are a
+ * compare-and-swap in shared memory, so a thread busy in a long synchronous
+ * tasklet need not answer them.
+ *
+ * **Threads.** Each thread runs its own Effect runtime, scheduled by the core
+ * `PriorityScheduler`, at the tasklet's scheduling priority. A thread that
+ * dies (`process.exit`, an uncaught exception, out of memory) is replaced:
+ * its running tasklets fail with `ThreadCrashed`, its queued ones go back to
+ * the global queue. Nothing is lost: every submitted tasklet ends as
+ * completed, failed, interrupted, dropped or obsolete, and `AgendaStats`
+ * keeps the core invariant `submitted = completed + failed + interrupted +
+ * dropped + obsolete + queued + running` (queued counts the global queue and
+ * the local queues).
+ *
+ * **Commands.** Tasklets reach the main thread's event loop with
+ * `ThreadContext.send`: with a `Platform` whose command channel is a pipe
+ * (`commands.writeFd`, the native Linux platform) the thread writes the byte
+ * itself; otherwise the main thread relays it.
+ *
+ * @since 0.1.0
+ */
+import type * as Agenda from "@refpersys/core/Agenda"
+import type { AgendaClosed, AgendaFull } from "@refpersys/core/AgendaError"
+import { InvalidOptions } from "@refpersys/core/AgendaError"
+import type { AgendaStats, ShutdownReport } from "@refpersys/core/AgendaStats"
+import * as Platform from "@refpersys/core/Platform"
+import type * as Tasklet from "@refpersys/core/Tasklet"
+import type { WorkerState } from "@refpersys/core/WorkerState"
+import type { WorkerError } from "@effect/platform/WorkerError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as os from "node:os"
+import type { ResourceLimits } from "node:worker_threads"
+import * as internal from "./internal/threadAgenda.js"
+import type { TaskCodecError, ThreadTaskError } from "./ThreadAgendaError.js"
+import type { ThreadStats } from "./ThreadStats.js"
+import type { ThreadTask } from "./ThreadTask.js"
+
+/**
+ * Options of {@link make} and {@link layer}. Every field is optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Name used in logs, thread names and stats; default `"threads"`. */
+  readonly name?: string
+  /** Worker threads; default `os.availableParallelism()`, at most 256. */
+  readonly threads?: number
+  /**
+   * Tasklets a thread holds in its local queue (queued or running); default
+   * 32 (or twice `concurrency` if larger), at least `concurrency`. Larger
+   * batches amortize messages for small tasklets; smaller ones spread long
+   * tasklets sooner (stealing rebalances either way).
+   */
+  readonly localQueue?: number
+  /**
+   * Tasklets a thread runs at once; default 1. More only helps tasklets that
+   * wait (timers, I/O): a thread runs one piece of JavaScript at a time.
+   */
+  readonly concurrency?: number
+  /**
+   * Tasklets allowed per priority, queued or running, before `submit` waits
+   * and `trySubmit` fails with `AgendaFull`; a number for all levels or one
+   * per level. Default 65,536 per level.
+   */
+  readonly capacity?: number | { readonly High?: number; readonly Normal?: number; readonly Low?: number }
+  /** Aging bound `K` of the global queue (as in `Agenda`), or `false` for strict priority; default 8. */
+  readonly aging?: number | false
+  /** Log failed tasklets with their label; default `true`. */
+  readonly logFailures?: boolean
+  /** What closing the scope does: `"quit"` (drain, the default) or `"exit"`. */
+  readonly onClose?: "quit" | "exit"
+  /** How long a quit on scope close may drain before falling back to exit; default 30 seconds. */
+  readonly closeTimeout?: Duration.DurationInput
+  /** V8 heap limits of each worker thread (a thread that exceeds them dies and is replaced). */
+  readonly resourceLimits?: ResourceLimits
+  /**
+   * Whether a thread parked for a GC barrier collects its own heap:
+   * `"exposed"` (default) when `gc` is exposed (`node --expose-gc`), `"force"`
+   * also without it (each thread obtains `gc` by switching V8's
+   * `--expose-gc` flag on and off around creating a context), `"off"` never.
+   */
+  readonly heapCollection?: "exposed" | "force" | "off"
+}
+
+/**
+ * Options of {@link ThreadAgenda.quit}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QuitOptions = Agenda.QuitOptions
+
+/**
+ * A thread tasklet's handle: the core `TaskletHandle`, whose error also
+ * covers the thread errors (`TaskCodecError`, `TaskLoadError`,
+ * `ThreadCrashed`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handle<A, E> = Tasklet.TaskletHandle<A, E | ThreadTaskError>
+
+/**
+ * The service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ThreadAgenda {
+  readonly name: string
+  /** Worker threads in the pool. */
+  readonly threads: number
+  /**
+   * Submits a tasklet: `args` are encoded with the task's Schema now (a
+   * value that does not encode fails with `TaskCodecError`, nothing is
+   * submitted). Waits for room at capacity; fails with `AgendaClosed` once
+   * quit or exit began, `InvalidOptions` for bad options.
+   */
+  readonly submit: <Args, A, E>(
+    task: ThreadTask<Args, A, E>,
+    args: Args,
+    options?: Tasklet.Options
+  ) => Effect.Effect<Handle<A, E>, AgendaClosed | InvalidOptions | TaskCodecError>
+  /** Like `submit`, but fails with `AgendaFull` instead of waiting for room. */
+  readonly trySubmit: <Args, A, E>(
+    task: ThreadTask<Args, A, E>,
+    args: Args,
+    options?: Tasklet.Options
+  ) => Effect.Effect<Handle<A, E>, AgendaClosed | AgendaFull | InvalidOptions | TaskCodecError>
+  /** Synchronous `trySubmit`: returns the handle, or the typed error as a value. */
+  readonly unsafeSubmit: <Args, A, E>(
+    task: ThreadTask<Args, A, E>,
+    args: Args,
+    options?: Tasklet.Options
+  ) => Handle<A, E> | AgendaClosed | AgendaFull | InvalidOptions | TaskCodecError
+  /** Submits a tasklet and waits for its result. */
+  readonly run: <Args, A, E>(
+    task: ThreadTask<Args, A, E>,
+    args: Args,
+    options?: Tasklet.Options
+  ) => Effect.Effect<
+    A,
+    E | ThreadTaskError | AgendaClosed | InvalidOptions | Tasklet.AgendaOutcomeError
+  >
+  /** A snapshot of counters, queue depths, time summaries and one `WorkerState` per thread. */
+  readonly stats: Effect.Effect<AgendaStats>
+  /** Batching, stealing, displacement and crash counters, per thread and in total. */
+  readonly threadStats: Effect.Effect<ThreadStats>
+  /** A snapshot of the threads. */
+  readonly workers: Effect.Effect<ReadonlyArray<WorkerState>>
+  /** Waits until no tasklet is queued or running. */
+  readonly whenIdle: Effect.Effect<void>
+  /**
+   * GC barrier across threads: every thread parks at its next safe point
+   * (between tasklets, or `ThreadContext.safePoint` inside one) and, per
+   * {@link Options.heapCollection}, collects its own heap; then `collector`
+   * runs once on the main thread while no tasklet code runs on any thread;
+   * then all resume. Requests made while a barrier forms join it.
+   */
+  readonly requestGc: <E>(collector: Effect.Effect<void, E>) => Effect.Effect<void, E | AgendaClosed>
+  /**
+   * Stops accepting, lets queued and running tasklets finish, closes the
+   * threads and reports. With a timeout, falls back to exit when it passes.
+   */
+  readonly quit: (options?: QuitOptions) => Effect.Effect<ShutdownReport>
+  /**
+   * Drops queued tasklets, terminates the threads (running tasklets end
+   * `Interrupted`; their finalizers do not run) and reports.
+   */
+  readonly exit: Effect.Effect<ShutdownReport>
+}
+
+/**
+ * The service tag.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const ThreadAgenda: Context.Tag<ThreadAgenda, ThreadAgenda> = Context.GenericTag<ThreadAgenda>(
+  "@refpersys/threads/ThreadAgenda"
+)
+
+const DEFAULT_CAPACITY = 65_536
+
+const positiveInt = (option: string, value: unknown, max: number): Effect.Effect<number, InvalidOptions> =>
+  typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max
+    ? Effect.succeed(value)
+    : Effect.fail(new InvalidOptions({ option, value, expected: `an integer from 1 to ${max}` }))
+
+const capacityOf = (options: Options, level: "High" | "Normal" | "Low") => {
+  const c = options.capacity
+  const value = c === undefined ? DEFAULT_CAPACITY : typeof c === "object" ? c[level] ?? DEFAULT_CAPACITY : c
+  return positiveInt(`capacity${typeof c === "object" ? `.${level}` : ""}`, value, Number.MAX_SAFE_INTEGER)
+}
+
+const resolveConfig = (options: Options): Effect.Effect<internal.Config, InvalidOptions> =>
+  Effect.gen(function*() {
+    const name = options.name ?? "threads"
+    if (typeof name !== "string" || name.length === 0) {
+      return yield* new InvalidOptions({ option: "name", value: name, expected: "a non-empty string" })
+    }
+    const threads = yield* positiveInt("threads", options.threads ?? os.availableParallelism(), 256)
+    const concurrency = yield* positiveInt("concurrency", options.concurrency ?? 1, 65_536)
+    const localQueue = yield* positiveInt("localQueue", options.localQueue ?? Math.max(32, 2 * concurrency), 65_536)
+    if (localQueue < concurrency) {
+      return yield* new InvalidOptions({
+        option: "localQueue",
+        value: localQueue,
+        expected: `at least concurrency (${concurrency}): the local queue holds the running tasklets too`
+      })
+    }
+    const capacity = [
+      yield* capacityOf(options, "High"),
+      yield* capacityOf(options, "Normal"),
+      yield* capacityOf(options, "Low")
+    ] as const
+    const aging = options.aging === false ? 0 : yield* positiveInt("aging", options.aging ?? 8, 1_000_000)
+    const onClose = options.onClose ?? "quit"
+    if (onClose !== "quit" && onClose !== "exit") {
+      return yield* new InvalidOptions({ option: "onClose", value: onClose, expected: `"quit" or "exit"` })
+    }
+    const timeout = internal.decodeDuration(options.closeTimeout ?? "30 seconds")
+    if (timeout === undefined) {
+      return yield* new InvalidOptions({
+        option: "closeTimeout",
+        value: options.closeTimeout,
+        expected: `a non-negative Duration such as "10 seconds", or "infinity"`
+      })
+    }
+    const heapCollection = options.heapCollection ?? "exposed"
+    if (heapCollection !== "exposed" && heapCollection !== "force" && heapCollection !== "off") {
+      return yield* new InvalidOptions({
+        option: "heapCollection",
+        value: heapCollection,
+        expected: `"exposed", "force" or "off"`
+      })
+    }
+    return {
+      name,
+      threads,
+      localQueue,
+      concurrency,
+      capacity,
+      aging,
+      logFailures: options.logFailures ?? true,
+      onClose,
+      closeTimeout: Duration.isFinite(timeout) ? timeout : undefined,
+      resourceLimits: options.resourceLimits,
+      heapCollection
+    }
+  })
+
+const toService = (impl: internal.ThreadAgendaImpl): ThreadAgenda => {
+  const unsafeSubmit = <Args, A, E>(task: ThreadTask<Args, A, E>, args: Args, options?: Tasklet.Options) => {
+    if (impl.lifecycle !== "running") return impl.closedError()
+    const run = impl.makeRun(task, args, options)
+    if (!(run instanceof internal.ThreadRun)) return run
+    if (impl.isFull(run.level)) return impl.fullError(run.level)
+    impl.enqueue(run)
+    return run
+  }
+  const submit = <Args, A, E>(task: ThreadTask<Args, A, E>, args: Args, options?: Tasklet.Options) =>
+    Effect.suspend((): Effect.Effect<Handle<A, E>, AgendaClosed | InvalidOptions | TaskCodecError> => {
+      if (impl.lifecycle !== "running") return Effect.fail(impl.closedError())
+      const run = impl.makeRun(task, args, options)
+      if (!(run instanceof internal.ThreadRun)) return Effect.fail(run)
+      if (impl.isFull(run.level)) return impl.waitForRoom(run)
+      impl.enqueue(run)
+      return Effect.succeed(run)
+    })
+  return {
+    name: impl.config.name,
+    threads: impl.config.threads,
+    submit,
+    trySubmit: (task, args, options) =>
+      Effect.suspend(() => {
+        const result = unsafeSubmit(task, args, options)
+        return result instanceof internal.ThreadRun ? Effect.succeed(result) : Effect.fail(result)
+      }),
+    unsafeSubmit,
+    run: (task, args, options) => Effect.flatMap(submit(task, args, options), (handle) => handle.join),
+    stats: Effect.sync(() => impl.stats()),
+    threadStats: Effect.sync(() => impl.threadStats()),
+    workers: Effect.sync(() => impl.workerStates()),
+    whenIdle: impl.awaitIdle,
+    requestGc: (collector) => impl.requestGc(collector),
+    quit: (options) =>
+      Effect.suspend(() => {
+        if (options?.timeout === undefined) return impl.quit(undefined)
+        const timeout = internal.decodeDuration(options.timeout)
+        return timeout !== undefined ? impl.quit(timeout) : Effect.dieMessage(
+          `ThreadAgenda.quit: invalid timeout ${String(options.timeout)}; pass a Duration such as "5 seconds"`
+        )
+      }),
+    exit: impl.exit()
+  }
+}
+
+/**
+ * Starts a thread agenda for the scope and waits until every thread has
+ * started. Closing the scope quits (or exits, per `onClose`). When a
+ * `Platform` is in context, tasklets can send it command bytes (see
+ * `ThreadContext.send`); build the agenda inside the platform's scope so it
+ * closes first. Fails with `WorkerError` when a thread cannot start.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ThreadAgenda } from "@refpersys/threads"
+ * import { fib } from "./tasks.js"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const agenda = yield* ThreadAgenda.make({ threads: 2 })
+ *   const handle = yield* agenda.submit(fib, 30, { priority: "High" })
+ *   return yield* handle.join
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<ThreadAgenda, InvalidOptions | WorkerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* resolveConfig(options)
+    const platform = yield* Effect.serviceOption(Platform.Platform)
+    const runtime = yield* Effect.runtime<never>()
+    const impl = new internal.ThreadAgendaImpl(config, runtime, Option.getOrUndefined(platform))
+    yield* Effect.addFinalizer(() => config.onClose === "exit" ? impl.exit() : impl.quit(config.closeTimeout))
+    yield* impl.start()
+    return toService(impl)
+  })
+
+/**
+ * A layer providing a {@link ThreadAgenda}; see {@link Options}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ThreadAgenda } from "@refpersys/threads"
+ * import { fib } from "./tasks.js"
+ *
+ * const program = ThreadAgenda.run(fib, 25).pipe(Effect.provide(ThreadAgenda.layer({ threads: 2 })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<ThreadAgenda, InvalidOptions | WorkerError> =>
+  Layer.scoped(ThreadAgenda, make(options))
+
+/**
+ * Submits a tasklet to the agenda in context, waiting for room if needed.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const submit = <Args, A, E>(
+  task: ThreadTask<Args, A, E>,
+  args: Args,
+  options?: Tasklet.Options
+): Effect.Effect<Handle<A, E>, AgendaClosed | InvalidOptions | TaskCodecError, ThreadAgenda> =>
+  Effect.flatMap(ThreadAgenda, (agenda) => agenda.submit(task, args, options))
+
+/**
+ * Submits a tasklet and waits for its result.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const run = <Args, A, E>(
+  task: ThreadTask<Args, A, E>,
+  args: Args,
+  options?: Tasklet.Options
+): Effect.Effect<
+  A,
+  E | ThreadTaskError | AgendaClosed | InvalidOptions | Tasklet.AgendaOutcomeError,
+  ThreadAgenda
+> => Effect.flatMap(ThreadAgenda, (agenda) => agenda.run(task, args, options))
+
+/**
+ * A snapshot of the statistics of the agenda in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const stats: Effect.Effect<AgendaStats, never, ThreadAgenda> = Effect.flatMap(ThreadAgenda, (a) => a.stats)
+
+/**
+ * The thread counters of the agenda in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const threadStats: Effect.Effect<ThreadStats, never, ThreadAgenda> = Effect.flatMap(
+  ThreadAgenda,
+  (a) => a.threadStats
+)
+
+/**
+ * Waits until the agenda in context has nothing queued or running.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const whenIdle: Effect.Effect<void, never, ThreadAgenda> = Effect.flatMap(ThreadAgenda, (a) => a.whenIdle)
+
+/**
+ * Runs a GC barrier across the threads of the agenda in context (see
+ * {@link ThreadAgenda.requestGc}).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const requestGc = <E>(
+  collector: Effect.Effect<void, E>
+): Effect.Effect<void, E | AgendaClosed, ThreadAgenda> => Effect.flatMap(ThreadAgenda, (a) => a.requestGc(collector))
+
+/**
+ * Quits the agenda in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const quit = (options?: QuitOptions): Effect.Effect<ShutdownReport, never, ThreadAgenda> =>
+  Effect.flatMap(ThreadAgenda, (a) => a.quit(options))
+
+/**
+ * Exits the agenda in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const exit: Effect.Effect<ShutdownReport, never, ThreadAgenda> = Effect.flatMap(ThreadAgenda, (a) => a.exit)
