@@ -218,6 +218,10 @@ export interface EventLoop {
   /**
    * Watches an fd through the platform and registers its handler, until the
    * scope closes. The watch ends by itself after a hang-up or error event.
+   * It passes on the next readiness report only once the handler is done
+   * with the last one (its tasklet ended, for a handler run on the agenda),
+   * so a handler is never sent duplicate reports and may close the fd; a
+   * refused watch leaves no handler registered.
    */
   readonly watchFd: <E>(
     fd: number,

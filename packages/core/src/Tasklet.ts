@@ -183,7 +183,11 @@ export interface TaskletHandle<A, E> extends Info {
   readonly interrupt: Effect.Effect<Exit.Exit<A, E | AgendaOutcomeError>>
   /** Requests interruption without waiting. */
   readonly interruptFork: Effect.Effect<void>
-  /** Calls `f` once with the outcome (at once if already done). Returns a function that removes `f`. */
+  /**
+   * Calls `f` once with the outcome (at once if already done). Returns a
+   * function that removes `f`. An `f` that throws when the tasklet ends is
+   * logged as an error, and the other observers are still called.
+   */
   readonly unsafeAddObserver: (f: (exit: Exit.Exit<A, E | AgendaOutcomeError>) => void) => () => void
   /** A snapshot of {@link Info}. */
   readonly info: () => Info

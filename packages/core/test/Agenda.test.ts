@@ -640,3 +640,46 @@ describe("Agenda accessors", () => {
       expect(yield* Agenda.exit).toBe(report)
     }).pipe(Effect.provide(Agenda.layer({ workers: 1 }))))
 })
+
+describe("Agenda under faulty user code", () => {
+  it.scoped("an outcome observer that throws keeps neither the other observers nor a join from the outcome", () =>
+    Effect.gen(function*() {
+      const logs: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        logs.push((Array.isArray(message) ? message : [message]).join(" "))
+      })
+      const agenda = yield* Agenda.make({ workers: 1 }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      const gate = yield* Deferred.make<void>()
+      const handle = yield* agenda.submit(Effect.as(Deferred.await(gate), "done"), { label: "observed" })
+      let told = 0
+      handle.unsafeAddObserver(() => {
+        throw new Error("a bug in an observer")
+      })
+      handle.unsafeAddObserver(() => void told++)
+      const joiner = yield* Effect.fork(handle.join)
+      yield* eventually(Effect.sync(() => handle.status === "Running"), "the tasklet to run")
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(joiner)).toBe("done")
+      expect(told).toBe(1)
+      // The worker finished its bookkeeping and was not replaced.
+      expect((yield* agenda.workers)[0].respawns).toBe(0)
+      expect(yield* agenda.run(Effect.succeed(2))).toBe(2)
+      yield* eventually(Effect.sync(() => logs.some((l) => l.includes("observer of tasklet") && l.includes("observed"))), "the log")
+    }))
+
+  it.scoped("every worker starts, even while a High tasklet that keeps yielding holds another one", () =>
+    Effect.gen(function*() {
+      const agenda = yield* Agenda.make({ workers: 4 })
+      let started = 0
+      const spin = Effect.zipRight(Effect.sync(() => void started++), Effect.forever(Effect.yieldNow()))
+      const handles = []
+      for (let i = 0; i < 4; i++) {
+        const handle = agenda.unsafeSubmit(spin, { priority: "High", label: `spin#${i}` })
+        if (!("id" in handle)) return yield* Effect.die(handle)
+        handles.push(handle)
+      }
+      yield* eventually(Effect.sync(() => started === 4), "all four spinning tasklets to start")
+      for (const handle of handles) expect(Exit.isInterrupted(yield* handle.interrupt)).toBe(true)
+    }))
+})

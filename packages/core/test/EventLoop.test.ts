@@ -498,3 +498,45 @@ describe("EventLoop.layer", () => {
       expect((yield* loop.awaitStop).cause).toBe("command Q")
     }).pipe(Effect.provide(EventLoop.layer().pipe(Layer.provideMerge(env())))))
 })
+
+describe("EventLoop fd watches under faults", () => {
+  it.scoped("a watchFd the platform refuses leaves no handler registered, so a retry meets no HandlerConflict", () =>
+    Effect.gen(function*() {
+      const loop = yield* EventLoop.make()
+      const test = yield* TestPlatform.TestPlatform
+      const fd = yield* test.openFd
+      yield* test.markClosed(fd)
+      const before = (yield* loop.dump).handlers.length
+      const watch = (explanation: string) =>
+        Effect.flip(loop.watchFd(fd, { read: true }, { explanation, handle: () => Effect.void }))
+      expect(yield* watch("first try")).toMatchObject({ _tag: "PlatformError", reason: "BadFd" })
+      expect((yield* loop.dump).handlers.length).toBe(before)
+      expect(yield* watch("second try")).toMatchObject({ _tag: "PlatformError", reason: "BadFd" })
+    }).pipe(Effect.provide(env())))
+
+  it.scoped("a watch passes on its next readiness report only once the handler is done with the last one", () =>
+    Effect.gen(function*() {
+      const loop = yield* EventLoop.make()
+      const test = yield* TestPlatform.TestPlatform
+      const fd = yield* test.openFd
+      const gate = yield* Deferred.make<void>()
+      let calls = 0
+      yield* loop.watchFd(fd, { read: true }, {
+        explanation: "a slow reader",
+        run: "Normal",
+        handle: () => Effect.zipRight(Effect.sync(() => void calls++), Deferred.await(gate))
+      })
+      yield* test.ready(fd, { read: true })
+      yield* test.ready(fd, { read: true })
+      yield* eventually(Effect.sync(() => calls === 1), "the first report to reach its tasklet")
+      // The loop is free (an event posted after the reports gets through), yet
+      // the second report waits for the tasklet handling the first.
+      yield* loop.post(new Event.Command({ byte: 0x2e, at: 0 }))
+      yield* statsOf(loop, (s) => s.events.Command === 1, "the command")
+      expect((yield* loop.stats).events.FdReady).toBe(1)
+      expect(calls).toBe(1)
+      yield* Deferred.succeed(gate, undefined)
+      yield* statsOf(loop, (s) => s.events.FdReady === 2, "the second report")
+      yield* eventually(Effect.sync(() => calls === 2), "the second report to reach its tasklet")
+    }).pipe(Effect.provide(env())))
+})

@@ -9,6 +9,7 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import type * as FiberRefs from "effect/FiberRefs"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
@@ -21,8 +22,10 @@ import * as Priority from "../Priority.js"
 import type * as Tasklet from "../Tasklet.js"
 import { TaskletDropped, TaskletObsolete } from "../Tasklet.js"
 import { WorkerState } from "../WorkerState.js"
+import { PrioritySchedulerImpl } from "./priorityScheduler.js"
 import { RingQueue } from "./ringQueue.js"
 import { Summary } from "./summary.js"
+import { runSync } from "./syncEffect.js"
 
 type Level = 0 | 1 | 2
 
@@ -57,6 +60,8 @@ export interface AgendaConfig {
 
 type AnyRun = Run<any, any>
 
+type Observer<A, E> = (exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError>) => void
+
 /**
  * A submitted tasklet. It is both the queue entry and the user's handle, so a
  * queued tasklet costs one object (see the memory note in docs/).
@@ -66,9 +71,11 @@ type AnyRun = Run<any, any>
 export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
   state: number = QUEUED
   startedAt: number | undefined = undefined
-  exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError> | undefined = undefined
-  observers: Array<(exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError>) => void> | undefined = undefined
-  worker: Worker | undefined = undefined
+  /**
+   * Before the outcome: the observers waiting for it (or none); after: the
+   * outcome's Exit. One field for both keeps a queued tasklet small.
+   */
+  private slot: Exit.Exit<A, E | Tasklet.AgendaOutcomeError> | Array<Observer<A, E>> | undefined = undefined
 
   constructor(
     readonly agenda: AgendaImpl,
@@ -82,6 +89,33 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
 
   get label(): string {
     return this.explicitLabel ?? `tasklet#${this.id}`
+  }
+  /**
+   * The outcome, once settled. A drop or an obsolescence is settled without
+   * one, and its error is built here on first use: an exit dropping a million
+   * queued tasklets would otherwise build a million errors with stack traces
+   * (seconds, and hundreds of MB) that nobody reads.
+   */
+  get exit(): Exit.Exit<A, E | Tasklet.AgendaOutcomeError> | undefined {
+    if (this.state < DONE_BASE) return undefined
+    if (this.slot === undefined) {
+      if (this.state === DROPPED) this.slot = Exit.fail(new TaskletDropped({ id: this.id, label: this.label }))
+      else if (this.state === OBSOLETE) {
+        this.slot = Exit.fail(new TaskletObsolete({ id: this.id, label: this.label, deadline: this.obsoleteAt! }))
+      }
+    }
+    return this.slot as Exit.Exit<A, E | Tasklet.AgendaOutcomeError>
+  }
+
+  /** Records the outcome (undefined: built on first use) and returns the observers to tell. */
+  settleSlot(
+    state: number,
+    exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError> | undefined
+  ): Array<Observer<A, E>> | undefined {
+    const observers = this.slot as Array<Observer<A, E>> | undefined
+    this.state = state
+    this.slot = exit
+    return observers
   }
   get priority(): Priority.Priority {
     return Priority.fromIndex(this.level)
@@ -119,16 +153,20 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
     return `Tasklet#${this.id}(${this.label}, ${this.priority}, ${this.outcome ?? this.status})`
   }
 
-  unsafeAddObserver(f: (exit: Exit.Exit<A, E | Tasklet.AgendaOutcomeError>) => void): () => void {
-    if (this.exit !== undefined) {
-      f(this.exit)
+  unsafeAddObserver(f: Observer<A, E>): () => void {
+    const exit = this.exit
+    if (exit !== undefined) {
+      f(exit)
       return constVoid
     }
-    if (this.observers === undefined) this.observers = [f]
-    else this.observers.push(f)
+    const observers = this.slot as Array<Observer<A, E>> | undefined
+    if (observers === undefined) this.slot = [f]
+    else observers.push(f)
     return () => {
-      const i = this.observers?.indexOf(f) ?? -1
-      if (i >= 0) this.observers!.splice(i, 1)
+      if (this.state >= DONE_BASE) return
+      const waiting = this.slot as Array<Observer<A, E>> | undefined
+      const i = waiting?.indexOf(f) ?? -1
+      if (i >= 0) waiting!.splice(i, 1)
     }
   }
 
@@ -180,6 +218,13 @@ interface GcRequest {
   readonly resume: (effect: Effect.Effect<void, unknown>) => void
 }
 
+/** The one field of Effect's fiber implementation `switchLevel` reads. */
+interface FiberWithRefs {
+  readonly _fiberRefs: FiberRefs.FiberRefs | undefined
+  setFiberRefs(refs: FiberRefs.FiberRefs): void
+  setFiberRef<A>(ref: FiberRef.FiberRef<A>, value: A): void
+}
+
 /** @internal */
 export const currentWorker: FiberRef.FiberRef<Worker | undefined> = FiberRef.unsafeMake<Worker | undefined>(undefined)
 
@@ -213,42 +258,57 @@ export class Worker {
   readonly parkInTasklet: Effect.Effect<void>
 
   constructor(readonly agenda: AgendaImpl, readonly id: number) {
-    const onSuccess = (value: unknown): Effect.Effect<void> => {
-      agenda.finish(this, value === undefined ? Exit.void : Exit.succeed(value))
-      return this.step
-    }
+    // The end of one tasklet is the start of the next: one clock reading serves both.
+    const onSuccess = (value: unknown): Effect.Effect<void> =>
+      next(agenda.finish(this, value === undefined ? Exit.void : Exit.succeed(value)))
     const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
       const run = this.current!
-      agenda.finish(this, Exit.failCause(cause))
+      const now = agenda.finish(this, Exit.failCause(cause))
       return run.state === FAILED && agenda.config.logFailures
-        ? Effect.zipRight(agenda.logFailure(run, cause), this.step)
-        : this.step
+        ? Effect.zipRight(Effect.uninterruptible(agenda.logFailure(run, cause)), this.step)
+        : next(now)
     }
-    // Built once per worker and level, so running a tasklet allocates no
-    // wrapper effects: only the tasklet's own body runs interruptibly.
-    const runCurrent = Effect.matchCauseEffect(
-      Effect.interruptible(Effect.suspend(() => this.current!.effect!)),
-      { onSuccess, onFailure }
-    )
-    const runAtLevel = LEVEL_PRIORITY.map((p) =>
-      Effect.zipRight(FiberRef.set(FiberRef.currentSchedulingPriority, p), runCurrent)
-    )
-    this.step = Effect.suspend((): Effect.Effect<void> => {
-      if (this.retiring || agenda.lifecycle === "stopped") {
-        // Retire this fiber; the agenda replaces it unless it is stopping.
-        this.state = "Idle"
-        agenda.checkGc()
-        return Effect.void
+    // Running a tasklet costs one `matchCauseEffect` node around its effect:
+    // the fiber takes two steps per tasklet (the node, then the effect with
+    // its continuation). The worker fiber is interruptible: its bookkeeping
+    // is plain synchronous code inside single steps, which an interruption
+    // cannot split; one landing between `next` and the tasklet's first step
+    // ends the fiber, and `onWorkerExit` settles the started tasklet as
+    // interrupted.
+    const handlers = { onSuccess, onFailure }
+    // Synchronous tasklets (`Effect.sync`, or an `Exit` such as
+    // `Effect.void`) are run right here, in a loop, without a fiber step:
+    // the same outcome, a third of the cost. The loop hands the fiber back to
+    // its scheduler when the scheduler's slice is over (checked every 16) or,
+    // under another scheduler, after 2,048 tasklets, as Effect's op budget
+    // would.
+    const scheduler = agenda.scheduler instanceof PrioritySchedulerImpl ? agenda.scheduler : undefined
+    const yieldThenStep = Effect.zipRight(Effect.yieldNow(), Effect.suspend(() => next()))
+    const next = (now?: number): Effect.Effect<void> => {
+      for (let ran = 1;; ran++) {
+        if (this.retiring || agenda.lifecycle === "stopped") {
+          // Retire this fiber; the agenda replaces it unless it is stopping.
+          this.state = "Idle"
+          agenda.checkGc()
+          return Effect.void
+        }
+        if (agenda.gcWanted()) return this.parkThenStep
+        const run = agenda.pick()
+        if (run === undefined) return this.waitThenStep
+        agenda.start(this, run, now ?? agenda.now())
+        if (run.level !== this.level) this.switchLevel(run.level)
+        const exit = runSync(run.effect!)
+        if (exit === undefined) return Effect.matchCauseEffect(run.effect!, handlers)
+        now = agenda.finish(this, exit)
+        if (exit._tag === "Failure" && run.state === FAILED && agenda.config.logFailures) {
+          return Effect.zipRight(Effect.uninterruptible(agenda.logFailure(run, exit.cause)), this.step)
+        }
+        if ((ran & 15) === 0 && (ran >= 65_536 || (scheduler === undefined ? ran >= 2048 : scheduler.sliceOver()))) {
+          return yieldThenStep
+        }
       }
-      if (agenda.gcWanted()) return this.parkThenStep
-      const run = agenda.pick()
-      if (run === undefined) return this.waitThenStep
-      agenda.start(this, run)
-      // Setting a FiberRef copies the fiber's refs map, so only on a change.
-      if (run.level === this.level) return runCurrent
-      this.level = run.level
-      return runAtLevel[run.level]
-    })
+    }
+    this.step = Effect.suspend(() => next())
     const waitThenStep = Effect.flatMap(
       Effect.interruptible(Effect.async<void>((resume) => {
         this.wake = resume
@@ -265,9 +325,8 @@ export class Worker {
     )
     // Wake-ups are served promptly: the pick, not the wait, is prioritized.
     this.waitThenStep = Effect.suspend(() => {
-      if (this.level === 0) return waitThenStep
-      this.level = 0
-      return Effect.zipRight(FiberRef.set(FiberRef.currentSchedulingPriority, LEVEL_PRIORITY[0]), waitThenStep)
+      if (this.level !== 0) this.switchLevel(0)
+      return waitThenStep
     })
     const park = Effect.async<void>((resume) => {
       this.unpark = resume
@@ -284,6 +343,42 @@ export class Worker {
     })
     this.parkThenStep = Effect.flatMap(Effect.interruptible(park), () => this.step)
     this.parkInTasklet = park
+  }
+
+  /**
+   * Sets the fiber's scheduling priority to a level's. `FiberRef.set` copies
+   * the fiber's refs map, and with mixed priorities the level changes on about
+   * a third of the picks (a fifth of the agenda's time went there), so the
+   * refs map made for each level is kept and swapped back in while the fiber's
+   * refs are still the ones the worker installed (no tasklet changed a
+   * FiberRef since). The identity check reads the fiber's refs field
+   * directly: `getFiberRefs()` itself sets a FiberRef. Where that field is
+   * missing, every change takes the `setFiberRef` path.
+   */
+  private switchLevel(level: Level): void {
+    const fiber = this.fiber as unknown as FiberWithRefs
+    const from = this.level
+    this.level = level
+    const current = fiber._fiberRefs
+    if (current !== undefined && from >= 0 && this.refsAt[from] === current) {
+      const cached = this.refsAt[level]
+      if (cached !== undefined) return fiber.setFiberRefs(cached)
+    } else {
+      this.refsAt = [undefined, undefined, undefined]
+    }
+    fiber.setFiberRef(FiberRef.currentSchedulingPriority, LEVEL_PRIORITY[level])
+    this.refsAt[level] = fiber._fiberRefs
+  }
+
+  /** Refs maps of this worker's fiber, one per level; see `switchLevel`. */
+  private refsAt: Array<FiberRefs.FiberRefs | undefined> = [undefined, undefined, undefined]
+
+  /** Called when a new fiber takes over this worker. */
+  reset(fiber: Fiber.RuntimeFiber<void, never>): void {
+    this.fiber = fiber
+    this.retiring = false
+    this.level = -1
+    this.refsAt = [undefined, undefined, undefined]
   }
 
   toJSON(): WorkerState {
@@ -418,17 +513,23 @@ export class AgendaImpl {
   // ---- workers ---------------------------------------------------------
 
   spawn(worker: Worker): void {
-    const loop = Effect.uninterruptible(Effect.locally(worker.step, currentWorker, worker))
-    const fiber = Runtime.runFork(this.runtime)(loop, { scheduler: this.scheduler, immediate: false })
-    worker.fiber = fiber
-    worker.retiring = false
-    worker.level = -1
-    fiber.addObserver(() => this.onWorkerExit(worker, fiber))
+    const loop = Effect.locally(worker.step, currentWorker, worker)
+    // Started at High's scheduling priority, where idle workers wait: started
+    // lower, a worker could wait for ever behind a High tasklet that keeps
+    // yielding on another worker, with tasklets queued for it.
+    const runtime = Runtime.setFiberRef(this.runtime, FiberRef.currentSchedulingPriority, LEVEL_PRIORITY[0])
+    const fiber = Runtime.runFork(runtime)(loop, { scheduler: this.scheduler, immediate: false })
+    worker.reset(fiber)
+    fiber.addObserver((exit) => this.onWorkerExit(worker, fiber, exit))
   }
 
-  private onWorkerExit(worker: Worker, fiber: Fiber.RuntimeFiber<void, never>): void {
+  private onWorkerExit(worker: Worker, fiber: Fiber.RuntimeFiber<void, never>, exit: Exit.Exit<void>): void {
     if (worker.fiber !== fiber) return
     worker.fiber = undefined
+    // Interrupted after its tasklet was started but before its first step.
+    if (worker.current !== undefined) {
+      this.finish(worker, Exit.isFailure(exit) ? Exit.failCause(exit.cause) : Exit.interrupt(FiberId.none))
+    }
     worker.state = "Idle"
     if (this.lifecycle !== "stopped") {
       worker.respawns++
@@ -597,11 +698,7 @@ export class AgendaImpl {
       this.queued[level]--
       if (this.blockedCount[level] > 0) this.admitBlocked(level)
       if (run.obsoleteAt !== undefined && this.now() > run.obsoleteAt) {
-        this.settle(
-          run,
-          OBSOLETE,
-          Exit.fail(new TaskletObsolete({ id: run.id, label: run.label, deadline: run.obsoleteAt }))
-        )
+        this.settle(run, OBSOLETE, undefined)
         if (this.drainWaiters.length > 0) this.checkDrained()
         continue
       }
@@ -610,12 +707,10 @@ export class AgendaImpl {
     return undefined
   }
 
-  start(worker: Worker, run: AnyRun): void {
-    const now = this.now()
+  start(worker: Worker, run: AnyRun, now: number): void {
     const level = run.level
     run.state = RUNNING
     run.startedAt = now
-    run.worker = worker
     worker.current = run
     worker.state = "Run"
     worker.started++
@@ -626,15 +721,16 @@ export class AgendaImpl {
     this.waitHistogram[level].unsafeUpdate(wait, NO_TAGS)
   }
 
-  finish(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
+  /** Settles the worker's current tasklet; returns the clock reading it used. */
+  finish(worker: Worker, exit: Exit.Exit<unknown, unknown>): number {
     const run = worker.current!
     const level = run.level
-    const elapsed = this.now() - run.startedAt!
+    const now = this.now()
+    const elapsed = now - run.startedAt!
     this.runSummary[level].add(elapsed)
     this.runHistogram[level].unsafeUpdate(elapsed, NO_TAGS)
     worker.current = undefined
     worker.state = "Idle"
-    run.worker = undefined
     this.running[level]--
     let state: number
     if (Exit.isSuccess(exit)) {
@@ -649,19 +745,35 @@ export class AgendaImpl {
     }
     this.settle(run, state, exit)
     if (this.drainWaiters.length > 0) this.checkDrained()
+    return now
   }
 
-  private settle(run: AnyRun, state: number, exit: Exit.Exit<any, any>): void {
-    run.state = state
-    run.exit = exit
+  /** `exit` undefined: a drop or obsolescence, whose Exit the run builds when first asked. */
+  private settle(run: AnyRun, state: number, exit: Exit.Exit<any, any> | undefined): void {
+    const observers = run.settleSlot(state, exit)
     run.effect = undefined
     this.ended[state - DONE_BASE][run.level]++
     this.outcomeCounter[state - DONE_BASE][run.level].unsafeUpdate(1, NO_TAGS)
-    const observers = run.observers
     if (observers !== undefined) {
-      run.observers = undefined
-      for (let i = 0; i < observers.length; i++) observers[i](exit)
+      exit = run.exit!
+      // Observers are user code: one that throws must not keep the others (a
+      // `join` among them) from being told, nor break the caller's bookkeeping.
+      for (let i = 0; i < observers.length; i++) {
+        try {
+          observers[i](exit)
+        } catch (error) {
+          this.observerFailed(run, error)
+        }
+      }
     }
+  }
+
+  private observerFailed(run: AnyRun, error: unknown): void {
+    const log = Effect.logError(
+      `an outcome observer of tasklet #${run.id} (${run.label}) threw; the other observers were still told`,
+      Cause.die(error)
+    ).pipe(Effect.annotateLogs({ agenda: this.config.name, tasklet: run.label }))
+    Runtime.runFork(this.runtime)(log, { scheduler: this.scheduler })
   }
 
   logFailure(run: AnyRun, cause: Cause.Cause<unknown>): Effect.Effect<void> {
@@ -678,10 +790,12 @@ export class AgendaImpl {
       if (this.blockedCount[run.level] > 0) this.admitBlocked(run.level)
       if (this.drainWaiters.length > 0) this.checkDrained()
     } else if (run.state === RUNNING) {
-      const worker = run.worker
+      // Found by search rather than kept on every run (a field per queued
+      // tasklet); interrupting is rare and workers are few.
+      const worker = this.workers.find((w) => w.current === run)
       // The worker fiber is interrupted as a whole; it retires after settling
       // this run and is replaced (see Worker.step and onWorkerExit).
-      if (worker !== undefined && worker.current === run && worker.fiber !== undefined) {
+      if (worker !== undefined && worker.fiber !== undefined) {
         worker.retiring = true
         worker.fiber.unsafeInterruptAsFork(by)
       }
@@ -818,7 +932,7 @@ export class AgendaImpl {
         for (const run of this.queues[level].drain()) {
           if (run.state !== QUEUED) continue
           this.queued[level]--
-          this.settle(run, DROPPED, Exit.fail(new TaskletDropped({ id: run.id, label: run.label })))
+          this.settle(run, DROPPED, undefined)
           dropped++
         }
       }

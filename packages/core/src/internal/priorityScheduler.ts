@@ -9,10 +9,24 @@ export interface PrioritySchedulerOptions {
 }
 
 /**
+ * Longest a slice runs, in milliseconds, give or take the task running when
+ * it is reached. Effect bounds a fiber's run by operations (2,048) and the
+ * slice bounds the runs by count (`sliceSize`), neither by time: a slice of
+ * 256 agenda-worker runs of 2,048 operations each took over 100 ms, during
+ * which no timer or I/O callback could run. With this bound a timer due while
+ * the agenda is saturated fires about this late.
+ *
+ * Fibers are not made to yield for time (only slices end): a yield lands at
+ * whatever operation the fiber is at, and inside `withSchedulingPriority(-1)`
+ * it re-queues the fiber behind every Low fiber.
+ */
+const SLICE_MILLIS = 2
+
+/**
  * One FIFO per level. A drain runs the highest non-empty level first and
  * re-checks after every task, because a task often schedules a higher one.
- * After `sliceSize` tasks the rest waits for `setImmediate`, so timers and
- * I/O callbacks run between slices.
+ * After `sliceSize` tasks, or once the slice ran `SLICE_MILLIS`, the rest
+ * waits for `setImmediate`, so timers and I/O callbacks run between slices.
  *
  * @internal
  */
@@ -28,10 +42,22 @@ export class PrioritySchedulerImpl implements Scheduler.Scheduler {
 
   constructor(readonly options: PrioritySchedulerOptions) {}
 
+  /** When the current slice must end (`performance.now()`); infinite outside a slice. */
+  private sliceEnd = Infinity
+
   shouldYield(fiber: Fiber.RuntimeFiber<unknown, unknown>): number | false {
     return fiber.currentOpCount > fiber.getFiberRef(FiberRef.currentMaxOpsBeforeYield)
       ? fiber.getFiberRef(FiberRef.currentSchedulingPriority)
       : false
+  }
+
+  /**
+   * For code that does many small pieces of work inside one fiber step (the
+   * agenda's synchronous tasklets): whether the current slice's time is up,
+   * in which case the caller should yield so the slice can end.
+   */
+  sliceOver(): boolean {
+    return performance.now() > this.sliceEnd
   }
 
   scheduleTask(task: Scheduler.Task, priority: number): void {
@@ -49,9 +75,11 @@ export class PrioritySchedulerImpl implements Scheduler.Scheduler {
   }
 
   private readonly drain = (): void => {
+    this.sliceEnd = performance.now() + SLICE_MILLIS
     try {
       this.runSlice()
     } finally {
+      this.sliceEnd = Infinity
       // Also reached when a task throws, so the scheduler never wedges.
       if (this.pending > 0) {
         this.slicesCut++
@@ -70,6 +98,7 @@ export class PrioritySchedulerImpl implements Scheduler.Scheduler {
       else if ((task = this.low.shift()) !== undefined) this.ran[2]++
       else return
       task()
+      if (performance.now() > this.sliceEnd) return
     }
   }
 }
