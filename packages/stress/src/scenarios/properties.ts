@@ -330,8 +330,9 @@ const timeouts = (runs: number, checks: Checks, tally: Tally) =>
           for (const p of periodic) {
             const firings = fired.filter((f) => f.id === p.handle.id)
             const deadlines = firings.map((f) => f.deadline)
-            // A late first firing skipped `missed` ticks of the grid.
-            const start = deadlines[0] - (1 + firings[0].missed) * p.interval
+            // The first firing reports the grid's first tick as its deadline,
+            // late or not (a late one counts the ticks it skipped in `missed`).
+            const start = deadlines[0] - p.interval
             if (start < p.before || start > p.after) fail(`periodic #${p.handle.id} started its grid at ${start}, outside [${p.before}, ${p.after}]`)
             for (const d of deadlines) {
               if ((d - start) % p.interval !== 0) fail(`periodic #${p.handle.id} fired at ${d}, off its grid (${start} + k × ${p.interval})`)
