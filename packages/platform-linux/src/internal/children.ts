@@ -7,15 +7,30 @@
  * @internal
  */
 import type { Platform } from "@refpersys/core"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { ChildProcess } from "node:child_process"
 
 const sinks = new Set<(status: Platform.ChildStatus) => void>()
 
-/** Adds a receiver of every tracked child's exit; returns its removal. */
-export const subscribe = (sink: (status: Platform.ChildStatus) => void): () => void => {
-  sinks.add(sink)
-  return () => sinks.delete(sink)
-}
+/**
+ * A platform's `childExits`: every tracked exit from now until the scope
+ * closes, which ends the stream. One element per pull, as the platforms'
+ * other streams.
+ */
+export const exits: Effect.Effect<Stream.Stream<Platform.ChildStatus>, never, Scope.Scope> = Effect.map(
+  Effect.acquireRelease(
+    Effect.map(Queue.unbounded<Platform.ChildStatus>(), (queue) => {
+      const sink = (status: Platform.ChildStatus) => void Queue.unsafeOffer(queue, status)
+      sinks.add(sink)
+      return { queue, sink }
+    }),
+    ({ queue, sink }) => Effect.zipRight(Effect.sync(() => sinks.delete(sink)), Queue.shutdown(queue))
+  ),
+  ({ queue }) => Stream.fromQueue(queue, { maxChunkSize: 1 })
+)
 
 export const trackChild = (child: ChildProcess): void => {
   const report = (code: number | null, signal: NodeJS.Signals | null) => {

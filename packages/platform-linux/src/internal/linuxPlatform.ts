@@ -262,9 +262,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     let closed = false
 
     // ---- child exits: reported by trackChild (see children.ts)
-    const childQueue = yield* Queue.unbounded<Platform.ChildStatus>()
-    const unsubscribe = Children.subscribe((status) => Queue.unsafeOffer(childQueue, status))
-    yield* Effect.addFinalizer(() => Effect.sync(unsubscribe).pipe(Effect.zipRight(Queue.shutdown(childQueue))))
+    const childExits = yield* Children.exits
 
     // ---- commands: the self-pipe, read dry into a queue whenever readable.
     const commandQueue = yield* Queue.unbounded<number>()
@@ -511,9 +509,10 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         )
         const next: Effect.Effect<Platform.Readiness, Option.Option<Platform.PlatformError>> = Effect.suspend(() => {
           if (entry.ended) return Effect.fail(Option.none())
-          // Re-arming a poll whose fd was closed (e.g. by the handler of the
-          // last report) makes libuv abort the process: epoll_ctl fails with
-          // EBADF. Report the closed fd as an error instead, which ends the watch.
+          // The addon polls its own duplicate, which outlives the caller's fd:
+          // once the caller closed it (e.g. the handler of the last report),
+          // the watch would go on reporting a file nobody holds. Report an
+          // error instead, which ends the watch.
           if (isClosed(addon, fd)) {
             end(entry)
             for (const other of waiters.splice(0)) other(undefined)
@@ -557,7 +556,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         received: Stream.fromQueue(commandQueue, oneByOne),
         writeFd: commandPipe.writeFd
       },
-      childExits: Stream.fromQueue(childQueue, oneByOne)
+      childExits
     }
     return platform
   })

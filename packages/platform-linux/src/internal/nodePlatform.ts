@@ -104,22 +104,19 @@ export const make = (
     }
 
     const commandQueue = yield* Queue.unbounded<number>()
-    const childQueue = yield* Queue.unbounded<Platform.ChildStatus>()
+    const childExits = yield* Children.exits
     const watches = new Map<number, Watch>()
     // The latest watch of each fd whose scope is still open, finished or not:
     // bytes read before a hang-up stay readable until that scope closes.
     const readers = new Map<number, Watch>()
     let closed = false
 
-    const unsubscribe = Children.subscribe((status) => Queue.unsafeOffer(childQueue, status))
-
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         closed = true
-        unsubscribe()
         // A watch whose scope outlives the platform's would keep its Node
         // stream (and the event loop of the process) alive.
-        const queues: Array<Queue.Queue<any>> = [commandQueue, childQueue]
+        const queues: Array<Queue.Queue<any>> = [commandQueue]
         for (const entry of readers.values()) {
           entry.finished = true
           entry.socket?.destroy()
@@ -374,7 +371,7 @@ export const make = (
         unsafeSend,
         received: Stream.fromQueue(commandQueue, oneByOne)
       },
-      childExits: Stream.fromQueue(childQueue, oneByOne),
+      childExits,
       read
     }
     instances.set(platform, platform)
