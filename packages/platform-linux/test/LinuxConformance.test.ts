@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Conformance } from "@refpersys/testkit"
 import { Effect } from "effect"
-import { realChildExit } from "./util.js"
+import { pipeInScope, realChildExit } from "./util.js"
 import * as LinuxPlatform from "../src/LinuxPlatform.js"
 import * as Native from "../src/internal/native.js"
 
@@ -19,24 +19,11 @@ if (addon !== undefined) {
         if (signo === undefined) throw new Error(`no signal number for ${signal}`)
         addon.raise(signo)
       }),
-    readableFd: Effect.map(
-      Effect.acquireRelease(
-        Effect.sync(() => ({ ...addon.pipe(), writerOpen: true })),
-        (pipe) =>
-          Effect.sync(() => {
-            addon.close(pipe.readFd)
-            if (pipe.writerOpen) addon.close(pipe.writeFd)
-          })
-      ),
-      (pipe) => ({
-        fd: pipe.readFd,
-        makeReadable: Effect.sync(() => addon.sendByte(pipe.writeFd, 42)),
-        hangup: Effect.sync(() => {
-          pipe.writerOpen = false
-          addon.close(pipe.writeFd)
-        })
-      })
-    ),
+    readableFd: Effect.map(pipeInScope(addon), (pipe) => ({
+      fd: pipe.readFd,
+      makeReadable: Effect.sync(() => addon.sendByte(pipe.writeFd, 42)),
+      hangup: Effect.sync(pipe.closeWrite)
+    })),
     badFd: Effect.sync(() => {
       const { readFd, writeFd } = addon.pipe()
       addon.close(readFd)

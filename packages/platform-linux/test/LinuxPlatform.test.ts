@@ -8,23 +8,13 @@ import * as path from "node:path"
 import { Worker } from "node:worker_threads"
 import * as LinuxPlatform from "../src/LinuxPlatform.js"
 import * as Native from "../src/internal/native.js"
-import { exited, puller } from "./util.js"
+import { exited, pipeInScope, puller } from "./util.js"
 
 const addon = Native.addon
 
 // The PlatformError an effect failed with (a success fails the test).
 const failure = <A, R>(effect: Effect.Effect<A, Platform.PlatformError, R>) =>
   Effect.flip(effect)
-
-const pipeInScope = (a: Native.Addon) =>
-  Effect.acquireRelease(
-    Effect.sync(() => ({ ...a.pipe(), writerOpen: true })),
-    (pipe) =>
-      Effect.sync(() => {
-        a.close(pipe.readFd)
-        if (pipe.writerOpen) a.close(pipe.writeFd)
-      })
-  )
 
 if (addon !== undefined) {
   describe("LinuxPlatform (native addon)", () => {
@@ -192,8 +182,7 @@ if (addon !== undefined) {
         )
         yield* Effect.addFinalizer(() => Effect.sync(() => child.kill()))
         // The child has its own copy now; ours would hide the hang-up.
-        pipe.writerOpen = false
-        addon.close(pipe.writeFd)
+        pipe.closeWrite()
         const pull = yield* Stream.toPull(yield* platform.watch(pipe.readFd, { read: true }))
         const first = yield* pull
         expect(Chunk.toReadonlyArray(first)).toEqual([{ read: true, write: false, hup: false, error: false }])
@@ -216,8 +205,7 @@ if (addon !== undefined) {
         const first = yield* Effect.fork(Stream.runCollect(reports))
         const second = yield* Effect.fork(Stream.runCollect(reports))
         yield* Effect.yieldNow()
-        pipe.writerOpen = false
-        addon.close(pipe.writeFd)
+        pipe.closeWrite()
         const all = [...Chunk.toReadonlyArray(yield* Fiber.join(first)), ...Chunk.toReadonlyArray(yield* Fiber.join(second))]
         expect(all.filter((r) => r.hup)).toHaveLength(1)
       }))

@@ -3,42 +3,16 @@ import { Agenda, EventLoop, Platform } from "@refpersys/core"
 import { Deferred, Effect, Exit, Fiber, Option } from "effect"
 import * as LinuxPlatform from "../src/LinuxPlatform.js"
 import * as Native from "../src/internal/native.js"
-import { puller } from "./util.js"
+import { pipeInScope, puller } from "./util.js"
 
 const addon = Native.addon
-
-/** A pipe whose ends are closed with the scope unless the test closed them first. */
-const pipe = (a: Native.Addon) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const { readFd, writeFd } = a.pipe()
-      const open = { read: true, write: true }
-      return {
-        readFd,
-        writeFd,
-        closeRead: () => {
-          if (open.read) a.close(readFd)
-          open.read = false
-        },
-        closeWrite: () => {
-          if (open.write) a.close(writeFd)
-          open.write = false
-        }
-      }
-    }),
-    (p) =>
-      Effect.sync(() => {
-        p.closeRead()
-        p.closeWrite()
-      })
-  )
 
 if (addon !== undefined) {
   describe("LinuxPlatform watches of fds closed by their user", () => {
     it.scopedLive("an fd closed between two reports ends the watch with an error report (libuv would abort on re-arming it)", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
-        const p = yield* pipe(addon)
+        const p = yield* pipeInScope(addon)
         const next = yield* puller(yield* platform.watch(p.readFd, { read: true }))
         addon.sendByte(p.writeFd, 1)
         expect(yield* next).toEqual({ read: true, write: false, hup: false, error: false })
@@ -46,7 +20,7 @@ if (addon !== undefined) {
         expect(yield* next).toEqual({ read: false, write: false, hup: false, error: true })
         expect(yield* Effect.flip(next)).toEqual(Option.none())
         // Node's loop goes on polling: another watch still gets its report.
-        const other = yield* pipe(addon)
+        const other = yield* pipeInScope(addon)
         const otherNext = yield* puller(yield* platform.watch(other.readFd, { read: true }))
         addon.sendByte(other.writeFd, 2)
         expect((yield* otherNext).read).toBe(true)
@@ -55,7 +29,7 @@ if (addon !== undefined) {
     it.scopedLive("an fd closed while its poll is armed does not abort the process: the addon polls its own duplicate", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
-        const p = yield* pipe(addon)
+        const p = yield* pipeInScope(addon)
         const pull = yield* puller(yield* platform.watch(p.readFd, { read: true }))
         // The pull arms the poll; the fd is closed before libuv polls again.
         const waiting = yield* Effect.fork(pull)
@@ -65,7 +39,7 @@ if (addon !== undefined) {
         const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
         yield* turn
         yield* turn
-        const other = yield* pipe(addon)
+        const other = yield* pipeInScope(addon)
         const otherNext = yield* puller(yield* platform.watch(other.readFd, { read: true }))
         addon.sendByte(other.writeFd, 2)
         expect((yield* otherNext).read).toBe(true)
@@ -80,7 +54,7 @@ if (addon !== undefined) {
           Effect.provideService(Platform.Platform, platform),
           Effect.provideService(Agenda.Agenda, agenda)
         )
-        const p = yield* pipe(addon)
+        const p = yield* pipeInScope(addon)
         const told = yield* Deferred.make<ReadonlyArray<string>>()
         const seen: Array<string> = []
         yield* loop.watchFd(p.readFd, { read: true }, {

@@ -1,6 +1,7 @@
 import { Effect, type Option, Stream } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Children from "../src/internal/children.js"
+import type * as Native from "../src/internal/native.js"
 
 /** Pulls one element at a time from a stream, keeping the rest of a chunk. */
 export const puller = <A, E>(stream: Stream.Stream<A, E>) =>
@@ -31,3 +32,29 @@ export const realChildExit = (code: number) =>
     Children.trackChild(child)
     return child.pid!
   })
+
+/** A pipe whose ends are closed with the scope unless the test closed them first. */
+export const pipeInScope = (a: Native.Addon) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const { readFd, writeFd } = a.pipe()
+      const open = { read: true, write: true }
+      return {
+        readFd,
+        writeFd,
+        closeRead: () => {
+          if (open.read) a.close(readFd)
+          open.read = false
+        },
+        closeWrite: () => {
+          if (open.write) a.close(writeFd)
+          open.write = false
+        }
+      }
+    }),
+    (p) =>
+      Effect.sync(() => {
+        p.closeRead()
+        p.closeWrite()
+      })
+  )
