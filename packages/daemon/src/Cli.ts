@@ -1,8 +1,10 @@
 /**
  * The command lines of `rps-daemon` (`npm start`) and `rps-ctl`
  * (`npm run ctl`), built with `@effect/cli`. Both succeed with the process
- * exit code: 2 for bad flags (after `@effect/cli` printed why), 1 when the
- * work failed, 0 otherwise; the daemon adds 130 for a second `SIGINT`.
+ * exit code: 2 for bad flags (after `@effect/cli` printed why), 77
+ * (`RuntimeDir.untrustedExitCode`) when an untrusted runtime directory or
+ * FIFO was refused, 1 when the work failed otherwise, 0 otherwise; the daemon
+ * adds 130 for a second `SIGINT`.
  *
  * @since 0.1.0
  */
@@ -96,6 +98,10 @@ export const daemonOptions = {
   )
 }
 
+/** A refusal of an untrusted runtime directory or FIFO, by the daemon or the client. */
+const isUntrusted = (error: unknown): boolean =>
+  (error instanceof RuntimeDir.RuntimeDirError || error instanceof Client.ClientError) && error.reason === "Untrusted"
+
 const exitCodeOf = <E, R>(
   name: string,
   run: (code: { value: number }) => Effect.Effect<void, E | ValidationError.ValidationError, R>
@@ -113,7 +119,7 @@ const exitCodeOf = <E, R>(
           })
           : Effect.sync(() => {
             process.stderr.write(`${name}: ${error instanceof Error ? error.message : String(error)}\n`)
-            return Daemon.ExitCode.Failed
+            return isUntrusted(error) ? RuntimeDir.untrustedExitCode : Daemon.ExitCode.Failed
           })
       )
     )

@@ -8,6 +8,14 @@
  * are skipped. One client at a time: two clients reading `rps.out` at once
  * would take each other's replies.
  *
+ * The client trusts what the daemon trusts, and nothing else: the runtime
+ * directory must pass `RuntimeDir.check`, and each FIFO is opened with
+ * `O_NOFOLLOW` and checked by `fstat` on the fd (a FIFO of ours, mode 0600)
+ * before a byte is written or read. A symbolic link, a regular file or
+ * someone else's FIFO in their place is refused with reason `Untrusted`:
+ * writing a request into it could overwrite a file, or hand the request to
+ * another user.
+ *
  * @since 0.1.0
  */
 import * as fs from "node:fs"
@@ -28,13 +36,16 @@ import * as RuntimeDir from "./RuntimeDir.js"
  * - `Timeout`: no reply in time.
  * - `Closed`: the daemon closed its reply FIFO (it stopped) before replying.
  * - `Remote`: the daemon replied with a JSON-RPC error (see `code`).
+ * - `Untrusted`: the runtime directory or a FIFO is not ours (see the
+ *   module doc); nothing was sent. `rps-ctl` exits with
+ *   `RuntimeDir.untrustedExitCode` then.
  * - `System`: the operating system refused.
  *
  * @since 0.1.0
  * @category errors
  */
 export class ClientError extends Data.TaggedError("ClientError")<{
-  readonly reason: "NoDaemon" | "Timeout" | "Closed" | "Remote" | "System"
+  readonly reason: "NoDaemon" | "Timeout" | "Closed" | "Remote" | "Untrusted" | "System"
   readonly detail: string
   /** The JSON-RPC error code, for `Remote`. */
   readonly code?: number
@@ -81,6 +92,30 @@ const noDaemon = (paths: RuntimeDir.Files, why: string): ClientError => {
 const system = (what: string, error: unknown): ClientError =>
   new ClientError({ reason: "System", detail: `${what}: ${error instanceof Error ? error.message : String(error)}` })
 
+/** A runtime directory error as the client's: `Untrusted` stays `Untrusted`, the rest is `System`. */
+const fromRuntimeDir = (what: string) => (error: RuntimeDir.RuntimeDirError): ClientError =>
+  error.reason === "Untrusted"
+    ? new ClientError({ reason: "Untrusted", detail: error.message })
+    : system(what, error)
+
+/**
+ * Opens a FIFO of the daemon (see `RuntimeDir.openFifo`), with the errors a
+ * client means: a missing FIFO, or none read, is `NoDaemon`.
+ */
+const openFifo = (paths: RuntimeDir.Files, where: string, flags: number): Effect.Effect<number, ClientError> =>
+  RuntimeDir.openFifo(where, flags).pipe(
+    Effect.mapError((error) => {
+      switch (error.code) {
+        case "ENOENT":
+          return noDaemon(paths, `${where} does not exist`)
+        case "ENXIO":
+          return noDaemon(paths, `nothing reads ${where}`)
+        default:
+          return fromRuntimeDir(`opening ${where}`)(error)
+      }
+    })
+  )
+
 /**
  * Connects to the daemon of `dir` for the scope.
  *
@@ -103,46 +138,34 @@ export const connect = (dir: string): Effect.Effect<Connection, ClientError, Sco
   Effect.gen(function*() {
     const paths = RuntimeDir.files(dir)
     const lines = yield* Queue.unbounded<string | null>()
+    const found = yield* RuntimeDir.check(paths.dir).pipe(Effect.mapError(fromRuntimeDir(`checking ${paths.dir}`)))
+    if (found === "missing") return yield* noDaemon(paths, `${paths.dir} does not exist`)
     yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => {
-          let fd: number
-          try {
-            fd = fs.openSync(paths.out, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
-          } catch (error) {
-            if (codeOf(error) === "ENOENT") throw noDaemon(paths, `${paths.out} does not exist`)
-            throw error
+      openFifo(paths, paths.out, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK).pipe(Effect.flatMap((fd) =>
+        Effect.try({
+          try: () => {
+            const socket = new net.Socket({ fd, readable: true, writable: false })
+            let rest = ""
+            socket.setEncoding("utf8")
+            socket.on("data", (chunk: string) => {
+              const parts = (rest + chunk).split("\n")
+              rest = parts.pop() ?? ""
+              for (const part of parts) Queue.unsafeOffer(lines, part)
+            })
+            socket.on("end", () => Queue.unsafeOffer(lines, null))
+            socket.on("error", () => Queue.unsafeOffer(lines, null))
+            return socket
+          },
+          catch: (error) => {
+            fs.closeSync(fd)
+            return system(`reading ${paths.out}`, error)
           }
-          const socket = new net.Socket({ fd, readable: true, writable: false })
-          let rest = ""
-          socket.setEncoding("utf8")
-          socket.on("data", (chunk: string) => {
-            const parts = (rest + chunk).split("\n")
-            rest = parts.pop() ?? ""
-            for (const part of parts) Queue.unsafeOffer(lines, part)
-          })
-          socket.on("end", () => Queue.unsafeOffer(lines, null))
-          socket.on("error", () => Queue.unsafeOffer(lines, null))
-          return socket
-        },
-        catch: (error) => error instanceof ClientError ? error : system(`opening ${paths.out}`, error)
-      }),
+        })
+      )),
       (socket) => Effect.sync(() => socket.destroy())
     )
     const cmdFd = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => fs.openSync(paths.cmd, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK),
-        catch: (error) => {
-          switch (codeOf(error)) {
-            case "ENOENT":
-              return noDaemon(paths, `${paths.cmd} does not exist`)
-            case "ENXIO":
-              return noDaemon(paths, `nothing reads ${paths.cmd}`)
-            default:
-              return system(`opening ${paths.cmd}`, error)
-          }
-        }
-      }),
+      openFifo(paths, paths.cmd, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK),
       (fd) => Effect.sync(() => fs.closeSync(fd))
     )
 

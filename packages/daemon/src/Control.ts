@@ -133,16 +133,19 @@ export type WatchError =
 
 const { O_NONBLOCK, O_RDWR } = fs.constants
 
-const openFifo = (where: string): Effect.Effect<number, ControlError> =>
-  Effect.try({
-    try: () => fs.openSync(where, O_RDWR | O_NONBLOCK),
-    catch: (error) =>
-      new ControlError({
-        operation: "open",
-        path: where,
-        detail: error instanceof Error ? error.message : String(error)
-      })
-  })
+/**
+ * Opens a FIFO of the runtime directory, trusted only when the opened fd
+ * shows a FIFO of ours with mode 0600 (`RuntimeDir.openFifo`: `O_NOFOLLOW`,
+ * then `fstat`). A FIFO someone else made would let them send commands or
+ * read replies: refused with reason `Untrusted`.
+ */
+const openFifo = (where: string): Effect.Effect<number, ControlError | RuntimeDir.RuntimeDirError> =>
+  RuntimeDir.openFifo(where, O_RDWR | O_NONBLOCK).pipe(
+    Effect.catchIf(
+      (error) => error.reason === "System",
+      (error) => Effect.fail(new ControlError({ operation: "open", path: where, detail: error.detail }))
+    )
+  )
 
 const codeOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code
 
@@ -229,7 +232,9 @@ class ReplyWriter {
 
 /**
  * Opens the control channel for the scope, on the FIFOs of `files` (which
- * must exist; see `RuntimeDir.acquire`). Needs the `EventLoop` and its
+ * must exist; see `RuntimeDir.acquire`). A FIFO that is not ours (another
+ * owner, a mode other than 0600, a symbolic link) is refused with
+ * `RuntimeDirError` reason `Untrusted`. Needs the `EventLoop` and its
  * `Platform`: on the portable platform the watch reads the FIFO itself, and
  * the channel takes the bytes from it.
  *
@@ -261,7 +266,7 @@ export const make = (
   options: Options
 ): Effect.Effect<
   Control,
-  ControlError | WatchError,
+  ControlError | RuntimeDir.RuntimeDirError | WatchError,
   EventLoop.EventLoop | Platform.Platform | Scope.Scope
 > =>
   Effect.gen(function*() {

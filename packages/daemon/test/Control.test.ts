@@ -113,6 +113,17 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
       expect(control.stats().reopens).toBe(1)
     }))
 
+  it.scopedLive("reopen refuses a FIFO put in place of ours that is not ours, and leaves it there", () =>
+    Effect.gen(function*() {
+      const { control, files } = yield* channel(layer)
+      fs.rmSync(files.cmd)
+      expect(spawnSync("mkfifo", ["-m", "666", files.cmd]).status).toBe(0)
+      const error = yield* Effect.flip(control.reopen)
+      expect(error._tag).toBe("RuntimeDirError")
+      expect(error.message).toContain("mode is 0666")
+      expect(fs.lstatSync(files.cmd).mode & 0o777).toBe(0o666)
+    }))
+
   it.scopedLive("discards stale replies from a full reply FIFO nobody reads, then serves again", () =>
     Effect.gen(function*() {
       const { control, files } = yield* channel(layer)
@@ -140,7 +151,7 @@ describe("Client", () => {
   it.effect("NoDaemon when nothing reads rps.cmd, naming a dead recorded pid", () =>
     Effect.gen(function*() {
       const f = RuntimeDir.files(tempDir())
-      spawnSync("mkfifo", [f.cmd, f.out])
+      spawnSync("mkfifo", ["-m", "600", f.cmd, f.out])
       const dead = spawnSync(process.execPath, ["-e", "0"]).pid!
       fs.writeFileSync(f.pid, `${dead}\n`)
       const error = yield* Effect.flip(Client.call(f.dir, "stats"))
@@ -152,7 +163,7 @@ describe("Client", () => {
   it.live("Timeout when a reader never replies", () =>
     Effect.gen(function*() {
       const f = RuntimeDir.files(tempDir())
-      spawnSync("mkfifo", [f.cmd, f.out])
+      spawnSync("mkfifo", ["-m", "600", f.cmd, f.out])
       // A silent "daemon": it holds both FIFOs open and never answers.
       const cmd = fs.openSync(f.cmd, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
       const out = fs.openSync(f.out, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)

@@ -19,6 +19,19 @@ const deadPid = (): number => {
 
 const isFifo = (p: string) => fs.lstatSync(p).isFIFO()
 
+const NOBODY = 65534
+
+/** Gives `where` to user nobody; only root can, and without it the trust tests would prove nothing, so they fail. */
+const giveToNobody = (where: string) => {
+  if (process.geteuid?.() !== 0) throw new Error("this test gives files to user nobody: run it as root")
+  fs.lchownSync(where, NOBODY, NOBODY)
+}
+
+const mkfifo = (where: string, mode: string) => {
+  const made = spawnSync("mkfifo", ["-m", mode, where], { encoding: "utf8" })
+  if (made.status !== 0) throw new Error(`mkfifo failed: ${made.stderr}`)
+}
+
 describe("RuntimeDir", () => {
   it("files names the FIFOs and the pid file inside the absolute directory", () => {
     const f = RuntimeDir.files("some/dir")
@@ -107,5 +120,119 @@ describe("RuntimeDir", () => {
       const error = yield* Effect.flip(Effect.scoped(RuntimeDir.acquire(f.dir)))
       expect(error.reason).toBe("NotAFifo")
       expect(fs.existsSync(f.pid)).toBe(false)
+    }))
+
+  it.effect("check: missing, ours, and each untrusted layout named with what to do", () =>
+    Effect.gen(function*() {
+      const base = tempDir()
+      expect(yield* RuntimeDir.check(path.join(base, "none"))).toBe("missing")
+      expect(yield* RuntimeDir.check(base)).toBe("ok")
+      const refused = (dir: string) => Effect.flip(RuntimeDir.check(dir))
+
+      const link = path.join(base, "link")
+      fs.symlinkSync(tempDir(), link)
+      const linked = yield* refused(link)
+      expect(linked.reason).toBe("Untrusted")
+      expect(linked.message).toContain("symbolic link")
+
+      const open = path.join(base, "open")
+      fs.mkdirSync(open, { mode: 0o700 })
+      fs.chmodSync(open, 0o750)
+      expect((yield* refused(open)).message).toContain("mode 0750")
+
+      const theirs = path.join(base, "theirs")
+      fs.mkdirSync(theirs, { mode: 0o700 })
+      giveToNobody(theirs)
+      const foreign = yield* refused(theirs)
+      expect(foreign.reason).toBe("Untrusted")
+      expect(foreign.message).toContain(`owned by uid ${NOBODY}`)
+      expect(foreign.message).toContain("--runtime-dir")
+
+      const unsafeParent = tempDir()
+      fs.chmodSync(unsafeParent, 0o777)
+      fs.mkdirSync(path.join(unsafeParent, "run"), { mode: 0o700 })
+      expect((yield* refused(path.join(unsafeParent, "run"))).message).toContain("no sticky bit")
+    }))
+
+  it.effect("acquire refuses a directory of another user before touching anything in it", () =>
+    Effect.gen(function*() {
+      const f = RuntimeDir.files(tempDir())
+      // What a crashed run leaves, which acquire would clean up in a directory of its own.
+      mkfifo(f.cmd, "600")
+      fs.writeFileSync(f.pid, `${deadPid()}\n`)
+      giveToNobody(f.dir)
+      const error = yield* Effect.flip(Effect.scoped(RuntimeDir.acquire(f.dir)))
+      expect(error.reason).toBe("Untrusted")
+      expect(fs.readdirSync(f.dir).sort()).toEqual(["rps.cmd", "rps.pid"])
+    }))
+
+  it.effect("acquire refuses a FIFO of ours with another mode, and leaves it in place", () =>
+    Effect.gen(function*() {
+      const f = RuntimeDir.files(tempDir())
+      mkfifo(f.out, "644")
+      const error = yield* Effect.flip(Effect.scoped(RuntimeDir.acquire(f.dir)))
+      expect(error.reason).toBe("Untrusted")
+      expect(error.path).toBe(f.out)
+      expect(error.message).toContain("mode is 0644")
+      expect(isFifo(f.out)).toBe(true)
+      expect(fs.existsSync(f.pid)).toBe(false)
+    }))
+
+  it.effect("a symbolic link rps.pid is never followed: not read, not written through, replaced", () =>
+    Effect.gen(function*() {
+      const f = RuntimeDir.files(tempDir())
+      // A link to a file naming a live pid would have passed for a running daemon.
+      const target = path.join(tempDir(), "elsewhere")
+      fs.writeFileSync(target, `${process.ppid}\n`)
+      fs.symlinkSync(target, f.pid)
+      expect(RuntimeDir.readPid(f)).toBeUndefined()
+      const scope = yield* Scope.make()
+      yield* RuntimeDir.acquire(f.dir).pipe(Scope.extend(scope))
+      const pidFile = fs.lstatSync(f.pid)
+      expect(pidFile.isFile()).toBe(true)
+      expect(pidFile.mode & 0o777).toBe(0o600)
+      expect(RuntimeDir.readPid(f)).toBe(process.pid)
+      expect(fs.readFileSync(target, "utf8")).toBe(`${process.ppid}\n`)
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it("readPid reads only a regular file of ours, and never blocks on a FIFO", () => {
+    const f = RuntimeDir.files(tempDir())
+    mkfifo(f.pid, "600")
+    expect(RuntimeDir.readPid(f)).toBeUndefined()
+    fs.rmSync(f.pid)
+    fs.writeFileSync(f.pid, "1234\n")
+    expect(RuntimeDir.readPid(f)).toBe(1234)
+    giveToNobody(f.pid)
+    expect(RuntimeDir.readPid(f)).toBeUndefined()
+  })
+
+  it.effect("openFifo checks the opened fd: a FIFO of ours with mode 0600 only", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const flags = fs.constants.O_RDWR | fs.constants.O_NONBLOCK
+      const good = path.join(dir, "good")
+      mkfifo(good, "600")
+      const fd = yield* RuntimeDir.openFifo(good, flags)
+      expect(fs.fstatSync(fd).isFIFO()).toBe(true)
+      fs.closeSync(fd)
+
+      const refusal = (where: string) => Effect.flip(RuntimeDir.openFifo(where, flags))
+      const wide = path.join(dir, "wide")
+      mkfifo(wide, "666")
+      expect((yield* refusal(wide)).message).toContain("mode is 0666")
+      const theirs = path.join(dir, "theirs")
+      mkfifo(theirs, "600")
+      giveToNobody(theirs)
+      expect((yield* refusal(theirs)).message).toContain(`owned by uid ${NOBODY}`)
+      const plain = path.join(dir, "plain")
+      fs.writeFileSync(plain, "data")
+      expect((yield* refusal(plain)).message).toContain("a regular file, not a FIFO")
+      const link = path.join(dir, "link")
+      fs.symlinkSync(good, link)
+      const linked = yield* refusal(link)
+      expect([linked.reason, linked.message.includes("symbolic link")]).toEqual(["Untrusted", true])
+      const missing = yield* refusal(path.join(dir, "none"))
+      expect([missing.reason, missing.code]).toEqual(["System", "ENOENT"])
     }))
 })
