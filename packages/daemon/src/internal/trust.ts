@@ -48,7 +48,7 @@ export const dirProblem = (dir: string, stats: fs.Stats, uid = euid()): string |
   }
   if (!stats.isDirectory()) return `it exists and is not a directory; ${remedy}`
   if (stats.uid !== uid) {
-    return `it is owned by uid ${stats.uid}, not by this user (uid ${uid}), that user could send commands and read the replies; ${remedy}`
+    return `it is owned by uid ${stats.uid}, not by this user (uid ${uid}): that user could send commands and read the replies; ${remedy}`
   }
   if ((stats.mode & 0o077) !== 0) {
     return `its mode ${octal(stats.mode)} lets other users in (it must have no group or other bits); ` +
