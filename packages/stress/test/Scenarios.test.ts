@@ -39,6 +39,12 @@ const shown: Record<string, (report: Report) => void> = {
   },
   "properties": (r) => {
     expect(r.arrived).toBe(r.sent)
+  },
+  "hostile-runtime-dir": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "refused")).toBe(figure(r, "attempts"))
+    expect(figure(r, "daemonAttempts")).toBeGreaterThan(0)
+    expect(figure(r, "clientAttempts")).toBeGreaterThan(0)
   }
 }
 
