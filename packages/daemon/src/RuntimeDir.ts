@@ -252,11 +252,12 @@ const ensureDir = (dir: string): Effect.Effect<void, RuntimeDirError> =>
   Effect.flatMap(check(dir), (found) => {
     if (found === "ok") return Effect.void
     try {
+      // The parents first, from the nearest one that exists: nothing is made
+      // under a parent others can write (they could swap it right after).
+      const existing = Trust.nearestExisting(path.dirname(dir))
+      const above = Trust.ancestorsProblem(path.join(existing, "_"))
+      if (above !== undefined) return Effect.fail(untrusted(dir, above))
       fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 })
-      // The parents first: a directory made under a parent others can write
-      // could be swapped for theirs right after.
-      const parents = Trust.ancestorsProblem(dir)
-      if (parents !== undefined) return Effect.fail(untrusted(dir, parents))
       fs.mkdirSync(dir, { mode: 0o700 })
     } catch (error) {
       if (codeOf(error) !== "EEXIST") return Effect.fail(systemError(dir, error))

@@ -174,6 +174,13 @@ describe("rps-daemon refuses a runtime directory that is not its own", () => {
     expect(fs.readdirSync(parent)).toEqual([])
   })
 
+  it("no parent is made under a directory that others can write", async () => {
+    const parent = tempDir()
+    fs.chmodSync(parent, 0o777)
+    expectRefused(await runDaemon(path.join(parent, "a", "b", "run")), `its parent ${parent}`)
+    expect(fs.readdirSync(parent)).toEqual([])
+  })
+
   it("a FIFO of ours with mode 0666 is refused, and left in place", async () => {
     const dir = tempDir()
     const cmd = path.join(dir, "rps.cmd")

@@ -81,6 +81,22 @@ export const ancestorsProblem = (dir: string, uid = euid()): string | undefined 
   }
 }
 
+/** The path itself or its nearest ancestor that exists (`/` at worst). */
+export const nearestExisting = (where: string): string => {
+  let current = where
+  for (;;) {
+    try {
+      fs.lstatSync(current)
+      return current
+    } catch (error) {
+      if (codeOf(error) !== "ENOENT") throw error
+    }
+    const up = path.dirname(current)
+    if (up === current) return current
+    current = up
+  }
+}
+
 /** Checks an opened FIFO by `fstat` on its fd. */
 export const fifoProblem = (stats: fs.Stats, uid = euid()): string | undefined => {
   if (!stats.isFIFO()) {
