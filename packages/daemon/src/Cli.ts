@@ -28,7 +28,7 @@ const VERSION = "0.1.0"
 const invalid = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
 
 const runtimeDir = Options.text("runtime-dir").pipe(
-  Options.withDescription("Directory of the control FIFOs (rps.cmd, rps.out) and the pid file rps.pid (default $XDG_RUNTIME_DIR/refpersys, else <tmpdir>/refpersys-<uid>)"),
+  Options.withDescription("Directory of the control FIFOs (rps.cmd, rps.out) and the pid file rps.pid (default $XDG_RUNTIME_DIR/refpersys, else <tmpdir>/refpersys-<uid>); created with mode 0700, and an existing one is used only when it is yours with no group or other bits (exit 77 otherwise)"),
   Options.withDefault(RuntimeDir.defaultDir())
 )
 
