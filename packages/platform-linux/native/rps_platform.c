@@ -68,7 +68,10 @@ static int arg_int(napi_env env, napi_value value, int32_t* out, const char* wha
     throw_type(env, what);
     return 0;
   }
-  napi_get_value_int32(env, value, out);
+  if (napi_get_value_int32(env, value, out) != napi_ok) {
+    throw_type(env, what);
+    return 0;
+  }
   return 1;
 }
 
@@ -78,7 +81,10 @@ static int arg_double(napi_env env, napi_value value, double* out, const char* w
     throw_type(env, what);
     return 0;
   }
-  napi_get_value_double(env, value, out);
+  if (napi_get_value_double(env, value, out) != napi_ok) {
+    throw_type(env, what);
+    return 0;
+  }
   return 1;
 }
 
@@ -195,7 +201,7 @@ static napi_value js_fd_kind(napi_env env, napi_callback_info info) {
 static napi_value js_timer_create(napi_env env, napi_callback_info info) {
   ARGS(1);
   bool realtime = false;
-  napi_get_value_bool(env, argv[0], &realtime);
+  if (napi_get_value_bool(env, argv[0], &realtime) != napi_ok) return throw_type(env, "realtime must be a boolean");
   int fd = timerfd_create(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "timerfd_create");
   return int_value(env, fd);
