@@ -485,6 +485,8 @@ describe("Timeouts", () => {
         expect(yield* failure(timeouts.after(Number.POSITIVE_INFINITY, Effect.void))).toEqual(duration)
         expect(yield* failure(timeouts.at(Number.POSITIVE_INFINITY, Effect.void))).toEqual(deadline)
         expect(yield* failure(timeouts.at(Number.NaN, Effect.void))).toEqual(deadline)
+        expect(yield* failure(timeouts.at(Number.NEGATIVE_INFINITY, Effect.void))).toEqual(deadline)
+        expect(yield* failure(timeouts.every(Number.POSITIVE_INFINITY, Effect.void))).toEqual(interval)
         expect(yield* failure(timeouts.every(0, Effect.void))).toEqual(interval)
         expect(yield* failure(timeouts.every("0 millis", Effect.void))).toEqual(interval)
         expect(yield* failure(timeouts.every(-10, Effect.void))).toEqual(interval)

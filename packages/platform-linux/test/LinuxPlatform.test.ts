@@ -144,6 +144,41 @@ if (addon !== undefined) {
         expect(wakeups).toBeLessThanOrEqual(sum)
       }))
 
+    it.scopedLive("the platform's timer is armed one chunk (2^31-1 ms) ahead for a deadline 25 or 30 days away", () =>
+      Effect.gen(function*() {
+        // The kernel's own view of every timerfd of the process: fd and ms until expiry.
+        const timerfds = () =>
+          fs.readdirSync("/proc/self/fd").flatMap((name) => {
+            try {
+              if (fs.readlinkSync(`/proc/self/fd/${name}`) !== "anon_inode:[timerfd]") return []
+              const info = fs.readFileSync(`/proc/self/fdinfo/${name}`, "utf8")
+              const m = /it_value: \((\d+), (\d+)\)/.exec(info)
+              const ino = /ino:\s*(\d+)/.exec(info)?.[1]
+              return m === null ? [] : [{ fd: name, ino, ms: Number(m[1]) * 1000 + Number(m[2]) / 1e6 }]
+            } catch {
+              return []
+            }
+          })
+        const before = new Set(timerfds().map((t) => t.fd))
+        const platform = yield* LinuxPlatform.make()
+        const timer = yield* platform.timer
+        // New armed timers, one per open file (the addon polls a duplicate fd of its timerfd).
+        const armed = () => {
+          const byFile = new Map<string | undefined, number>()
+          for (const t of timerfds()) if (!before.has(t.fd) && t.ms > 0) byFile.set(t.ino, t.ms)
+          return [...byFile.values()]
+        }
+        expect(armed()).toEqual([])
+        for (const days of [25, 30]) {
+          yield* timer.arm(Date.now() + days * 86_400_000)
+          const [ms, ...others] = armed()
+          expect(others).toEqual([])
+          expect(ms).toBeLessThanOrEqual(Platform.maxTimerChunkMillis)
+          expect(ms).toBeGreaterThan(Platform.maxTimerChunkMillis - 60_000)
+        }
+        yield* timer.disarm
+      }))
+
     it.scopedLive("timerSetDelay arms the monotonic timerfd for a delay, firing once, not before it", () =>
       Effect.gen(function*() {
         const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
