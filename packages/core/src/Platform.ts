@@ -12,6 +12,7 @@
 import * as Context from "effect/Context"
 import * as internalClockTimer from "./internal/clockTimer.js"
 import type * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -25,6 +26,7 @@ import type * as Stream from "effect/Stream"
  * - `TooManyFds`: the platform's fd limit (128 by default) is reached.
  * - `InvalidSignal`: not a signal name the platform knows, or one it cannot claim.
  * - `InvalidByte`: a command byte outside 0..255.
+ * - `InvalidDeadline`: a timer deadline that is not a finite number.
  * - `Unsupported`: the platform does not offer this operation.
  * - `Closed`: the platform's scope is closed.
  * - `System`: the operating system refused (see `errno`).
@@ -38,6 +40,7 @@ export const ErrorReason = Schema.Literal(
   "TooManyFds",
   "InvalidSignal",
   "InvalidByte",
+  "InvalidDeadline",
   "Unsupported",
   "Closed",
   "System"
@@ -102,15 +105,24 @@ export interface ChildStatus {
 
 /**
  * The platform's one timer, armed to an absolute deadline in milliseconds on
- * the `Clock` of the program (`Clock.currentTimeMillis`). Arming again
- * replaces the previous deadline. `fired` emits the deadline each time the
- * timer goes off (never before its deadline).
+ * the `Clock` of the program (`Clock.currentTimeMillis`, read through the
+ * `Clock` of the fiber that acquired the timer). Arming again replaces the
+ * previous deadline. `fired` emits the deadline each time the timer goes off
+ * (never before its deadline).
+ *
+ * Every finite deadline fires: one already past (however far: `-1e300`, a
+ * date in 1700) fires at once, and one further away than a single sleep of
+ * the host allows (2^31-1 ms, about 24.8 days, for setTimeout and the native
+ * timer alike) is reached by a chain of shorter sleeps, each of which looks
+ * at the `Clock` again. `arm` fails with `InvalidDeadline` for NaN and
+ * ±Infinity (use `disarm` to stop the timer), so no arming is silently
+ * one that never fires.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Timer {
-  readonly arm: (deadline: number) => Effect.Effect<void>
+  readonly arm: (deadline: number) => Effect.Effect<void, PlatformError>
   readonly disarm: Effect.Effect<void>
   readonly fired: Stream.Stream<number>
 }
@@ -278,11 +290,177 @@ export const isClaimableSignal = (name: string): boolean =>
   standardSignals.has(name) || /^(SIGRTMIN(\+([0-9]|[12][0-9]|30))?|SIGRTMAX(-([0-9]|[12][0-9]|30))?)$/.test(name)
 
 /**
+ * The longest single sleep a platform timer takes, in milliseconds: 2^31-1
+ * (about 24.8 days). `setTimeout`, and so Effect's live `Clock`, treats a
+ * longer delay as infinite; a timer whose deadline is further away sleeps
+ * this long (or its `chunkMillis`) and looks at the `Clock` again.
+ *
+ * @since 0.1.0
+ * @category timers
+ */
+export const maxTimerChunkMillis: number = 2 ** 31 - 1
+
+/**
+ * Whether a value is a timer deadline: a finite number of `Clock`
+ * milliseconds (past ones included: they fire at once).
+ *
+ * @since 0.1.0
+ * @category timers
+ */
+export const isDeadline = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u)
+
+/**
+ * The error every platform's `Timer.arm` gives for a deadline that is not a
+ * finite number.
+ *
+ * @example
+ * ```ts
+ * import { Platform } from "@refpersys/core"
+ *
+ * Platform.invalidDeadline("test", NaN).reason // "InvalidDeadline"
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const invalidDeadline = (platform: string, deadline: unknown): PlatformError =>
+  new PlatformError({
+    operation: "timer",
+    reason: "InvalidDeadline",
+    detail: `timer.arm of ${platform} needs a finite deadline in Clock milliseconds, got ` +
+      `${String(deadline)}; a past deadline fires at once, and to stop the timer use timer.disarm instead of ` +
+      "arming it to Infinity"
+  })
+
+/**
+ * The timer chunk option of the platforms (`timerChunkMillis`): the longest
+ * single sleep of their timer, an integer from 1 to {@link maxTimerChunkMillis}.
+ * A smaller chunk makes the timer notice sooner that a `Clock` moved forward.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TimerChunkMillis = Schema.Int.pipe(Schema.between(1, maxTimerChunkMillis))
+
+/**
+ * Whether a value is a valid {@link TimerChunkMillis}.
+ *
+ * @since 0.1.0
+ * @category timers
+ */
+export const isTimerChunk: (u: unknown) => u is number = Schema.is(TimerChunkMillis)
+
+/**
+ * What a platform can claim, for {@link validateSignals}.
+ *
+ * @since 0.1.0
+ * @category signals
+ */
+export interface SignalSupport {
+  /** The platform's name (`info.name`), for messages. */
+  readonly platform: string
+  /** Whether `SIGRTMIN+n` / `SIGRTMAX-n` can be claimed (`info.realtimeSignals`). */
+  readonly realtimeSignals: boolean
+  /** Why a claimable name cannot be claimed on this host (e.g. it has no signal number), or `undefined`. */
+  readonly unavailable?: (name: string) => string | undefined
+}
+
+const describeValue = (u: unknown): string =>
+  typeof u === "string" ? JSON.stringify(u) : u === null || u === undefined ? String(u) : `${String(u)} (a ${typeof u})`
+
+const realtimeName = /^SIGRT(MIN|MAX)/
+
+const whyNotClaimable = (name: string, support: SignalSupport): string | undefined => {
+  if (isClaimableSignal(name)) {
+    if (realtimeName.test(name) && !support.realtimeSignals) {
+      return `${name} is a real-time signal and the ${support.platform} platform has none; use the linux-native ` +
+        "platform (LinuxPlatform) for SIGRTMIN+n / SIGRTMAX-n"
+    }
+    return support.unavailable?.(name)
+  }
+  if (realtimeName.test(name)) {
+    return `${name} is not a real-time signal name: SIGRTMIN+n and SIGRTMAX-n take n from 0 to 30`
+  }
+  if (signalNames.includes(name)) {
+    return `${name} cannot be claimed: SIGKILL and SIGSTOP cannot be caught, and fault signals ` +
+      "(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGIOT) must not be; SIGSTKFLT is the native " +
+      "platform's own, and SIGPOLL is SIGIO"
+  }
+  return `${JSON.stringify(name)} is not a signal name`
+}
+
+const claimableOn = (support: SignalSupport): string => {
+  const standard = signalNames.filter((name) => isClaimableSignal(name) && support.unavailable?.(name) === undefined)
+  return support.realtimeSignals
+    ? `${standard.join(", ")}, and SIGRTMIN+n / SIGRTMAX-n with n from 0 to 30`
+    : standard.join(", ")
+}
+
+const signalError = (why: string, support: SignalSupport): PlatformError =>
+  new PlatformError({
+    operation: "signals",
+    reason: "InvalidSignal",
+    detail: `${why}; claimable on the ${support.platform} platform: ${claimableOn(support)}`
+  })
+
+/**
+ * Checks the list given to `Platform.signals`, the one check of every
+ * platform: the same input gets the same `InvalidSignal` error everywhere.
+ * Succeeds with the names when every entry is a signal the platform can
+ * claim; fails on the first that is not (not a string, not a signal name,
+ * not claimable, real-time where the platform has none, unavailable on the
+ * host), naming it and what can be claimed instead. A platform calls it
+ * before claiming anything, so a bad list claims nothing.
+ *
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { Platform } from "@refpersys/core"
+ *
+ * const support = { platform: "test", realtimeSignals: false }
+ * Platform.validateSignals(["SIGTERM"], support)  // Either.right(["SIGTERM"])
+ * Either.isLeft(Platform.validateSignals([0], support)) // true: InvalidSignal
+ * ```
+ *
+ * @since 0.1.0
+ * @category signals
+ */
+export const validateSignals = (
+  names: unknown,
+  support: SignalSupport
+): Either.Either<ReadonlyArray<string>, PlatformError> => {
+  if (!Array.isArray(names)) {
+    return Either.left(signalError(
+      `signals takes an array of signal names such as ["SIGTERM"], got ${describeValue(names)}`,
+      support
+    ))
+  }
+  for (let i = 0; i < names.length; i++) {
+    const name: unknown = names[i]
+    if (typeof name !== "string") {
+      return Either.left(signalError(
+        `signal list entry ${i} is ${describeValue(name)}, not a signal name: name signals by strings such as ` +
+          `"SIGTERM" or "SIGRTMIN+1"`,
+        support
+      ))
+    }
+    const why = whyNotClaimable(name, support)
+    if (why !== undefined) return Either.left(signalError(why, support))
+  }
+  return Either.right(names as ReadonlyArray<string>)
+}
+
+/**
  * A {@link Timer} driven by the program's `Clock` (the clock of the fiber
  * that acquires it), for platforms without a kernel timer: it never fires
- * before its deadline, and `TestClock` moves it in tests. `name` prefixes its
- * defect messages (an `arm` with NaN or after the scope closed); `onArm` and
- * `onClear` let a platform observe it.
+ * before its deadline, and `TestClock` moves it in tests. A far deadline is
+ * slept towards in chunks of at most `chunkMillis` (default and upper bound
+ * {@link maxTimerChunkMillis}), looking at the `Clock` after each, so it
+ * fires when due even where the live `Clock` could not sleep that long, and
+ * soon after a `Clock` that moves forward. `name` names the platform in its
+ * errors (`arm` fails with `InvalidDeadline` for NaN or ±Infinity) and
+ * defect messages (an `arm` after the scope closed); `onArm` and `onClear`
+ * let a platform observe it.
  *
  * @example
  * ```ts
@@ -301,6 +479,7 @@ export const isClaimableSignal = (name: string): boolean =>
  */
 export const clockTimer: (hooks: {
   readonly name: string
+  readonly chunkMillis?: number
   readonly onArm?: (deadline: number) => void
   readonly onClear?: () => void
 }) => Effect.Effect<Timer, never, Scope.Scope> = internalClockTimer.make

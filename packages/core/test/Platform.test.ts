@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { TestTime } from "@refpersys/testkit"
-import { Chunk, Effect, Fiber, Option, Schema, Stream, TestClock } from "effect"
+import { Chunk, Clock, Duration, Effect, Either, Fiber, Option, Schema, Stream, TestClock } from "effect"
 import * as Event from "../src/Event.js"
 import * as Platform from "../src/Platform.js"
 
@@ -93,10 +93,107 @@ describe("Platform.clockTimer", () => {
       expect(cleared).toBeGreaterThanOrEqual(4)
     }))
 
-  it.scoped("dies with the platform's name on a NaN deadline", () =>
+  it.scoped("fails with InvalidDeadline naming the platform for NaN and ±Infinity, and arms nothing", () =>
     Effect.gen(function*() {
-      const timer = yield* Platform.clockTimer({ name: "MyPlatform" })
-      const exit = yield* Effect.exit(timer.arm(NaN))
-      expect(String(exit)).toContain("MyPlatform: timer.arm got NaN")
+      const arms: Array<number> = []
+      const timer = yield* Platform.clockTimer({ name: "MyPlatform", onArm: (d) => void arms.push(d) })
+      for (const deadline of [NaN, Infinity, -Infinity]) {
+        const error = yield* Effect.flip(timer.arm(deadline))
+        expect(error).toBeInstanceOf(Platform.PlatformError)
+        expect(error.reason).toBe("InvalidDeadline")
+        expect(error.detail).toContain("MyPlatform")
+        expect(error.detail).toContain(String(deadline))
+        expect(error.detail).toContain("disarm")
+      }
+      expect(arms).toEqual([])
     }))
+
+  it.scopedLive("on the live Clock, a deadline past 2^31-1 ms is slept towards in chunks no longer than that", () =>
+    Effect.gen(function*() {
+      // The live Clock (setTimeout) takes a longer sleep as infinite: record what the timer asks for.
+      const live = Clock.make()
+      const sleeps: Array<number> = []
+      const recording: Clock.Clock = {
+        [Clock.ClockTypeId]: Clock.ClockTypeId,
+        unsafeCurrentTimeMillis: () => live.unsafeCurrentTimeMillis(),
+        currentTimeMillis: live.currentTimeMillis,
+        unsafeCurrentTimeNanos: () => live.unsafeCurrentTimeNanos(),
+        currentTimeNanos: live.currentTimeNanos,
+        sleep: (duration) => {
+          sleeps.push(Duration.toMillis(duration))
+          return live.sleep(duration)
+        }
+      }
+      const timer = yield* Effect.withClock(Platform.clockTimer({ name: "t" }), recording)
+      for (const days of [25, 30]) {
+        sleeps.length = 0
+        yield* timer.arm(Date.now() + days * 86_400_000)
+        yield* TestTime.eventually(Effect.sync(() => sleeps.length > 0), "the timer's first sleep")
+        expect(sleeps[0]).toBe(Platform.maxTimerChunkMillis)
+      }
+      yield* timer.disarm
+    }))
+
+  it.scopedLive("a far deadline fires when a moved Clock reaches it, at the end of the current chunk", () =>
+    Effect.gen(function*() {
+      const shifted = TestTime.shiftedClock()
+      const timer = yield* Effect.withClock(Platform.clockTimer({ name: "t", chunkMillis: 10 }), shifted.clock)
+      const deadline = shifted.clock.unsafeCurrentTimeMillis() + 25 * 86_400_000
+      const fired = yield* Effect.fork(Stream.runHead(timer.fired))
+      yield* timer.arm(deadline)
+      // Moved once the timer sleeps: a move before would skip the chain.
+      yield* TestTime.eventually(Effect.sync(() => shifted.sleeps() > 0), "the timer to sleep")
+      shifted.shift(25 * 86_400_000)
+      const result = yield* Fiber.join(fired).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("never fired") }))
+      expect(result).toEqual(Option.some(deadline))
+      expect(shifted.clock.unsafeCurrentTimeMillis()).toBeGreaterThanOrEqual(deadline)
+    }))
+
+  it.scoped("dies on a chunkMillis outside 1..2^31-1", () =>
+    Effect.gen(function*() {
+      for (const chunkMillis of [0, 1.5, 2 ** 31, NaN]) {
+        const exit = yield* Effect.exit(Effect.scoped(Platform.clockTimer({ name: "t", chunkMillis })))
+        expect(String(exit)).toContain("timerChunkMillis must be an integer from 1 to 2147483647")
+      }
+    }))
+})
+
+describe("Platform.validateSignals", () => {
+  const support = { platform: "p", realtimeSignals: true }
+
+  it("accepts a list of claimable names and returns it", () => {
+    expect(Platform.validateSignals(["SIGTERM", "SIGRTMIN+3"], support)).toEqual(Either.right(["SIGTERM", "SIGRTMIN+3"]))
+  })
+
+  it("refuses, with one typed InvalidSignal, what is not a list of claimable names", () => {
+    const cases: Array<[unknown, string]> = [
+      [[0], "signal list entry 0 is 0 (a number), not a signal name"],
+      [[null], "signal list entry 0 is null, not a signal name"],
+      [["SIGHUP", {}], "signal list entry 1 is [object Object] (a object)"],
+      ["SIGHUP", "signals takes an array of signal names"],
+      [["SIGKILL"], "SIGKILL cannot be claimed"],
+      [["SIGNOPE"], "\"SIGNOPE\" is not a signal name"],
+      [["SIGRTMIN+31"], "SIGRTMIN+31 is not a real-time signal name: SIGRTMIN+n and SIGRTMAX-n take n from 0 to 30"]
+    ]
+    for (const [names, detail] of cases) {
+      const result = Platform.validateSignals(names, support)
+      expect(Either.isLeft(result), String(names)).toBe(true)
+      if (Either.isLeft(result)) {
+        expect(result.left.reason).toBe("InvalidSignal")
+        expect(result.left.detail).toContain(detail)
+        expect(result.left.detail).toContain("claimable on the p platform: SIGHUP, SIGINT")
+      }
+    }
+  })
+
+  it("names the platform's own limits: no real-time signals, a name the host lacks", () => {
+    const noRt = Platform.validateSignals(["SIGRTMIN+1"], { platform: "q", realtimeSignals: false })
+    expect(Either.isLeft(noRt) && noRt.left.detail).toContain("SIGRTMIN+1 is a real-time signal and the q platform has none")
+    const lacking = Platform.validateSignals(["SIGPWR"], {
+      ...support,
+      unavailable: (name) => (name === "SIGPWR" ? "SIGPWR has no number here" : undefined)
+    })
+    expect(Either.isLeft(lacking) && lacking.left.detail).toContain("SIGPWR has no number here")
+    expect(Either.isLeft(lacking) && lacking.left.detail).not.toMatch(/claimable on the p platform:.*SIGPWR/)
+  })
 })

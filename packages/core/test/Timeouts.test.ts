@@ -21,6 +21,7 @@ import type { HeapItem } from "../src/internal/timeouts.js"
 import { Platform } from "../src/Platform.js"
 import * as Timeouts from "../src/Timeouts.js"
 import { makeTimeoutsPlatform, ManualClock } from "./timeoutsPlatform.js"
+import { TestPlatform, TestTime } from "@refpersys/testkit"
 import type { TimerProbe } from "./timeoutsPlatform.js"
 
 /** Polls (yielding, never sleeping) until `check` holds. */
@@ -484,6 +485,8 @@ describe("Timeouts", () => {
         expect(yield* failure(timeouts.after(Number.POSITIVE_INFINITY, Effect.void))).toEqual(duration)
         expect(yield* failure(timeouts.at(Number.POSITIVE_INFINITY, Effect.void))).toEqual(deadline)
         expect(yield* failure(timeouts.at(Number.NaN, Effect.void))).toEqual(deadline)
+        expect(yield* failure(timeouts.at(Number.NEGATIVE_INFINITY, Effect.void))).toEqual(deadline)
+        expect(yield* failure(timeouts.every(Number.POSITIVE_INFINITY, Effect.void))).toEqual(interval)
         expect(yield* failure(timeouts.every(0, Effect.void))).toEqual(interval)
         expect(yield* failure(timeouts.every("0 millis", Effect.void))).toEqual(interval)
         expect(yield* failure(timeouts.every(-10, Effect.void))).toEqual(interval)
@@ -500,6 +503,63 @@ describe("Timeouts", () => {
         expect(probe.arms).toEqual([])
         // A valid call still gets id 1: failed calls use up no ids.
         expect((yield* timeouts.after(0, Effect.void)).id).toBe(1)
+      }))
+  })
+
+  describe("far and long-past deadlines", () => {
+    const day = 86_400_000
+
+    it.scopedLive("after('25 days') and every('30 days') fire when due on a live Clock; at(-1e300) fires at once", () =>
+      Effect.gen(function*() {
+        // A live Clock the test moves forward; the platform's timer sleeps in
+        // 20 ms chunks, so it sees the move soon (the default chunk is 2^31-1 ms).
+        const shifted = TestTime.shiftedClock()
+        const { platform } = yield* TestPlatform.make({ timerChunkMillis: 20 })
+        const timeouts = yield* Timeouts.make().pipe(
+          Effect.provideService(Platform, platform),
+          Effect.withClock(shifted.clock)
+        )
+        const bound = { duration: "10 seconds", onTimeout: () => new Error("the timeout never fired") } as const
+        const past = yield* Deferred.make<void>()
+        yield* timeouts.at(-1e300, Deferred.succeed(past, undefined))
+        yield* timeouts.at(Date.UTC(1700, 0, 1), Effect.void)
+        yield* Deferred.await(past).pipe(Effect.timeoutFail(bound))
+        const once = yield* Deferred.make<number>()
+        const ticks = yield* Ref.make(0)
+        const tick = yield* Deferred.make<number>()
+        const h1 = yield* timeouts.after("25 days", Effect.suspend(() => Deferred.succeed(once, shifted.clock.unsafeCurrentTimeMillis())))
+        const h2 = yield* timeouts.every(
+          "30 days",
+          Effect.zipRight(Ref.update(ticks, (n) => n + 1), Effect.suspend(() => Deferred.succeed(tick, shifted.clock.unsafeCurrentTimeMillis())))
+        )
+        expect((yield* timeouts.pending).map((p) => p.deadline)).toEqual([h1.deadline, h2.deadline])
+        // Moved once the timer sleeps towards the 25-day deadline.
+        const sleeps = shifted.sleeps()
+        yield* TestTime.eventually(Effect.sync(() => shifted.sleeps() > sleeps), "the timer to sleep")
+        shifted.shift(25 * day)
+        expect(yield* Deferred.await(once).pipe(Effect.timeoutFail(bound))).toBeGreaterThanOrEqual(h1.deadline)
+        expect(yield* Ref.get(ticks)).toBe(0)
+        const firstTick = h2.deadline
+        shifted.shift(5 * day)
+        expect(yield* Deferred.await(tick).pipe(Effect.timeoutFail(bound))).toBeGreaterThanOrEqual(firstTick)
+        expect(h2.fired).toBe(1)
+        expect(yield* timeouts.stats).toMatchObject({ fired: 4, failures: 0 })
+      }))
+
+    it.scoped("on TestClock, after('25 days') fires at its deadline and not a millisecond before", () =>
+      Effect.gen(function*() {
+        const { platform } = yield* TestPlatform.make()
+        const timeouts = yield* Timeouts.make().pipe(Effect.provideService(Platform, platform))
+        const fired = yield* Ref.make<number | undefined>(undefined)
+        const handle = yield* timeouts.after(
+          "25 days",
+          Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.set(fired, now))
+        )
+        yield* TestTime.adjustWhenSleeping(25 * day - 1)
+        expect(yield* Ref.get(fired)).toBeUndefined()
+        yield* TestClock.adjust(1)
+        yield* TestTime.eventually(Effect.map(Ref.get(fired), (at) => at !== undefined), "the 25-day timeout fired")
+        expect(yield* Ref.get(fired)).toBe(handle.deadline)
       }))
   })
 

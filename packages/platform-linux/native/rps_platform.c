@@ -29,6 +29,7 @@
 #include <ucontext.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,7 +68,10 @@ static int arg_int(napi_env env, napi_value value, int32_t* out, const char* wha
     throw_type(env, what);
     return 0;
   }
-  napi_get_value_int32(env, value, out);
+  if (napi_get_value_int32(env, value, out) != napi_ok) {
+    throw_type(env, what);
+    return 0;
+  }
   return 1;
 }
 
@@ -77,7 +81,10 @@ static int arg_double(napi_env env, napi_value value, double* out, const char* w
     throw_type(env, what);
     return 0;
   }
-  napi_get_value_double(env, value, out);
+  if (napi_get_value_double(env, value, out) != napi_ok) {
+    throw_type(env, what);
+    return 0;
+  }
   return 1;
 }
 
@@ -194,26 +201,57 @@ static napi_value js_fd_kind(napi_env env, napi_callback_info info) {
 static napi_value js_timer_create(napi_env env, napi_callback_info info) {
   ARGS(1);
   bool realtime = false;
-  napi_get_value_bool(env, argv[0], &realtime);
+  if (napi_get_value_bool(env, argv[0], &realtime) != napi_ok) return throw_type(env, "realtime must be a boolean");
   int fd = timerfd_create(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "timerfd_create");
   return int_value(env, fd);
 }
 
-static struct timespec ms_to_timespec(double ms) {
-  struct timespec ts;
-  if (ms < 0) ms = 0;
-  ts.tv_sec = (time_t)(ms / 1000.0);
-  ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000.0) * 1e6);
-  if (ts.tv_nsec >= 1000000000L) ts.tv_nsec = 999999999L;
-  return ts;
+/*
+ * The longest delay one arming takes, in ms: 2^31-1, about 24.8 days (the
+ * limit of setTimeout too). A later deadline is reached by a chain of
+ * armings: the JS side re-arms on each expiry until its Clock says the
+ * deadline is due. The bound also keeps every conversion below in range:
+ * 2^31-1 ms is about 2.1e15 ns, far from INT64_MAX.
+ */
+#define MAX_DELAY_MS 2147483647.0
+
+/* The latest absolute time timerSet takes, in ms on the timer's clock (about 31,700 years). */
+#define MAX_ABSOLUTE_MS 1e15
+
+/*
+ * `ms` as a timespec, clamped to [1 ns, max_ms]. Non-positive values (a
+ * past deadline, however far: -1e300 included) become one nanosecond,
+ * because an all-zero it_value would disarm the timer instead of firing it.
+ * Returns 0, or EINVAL for NaN (no deadline to clamp to). Seconds and
+ * nanoseconds are split in floating point from a value already clamped, so
+ * no double-to-integer conversion is out of range (C leaves that undefined)
+ * and no product can overflow.
+ */
+static int ms_to_timespec(double ms, double max_ms, struct timespec* out) {
+  if (ms != ms) return EINVAL;
+  if (ms > max_ms) ms = max_ms;
+  if (!(ms > 0.0)) {
+    out->tv_sec = 0;
+    out->tv_nsec = 1;
+    return 0;
+  }
+  double sec = floor(ms / 1000.0);
+  double nsec = floor((ms - sec * 1000.0) * 1e6);
+  if (nsec < 0.0) nsec = 0.0;
+  if (nsec > 999999999.0) nsec = 999999999.0;
+  out->tv_sec = (time_t)sec;
+  out->tv_nsec = (long)nsec;
+  if (out->tv_sec == 0 && out->tv_nsec == 0) out->tv_nsec = 1;
+  return 0;
 }
 
 /*
  * timerSet(fd, value, intervalMs, absolute). `value` is an absolute time on
- * the timer's clock in ms (absolute) or a delay in ms. An all-zero it_value
- * would disarm the timer, so a due deadline becomes one nanosecond: the
- * kernel then fires at once, which is what a past deadline means.
+ * the timer's clock in ms (absolute) or a delay in ms; a due one fires at
+ * once (one nanosecond: all-zero would disarm). Delays and intervals are
+ * clamped to MAX_DELAY_MS, absolute times to MAX_ABSOLUTE_MS; an interval of
+ * 0 or less means one shot. NaN is EINVAL.
  */
 static napi_value js_timer_set(napi_env env, napi_callback_info info) {
   ARGS(4);
@@ -223,11 +261,14 @@ static napi_value js_timer_set(napi_env env, napi_callback_info info) {
   if (!arg_int(env, argv[0], &fd, "fd must be a number")) return NULL;
   if (!arg_double(env, argv[1], &value, "value must be a number")) return NULL;
   if (!arg_double(env, argv[2], &interval, "interval must be a number")) return NULL;
-  napi_get_value_bool(env, argv[3], &absolute);
+  if (napi_get_value_bool(env, argv[3], &absolute) != napi_ok) return throw_type(env, "absolute must be a boolean");
   struct itimerspec spec;
-  spec.it_value = ms_to_timespec(value);
-  spec.it_interval = ms_to_timespec(interval);
-  if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
+  memset(&spec, 0, sizeof spec);
+  if (ms_to_timespec(value, absolute ? MAX_ABSOLUTE_MS : MAX_DELAY_MS, &spec.it_value) != 0) {
+    return throw_errno(env, EINVAL, "timerfd_settime");
+  }
+  if (interval != interval) return throw_errno(env, EINVAL, "timerfd_settime");
+  if (interval > 0.0) (void)ms_to_timespec(interval, MAX_DELAY_MS, &spec.it_interval);
   if (timerfd_settime(fd, absolute ? TFD_TIMER_ABSTIME : 0, &spec, NULL) != 0) {
     return throw_errno(env, errno, "timerfd_settime");
   }
@@ -235,33 +276,42 @@ static napi_value js_timer_set(napi_env env, napi_callback_info info) {
 }
 
 /*
- * timerSetWall(fd, wallMs): arms a CLOCK_MONOTONIC timer to fire when the
- * wall clock (CLOCK_REALTIME, the clock of Date.now()) reaches `wallMs`. The
- * deadline is converted once, here, from both clocks read together; after
- * that a step of the wall clock (NTP, an admin) neither fires the timer early
- * nor holds it back, as with setTimeout. The JS side re-checks the wall clock
- * on expiry and re-arms if it stepped back.
+ * timerSetDelay(fd, delayMs, maxDelayMs): arms the timer (one shot) to expire
+ * `delayMs` from now on its own clock (CLOCK_MONOTONIC for the platform's
+ * timer, so a step of the wall clock neither fires it early nor holds it
+ * back, as with setTimeout). The delay is clamped to [1 ns, maxDelayMs], and
+ * maxDelayMs to [1, MAX_DELAY_MS]: a delay already due (-1e300 included)
+ * fires at once, and a longer one expires after maxDelayMs, when the JS side,
+ * which looks at its Clock on every expiry, arms the rest. NaN is EINVAL.
  */
-static napi_value js_timer_set_wall(napi_env env, napi_callback_info info) {
-  ARGS(2);
+static napi_value js_timer_set_delay(napi_env env, napi_callback_info info) {
+  ARGS(3);
   int32_t fd;
-  double wall_ms;
+  double delay_ms, max_ms;
   if (!arg_int(env, argv[0], &fd, "fd must be a number")) return NULL;
-  if (!arg_double(env, argv[1], &wall_ms, "deadline must be a number")) return NULL;
-  struct timespec real_now, mono_now;
-  if (clock_gettime(CLOCK_REALTIME, &real_now) != 0) return throw_errno(env, errno, "clock_gettime");
-  if (clock_gettime(CLOCK_MONOTONIC, &mono_now) != 0) return throw_errno(env, errno, "clock_gettime");
-  int64_t real_ns = (int64_t)real_now.tv_sec * 1000000000LL + real_now.tv_nsec;
-  int64_t mono_ns = (int64_t)mono_now.tv_sec * 1000000000LL + mono_now.tv_nsec;
-  int64_t delay_ns = (int64_t)(wall_ms * 1e6) - real_ns;
-  /* A due deadline fires at once: one nanosecond ahead (all-zero would disarm). */
-  int64_t at_ns = mono_ns + (delay_ns > 0 ? delay_ns : 1);
+  if (!arg_double(env, argv[1], &delay_ms, "delay must be a number")) return NULL;
+  if (!arg_double(env, argv[2], &max_ms, "maxDelay must be a number")) return NULL;
+  if (max_ms != max_ms) return throw_errno(env, EINVAL, "timerfd_settime");
+  if (max_ms < 1.0) max_ms = 1.0;
+  if (max_ms > MAX_DELAY_MS) max_ms = MAX_DELAY_MS;
   struct itimerspec spec;
   memset(&spec, 0, sizeof spec);
-  spec.it_value.tv_sec = (time_t)(at_ns / 1000000000LL);
-  spec.it_value.tv_nsec = (long)(at_ns % 1000000000LL);
-  if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL) != 0) return throw_errno(env, errno, "timerfd_settime");
+  if (ms_to_timespec(delay_ms, max_ms, &spec.it_value) != 0) return throw_errno(env, EINVAL, "timerfd_settime");
+  if (timerfd_settime(fd, 0, &spec, NULL) != 0) return throw_errno(env, errno, "timerfd_settime");
   return undefined_value(env);
+}
+
+/* timerGet(fd): ms until the next expiry (timerfd_gettime), 0 when disarmed. */
+static napi_value js_timer_get(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t fd;
+  if (!arg_int(env, argv[0], &fd, "fd must be a number")) return NULL;
+  struct itimerspec spec;
+  if (timerfd_gettime(fd, &spec) != 0) return throw_errno(env, errno, "timerfd_gettime");
+  double ms = (double)spec.it_value.tv_sec * 1000.0 + (double)spec.it_value.tv_nsec / 1e6;
+  napi_value v;
+  if (napi_create_double(env, ms, &v) != napi_ok) return throw_errno(env, ENOMEM, "napi_create_double");
+  return v;
 }
 
 /* Disarming also discards expirations not yet read: the kernel resets the count. */
@@ -716,9 +766,7 @@ static void watcher_closed(uv_handle_t* handle) {
   else state->head = w->next;
   if (w->next != NULL) w->next->prev = w->prev;
   w->prev = w->next = NULL;
-  /* libuv has dropped the fd from epoll by now; EINTR still closes it on Linux. */
-  close(w->fd);
-  w->fd = -1;
+  /* The duplicate was closed with uv_close (watcher_close). */
   w->closed = 1;
   if (w->js_gone) free(w);
   if (state->cleaning && state->head == NULL) {
@@ -727,10 +775,22 @@ static void watcher_closed(uv_handle_t* handle) {
   }
 }
 
+/*
+ * Closes the handle and, at once, the duplicate fd it polls. uv_close takes
+ * the fd out of epoll before it returns (libuv's uv__platform_invalidate_fd:
+ * EPOLL_CTL_DEL, and pending events for it are dropped), and libuv documents
+ * that the fd may be closed right after uv_close. Waiting for the close
+ * callback instead would keep one fd per unwatch open until the next turn
+ * of the loop, and a tight watch/unwatch loop would run out of fds (EMFILE)
+ * before that turn came. on_poll never runs again once `closing` is set.
+ */
 static void watcher_close(watcher_t* w) {
   if (w->closing) return;
   w->closing = 1;
   uv_close((uv_handle_t*)&w->handle, watcher_closed);
+  /* Linux frees the fd even when close reports EINTR; nothing else can fail for an fd we own. */
+  if (w->fd >= 0) (void)close(w->fd);
+  w->fd = -1;
 }
 
 static void watcher_finalize(napi_env env, void* data, void* hint) {
@@ -929,7 +989,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     { "fdKind", NULL, js_fd_kind, NULL, NULL, NULL, napi_enumerable, NULL },
     { "timerCreate", NULL, js_timer_create, NULL, NULL, NULL, napi_enumerable, NULL },
     { "timerSet", NULL, js_timer_set, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "timerSetWall", NULL, js_timer_set_wall, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "timerSetDelay", NULL, js_timer_set_delay, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "timerGet", NULL, js_timer_get, NULL, NULL, NULL, napi_enumerable, NULL },
     { "timerDisarm", NULL, js_timer_disarm, NULL, NULL, NULL, napi_enumerable, NULL },
     { "timerRead", NULL, js_timer_read, NULL, NULL, NULL, napi_enumerable, NULL },
     { "signalInit", NULL, js_signal_init, NULL, NULL, NULL, napi_enumerable, NULL },

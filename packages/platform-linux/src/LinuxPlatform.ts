@@ -8,7 +8,10 @@
  *   block it (the two are merged, so no delivery is fatal and none is lost;
  *   real-time signals queue in the kernel and each one is counted; see
  *   {@link signalStats});
- * - the timer: a `timerfd` armed to an absolute deadline;
+ * - the timer: a monotonic `timerfd`, armed with the delay from the
+ *   program's `Clock` to the deadline (at most `timerChunkMillis` at a time:
+ *   each expiry looks at the `Clock` and arms the rest, so a far deadline is
+ *   a chain and a past one fires at once);
  * - commands: a `pipe2` self-pipe, one-byte writes (atomic from any thread);
  * - readiness: one libuv `uv_poll_t` per fd on Node's own loop.
  *
@@ -54,6 +57,14 @@ export interface Options {
    * comes from the platform (signals, commands, fds) wants `true`.
    */
   readonly ref?: boolean
+  /**
+   * The longest single sleep of the timer, in ms: an integer from 1 to
+   * 2^31-1 (`Platform.maxTimerChunkMillis`, the default). A deadline further
+   * away is slept towards in chunks, with a look at the program's `Clock`
+   * after each, so it fires when due; a smaller chunk also notices sooner a
+   * `Clock` that moved forward.
+   */
+  readonly timerChunkMillis?: number
 }
 
 /**

@@ -71,6 +71,14 @@ export interface Options {
    * fd; default 65,536, at least 1.
    */
   readonly bufferLimit?: number
+  /**
+   * The longest single sleep of the timer, in ms: an integer from 1 to
+   * 2^31-1 (`Platform.maxTimerChunkMillis`, the default). A deadline further
+   * away is slept towards in chunks, with a look at the program's `Clock`
+   * after each, so it fires when due; a smaller chunk also notices sooner a
+   * `Clock` that moved forward.
+   */
+  readonly timerChunkMillis?: number
 }
 
 /**

@@ -19,4 +19,5 @@ const driver: Conformance.Driver = {
   advanceTo: () => Effect.void
 }
 
-Conformance.suite("NodePlatform", NodePlatform.layer(), driver)
+// A short timer chunk, so that the long-timer test's moved Clock is seen soon.
+Conformance.suite("NodePlatform", NodePlatform.layer({ timerChunkMillis: 20 }), driver)

@@ -34,7 +34,8 @@ if (addon !== undefined) {
     advanceTo: () => Effect.void
   }
 
-  Conformance.suite("LinuxPlatform", LinuxPlatform.layer(), driver)
+    // A short timer chunk, so that the long-timer test's moved Clock is seen soon.
+  Conformance.suite("LinuxPlatform", LinuxPlatform.layer({ timerChunkMillis: 20 }), driver)
 } else {
   describe("LinuxPlatform conformance (native addon not loaded)", () => {
     it("is not required here, and the reason it is missing is reported", () => {

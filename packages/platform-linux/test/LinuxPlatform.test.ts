@@ -144,31 +144,88 @@ if (addon !== undefined) {
         expect(wakeups).toBeLessThanOrEqual(sum)
       }))
 
-    it.scopedLive("timerSetWall arms the monotonic timerfd for a wall-clock deadline, firing once, not before it", () =>
+    it.scopedLive("the platform's timer is armed one chunk (2^31-1 ms) ahead for a deadline 25 or 30 days away", () =>
+      Effect.gen(function*() {
+        // The kernel's own view of every timerfd of the process: fd and ms until expiry.
+        const timerfds = () =>
+          fs.readdirSync("/proc/self/fd").flatMap((name) => {
+            try {
+              if (fs.readlinkSync(`/proc/self/fd/${name}`) !== "anon_inode:[timerfd]") return []
+              const info = fs.readFileSync(`/proc/self/fdinfo/${name}`, "utf8")
+              const m = /it_value: \((\d+), (\d+)\)/.exec(info)
+              const ino = /ino:\s*(\d+)/.exec(info)?.[1]
+              return m === null ? [] : [{ fd: name, ino, ms: Number(m[1]) * 1000 + Number(m[2]) / 1e6 }]
+            } catch {
+              return []
+            }
+          })
+        const before = new Set(timerfds().map((t) => t.fd))
+        const platform = yield* LinuxPlatform.make()
+        const timer = yield* platform.timer
+        // New armed timers, one per open file (the addon polls a duplicate fd of its timerfd).
+        const armed = () => {
+          const byFile = new Map<string | undefined, number>()
+          for (const t of timerfds()) if (!before.has(t.fd) && t.ms > 0) byFile.set(t.ino, t.ms)
+          return [...byFile.values()]
+        }
+        expect(armed()).toEqual([])
+        for (const days of [25, 30]) {
+          yield* timer.arm(Date.now() + days * 86_400_000)
+          const [ms, ...others] = armed()
+          expect(others).toEqual([])
+          expect(ms).toBeLessThanOrEqual(Platform.maxTimerChunkMillis)
+          expect(ms).toBeGreaterThan(Platform.maxTimerChunkMillis - 60_000)
+        }
+        yield* timer.disarm
+      }))
+
+    it.scopedLive("timerSetDelay arms the monotonic timerfd for a delay, firing once, not before it", () =>
       Effect.gen(function*() {
         const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
           Effect.sync(() => addon.close(fd)))
         const fired = yield* Deferred.make<{ at: number; count: number }>()
         const poll = addon.pollOpen(fd, () => {
           const count = addon.timerRead(fd)
-          if (count > 0) Deferred.unsafeDone(fired, Exit.succeed({ at: Date.now(), count }))
+          if (count > 0) Deferred.unsafeDone(fired, Exit.succeed({ at: performance.now(), count }))
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(poll)))
-        const deadline = Date.now() + 40
-        addon.timerSetWall(fd, deadline)
+        const start = performance.now()
+        addon.timerSetDelay(fd, 40, Platform.maxTimerChunkMillis)
         addon.pollStart(poll, true, false)
-        // The first readiness is the expiry itself: no early wake-up to re-arm.
         const { at, count } = yield* Deferred.await(fired)
-        expect(at).toBeGreaterThanOrEqual(deadline)
+        expect(at - start).toBeGreaterThanOrEqual(39)
         expect(count).toBe(1)
-        // A deadline already past fires at once instead of disarming the timer.
-        const again = yield* Deferred.make<number>()
-        addon.pollClose(poll)
-        const late = addon.pollOpen(fd, () => Deferred.unsafeDone(again, Exit.succeed(addon.timerRead(fd))))
-        yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(late)))
-        addon.timerSetWall(fd, Date.now() - 1000)
-        addon.pollStart(late, true, false)
-        expect(yield* Deferred.await(again)).toBe(1)
+      }))
+
+    it.scopedLive("timerSetDelay clamps any delay: a past one (-1e300 too) fires at once, a far one arms one chunk", () =>
+      Effect.gen(function*() {
+        const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
+          Effect.sync(() => addon.close(fd)))
+        const chunk = Platform.maxTimerChunkMillis
+        // Far: armed, for one chunk at most (the caller chains the rest).
+        for (const delay of [25 * 86_400_000, 30 * 86_400_000, 1e300, Number.MAX_VALUE]) {
+          addon.timerSetDelay(fd, delay, chunk)
+          const remaining = addon.timerGet(fd)
+          expect(remaining).toBeGreaterThan(chunk - 60_000)
+          expect(remaining).toBeLessThanOrEqual(chunk)
+        }
+        addon.timerSetDelay(fd, 30 * 86_400_000, 50)
+        expect(addon.timerGet(fd)).toBeGreaterThan(0)
+        expect(addon.timerGet(fd)).toBeLessThanOrEqual(50)
+        // Past, however far (a wall deadline in 1700 minus now, -1e300): due at once, never disarmed.
+        for (const delay of [Date.UTC(1700, 0, 1) - Date.now(), -1e300, -Number.MAX_VALUE, 0]) {
+          const expired = yield* Deferred.make<number>()
+          const poll = addon.pollOpen(fd, () => {
+            const count = addon.timerRead(fd)
+            if (count > 0) Deferred.unsafeDone(expired, Exit.succeed(count))
+          })
+          addon.timerSetDelay(fd, delay, chunk)
+          addon.pollStart(poll, true, false)
+          const count = yield* Deferred.await(expired).pipe(Effect.ensuring(Effect.sync(() => addon.pollClose(poll))))
+          expect(count).toBe(1)
+        }
+        // NaN has no deadline to clamp to: a typed refusal, not a timer that never fires.
+        expect(() => addon.timerSetDelay(fd, Number.NaN, chunk)).toThrow(expect.objectContaining({ code: "EINVAL" }))
       }))
 
     it.scopedLive("a pipe written by a child process is seen readable, then hung up", () =>

@@ -3,7 +3,10 @@ import { Agenda, EventLoop, Platform } from "@refpersys/core"
 import { Deferred, Effect, Exit, Fiber, Option } from "effect"
 import * as LinuxPlatform from "../src/LinuxPlatform.js"
 import * as Native from "../src/internal/native.js"
-import { pipeInScope, puller } from "./util.js"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { fileURLToPath } from "node:url"
+import { exited, pipeInScope, puller } from "./util.js"
 
 const addon = Native.addon
 
@@ -34,12 +37,14 @@ if (addon !== undefined) {
         // The pull arms the poll; the fd is closed before libuv polls again.
         const waiting = yield* Effect.fork(pull)
         yield* Effect.yieldNow()
+        // Opened first, so it cannot reuse the number of the fd closed next
+        // (the watch of that number lasts until its next pull).
+        const other = yield* pipeInScope(addon)
         p.closeRead()
         // Two full turns of Node's loop: libuv has re-registered its fds with epoll.
         const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
         yield* turn
         yield* turn
-        const other = yield* pipeInScope(addon)
         const otherNext = yield* puller(yield* platform.watch(other.readFd, { read: true }))
         addon.sendByte(other.writeFd, 2)
         expect((yield* otherNext).read).toBe(true)
@@ -72,6 +77,48 @@ if (addon !== undefined) {
         addon.sendByte(p.writeFd, 1)
         expect(yield* Deferred.await(told)).toEqual(["read", "error"])
         expect((yield* loop.stats).state).toBe("running")
+      }))
+  })
+
+  describe("LinuxPlatform watch fd lifecycle", () => {
+    it.live("thousands of watch/unwatch cycles under a 64-fd limit hold no fd past its unwatch", () =>
+      Effect.gen(function*() {
+        // A child of its own: the limit and the fd count are per process.
+        const fixture = fileURLToPath(new URL("./fixtures/watch-churn.mjs", import.meta.url))
+        const child = spawn(process.execPath, [fixture, "3000", "64"], {
+          stdio: ["pipe", "pipe", "pipe"]
+        })
+        let out = ""
+        let err = ""
+        child.stdout.on("data", (chunk) => (out += String(chunk)))
+        child.stderr.on("data", (chunk) => (err += String(chunk)))
+        const code = yield* exited(child).pipe(
+          Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("the churn child did not end") }),
+          Effect.ensuring(Effect.sync(() => child.kill("SIGKILL")))
+        )
+        // Before the fix this was EMFILE within about 50 cycles.
+        expect({ code, err }).toEqual({ code: 0, err: "" })
+        const result = JSON.parse(out) as { limit: number; cycles: number; before: number; most: number; after: number }
+        expect(result.limit).toBe(64)
+        expect(result.cycles).toBe(3000)
+        // The readdir of /proc/self/fd holds one fd while it counts; a watch holds none after its scope.
+        expect(result.most).toBeLessThanOrEqual(result.before + 1)
+        expect(result.after).toBe(result.before)
+      }), 90_000)
+
+    it.scopedLive("a watch of /dev/null says it is a character device without poll support, not a regular file", () =>
+      Effect.gen(function*() {
+        const platform = yield* LinuxPlatform.make()
+        const fd = yield* Effect.acquireRelease(
+          Effect.sync(() => fs.openSync("/dev/null", "r")),
+          (fd) => Effect.sync(() => fs.closeSync(fd))
+        )
+        const error = yield* Effect.flip(Effect.scoped(platform.watch(fd, { read: true })))
+        expect(error.reason).toBe("BadFd")
+        expect(error.errno).toBe("EPERM")
+        expect(error.detail).toContain("character device")
+        expect(error.detail).toContain("/dev/null")
+        expect(error.detail).not.toContain("regular file")
       }))
   })
 } else {

@@ -3,6 +3,9 @@ import { Platform } from "@refpersys/core"
 import { TestPlatform } from "@refpersys/testkit"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
 import { Chunk, Clock, Effect, Fiber, Option, Stream, TestClock } from "effect"
 import * as NodePlatform from "../src/NodePlatform.js"
 import { exited, puller } from "./util.js"
@@ -171,6 +174,48 @@ describe("NodePlatform", () => {
         const write = yield* failure(Effect.scoped(platform.watch(other.readFd, { read: true, write: true })))
         expect(write.reason).toBe("Unsupported")
         expect(write.detail).toContain("write readiness")
+      }))
+
+    it.scopedLive("a socket Node already polls (a net.Socket) fails with AlreadyWatched naming Node as the poller", () =>
+      Effect.gen(function*() {
+        const platform = yield* NodePlatform.make()
+        const dir = yield* Effect.acquireRelease(
+          Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "rps-eexist-"))),
+          (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+        )
+        const socketPath = path.join(dir, "s")
+        const server = net.createServer((peer) => peer.on("error", () => {}))
+        yield* Effect.acquireRelease(
+          Effect.async<void>((resume) => void server.listen(socketPath, () => resume(Effect.void))),
+          () => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+        )
+        const client = yield* Effect.acquireRelease(
+          Effect.async<net.Socket>((resume) => {
+            const socket = net.connect(socketPath, () => resume(Effect.succeed(socket)))
+          }),
+          (socket) => Effect.sync(() => socket.destroy())
+        )
+        const fd = (client as unknown as { _handle: { fd: number } })._handle.fd
+        expect(fd).toBeGreaterThan(2)
+        const error = yield* failure(Effect.scoped(platform.watch(fd, { read: true })))
+        expect(error.reason).toBe("AlreadyWatched")
+        expect(error.errno).toBe("EEXIST")
+        expect(error.detail).toContain("already polled by Node itself")
+        expect(error.detail).toContain("net.Socket")
+        expect(error.detail).not.toContain("only pipes, FIFOs and stream sockets")
+      }))
+
+    it.scopedLive("a character device such as /dev/null fails with Unsupported saying what it is", () =>
+      Effect.gen(function*() {
+        const platform = yield* NodePlatform.make()
+        const fd = yield* Effect.acquireRelease(
+          Effect.sync(() => fs.openSync("/dev/null", "r")),
+          (fd) => Effect.sync(() => fs.closeSync(fd))
+        )
+        const error = yield* failure(Effect.scoped(platform.watch(fd, { read: true })))
+        expect(error.reason).toBe("Unsupported")
+        expect(error.detail).toContain("a character device")
+        expect(error.detail).toContain("/dev/null")
       }))
 
     it.scopedLive("the 129th watch fails with TooManyFds", () =>

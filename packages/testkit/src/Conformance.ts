@@ -27,6 +27,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { eventually, shiftedClock } from "./TestTime.js"
 
 /**
  * What the suite needs from the outside world to exercise a platform.
@@ -161,12 +162,18 @@ const sleepUntil = (deadline: number) =>
  * unknown names fail with `InvalidSignal`; command bytes 0..255 arrive in
  * order, from `send` and from `unsafeSend` outside Effect, and other values
  * fail with `InvalidByte`; the timer fires with its deadline and not before,
- * re-arming replaces the deadline, `disarm` cancels it; watching reports
+ * re-arming replaces the deadline, `disarm` cancels it, a past deadline (to
+ * -1e300) fires at once, one 25 or 30 days away fires when due, and NaN or
+ * ±Infinity fail with `InvalidDeadline`; a signal list that is not of names
+ * fails with `InvalidSignal` as `Platform.validateSignals` says; watching reports
  * readability, reports a hang-up and ends, and refuses bad fds (`BadFd`),
  * a second watch of an fd (`AlreadyWatched`) and one fd more than
  * `info.maxFds` (`TooManyFds`). The last test opens `maxFds + 1` fds from
  * the driver (two each for pipes), so run real platforms with a `maxFds`
- * that fits under the process's fd limit.
+ * that fits under the process's fd limit. On the live clock the long-timer
+ * test acquires the timer under a `Clock` it then moves 25 days forward
+ * (`TestTime.shiftedClock`), which the platform sees at the end of its
+ * current sleep: run real platforms with a short `timerChunkMillis` (say 20).
  *
  * @example
  * ```ts
@@ -251,6 +258,28 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           for (const [names, bad] of cases) {
             const error = yield* failsWith(Effect.scoped(platform.signals(names)), "InvalidSignal")
             expect(error.detail).toContain(bad)
+          }
+        })
+      )
+
+      test(
+        "a list that is not of signal names (0, null, not a list) fails with InvalidSignal, the same everywhere",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const support = { platform: platform.info.name, realtimeSignals: platform.info.realtimeSignals }
+          const cases: Array<[unknown, string]> = [
+            [[0], "entry 0 is 0"],
+            [[null], "entry 0 is null"],
+            [["SIGUSR1", undefined], "entry 1 is undefined"],
+            ["SIGUSR1", "array of signal names"]
+          ]
+          for (const [names, why] of cases) {
+            // Deliberately outside the type: callers from plain JavaScript or decoded config.
+            const error = yield* failsWith(Effect.scoped(platform.signals(names as ReadonlyArray<string>)), "InvalidSignal")
+            expect(error.detail).toContain(why)
+            // One check serves every platform: the very error validateSignals gives.
+            const expected = Platform.validateSignals(names, support)
+            expect(expected._tag === "Left" ? expected.left.detail.split(";")[0] : undefined).toBe(error.detail.split(";")[0])
           }
         })
       )
@@ -391,6 +420,77 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           yield* timer.arm(start + 150)
           yield* driver.advanceTo(start + 150)
           expect(yield* next).toBe(start + 150)
+        })
+      )
+    })
+
+    describe("timer deadlines", () => {
+      test(
+        "a past deadline fires at once, however far back (a second ago, 1700, -1e300)",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const timer = yield* platform.timer
+          const next = yield* puller(timer.fired)
+          const now = yield* Clock.currentTimeMillis
+          for (const deadline of [now - 1000, Date.UTC(1700, 0, 1), -1e300, -Number.MAX_VALUE]) {
+            yield* timer.arm(deadline)
+            yield* driver.advanceTo(now)
+            expect(yield* next).toBe(deadline)
+          }
+        })
+      )
+
+      test(
+        "arm refuses NaN and ±Infinity with InvalidDeadline, and the timer still works",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          const timer = yield* platform.timer
+          const next = yield* puller(timer.fired)
+          for (const deadline of [Number.NaN, Infinity, -Infinity]) {
+            const error = yield* failsWith(timer.arm(deadline), "InvalidDeadline")
+            expect(error.detail).toContain(String(deadline))
+          }
+          const deadline = (yield* Clock.currentTimeMillis) + 20
+          yield* timer.arm(deadline)
+          yield* driver.advanceTo(deadline)
+          expect(yield* next).toBe(deadline)
+        })
+      )
+
+      test(
+        "a deadline 25 or 30 days away (past one host sleep of 2^31-1 ms) fires when due, not before",
+        Effect.gen(function*() {
+          const platform = yield* Platform.Platform
+          // On the live clock, the timer runs on a clock the test moves
+          // forward; the platform notices at the end of its current chunk.
+          const shifted = shiftedClock()
+          const clock = driver.clock === "test" ? yield* Effect.clock : shifted.clock
+          const timer = yield* Effect.withClock(platform.timer, clock)
+          for (const days of [25, 30]) {
+            const receipt = yield* timer.fired.pipe(
+              Stream.take(1),
+              Stream.mapEffect((deadline) => Effect.sync(() => ({ deadline, at: clock.unsafeCurrentTimeMillis() }))),
+              Stream.runCollect,
+              Effect.fork
+            )
+            const deadline = clock.unsafeCurrentTimeMillis() + days * 86_400_000
+            const reads = shifted.reads()
+            yield* timer.arm(deadline)
+            if (driver.clock === "test") {
+              yield* driver.advanceTo(deadline - 1)
+              expect(Option.isNone(yield* Fiber.poll(receipt))).toBe(true)
+              yield* driver.advanceTo(deadline)
+            } else {
+              // Moved only once the platform has read the clock for this
+              // arming (a kernel timer when arming, a sleeper right before it
+              // sleeps): a move before that would skip the chained sleep.
+              yield* eventually(Effect.sync(() => shifted.reads() > reads), "the timer to read its Clock")
+              shifted.shift(days * 86_400_000)
+            }
+            const fired = Chunk.toReadonlyArray(yield* Fiber.join(receipt))
+            expect(fired.map((f) => f.deadline)).toEqual([deadline])
+            expect(fired[0].at).toBeGreaterThanOrEqual(deadline)
+          }
         })
       )
     })

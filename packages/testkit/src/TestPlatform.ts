@@ -13,6 +13,7 @@
 import { Platform } from "@refpersys/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
@@ -37,6 +38,13 @@ export interface Options {
   readonly maxFds?: number
   /** Whether `SIGRTMIN+n` / `SIGRTMAX-n` can be claimed (`info.realtimeSignals`); default `true`. */
   readonly realtimeSignals?: boolean
+  /**
+   * The longest single sleep of the timer, in ms (1 to 2^31-1, the default),
+   * as for the real platforms: a far deadline is slept towards in chunks,
+   * looking at the `Clock` after each. `TestClock` needs no chunk; a live
+   * `Clock` that a test moves forward is noticed at the end of a chunk.
+   */
+  readonly timerChunkMillis?: number
 }
 
 /**
@@ -128,32 +136,6 @@ export interface Instance {
   readonly control: TestPlatform
 }
 
-const claimableStandard = Platform.signalNames.filter(Platform.isClaimableSignal)
-
-const isRealtime = (name: string): boolean => name.startsWith("SIGRT")
-
-const signalError = (name: string, realtimeSignals: boolean): Platform.PlatformError => {
-  const why = Platform.isClaimableSignal(name)
-    ? `${name} is a real-time signal and this platform has none`
-    : isRealtime(name)
-    ? `${name} is not a real-time signal name this platform knows`
-    : Platform.signalNames.includes(name)
-    ? `${name} cannot be claimed: SIGKILL and SIGSTOP cannot be caught, and fault signals ` +
-      `(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT...) must not be`
-    : `${JSON.stringify(name)} is not a signal name`
-  const accepted = realtimeSignals
-    ? `${claimableStandard.join(", ")}, and SIGRTMIN or SIGRTMAX, alone or followed by +n or -n with n from 0 to 32`
-    : claimableStandard.join(", ")
-  return new Platform.PlatformError({
-    operation: "signals",
-    reason: "InvalidSignal",
-    detail: `${why}; claimable signals: ${accepted}`
-  })
-}
-
-
-
-
 // One element per pull: a consumer that stops after `Stream.take(n)` leaves
 // the rest queued for the next consumer instead of losing a whole chunk.
 const oneByOne = { maxChunkSize: 1 }
@@ -235,11 +217,8 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
       Effect.gen(function*() {
         if (closed) return yield* fail(Platform.closed("test", "signals"))
         // Checked before anything is claimed, so a bad list claims nothing.
-        for (const name of names) {
-          if (!Platform.isClaimableSignal(name) || (!realtimeSignals && isRealtime(name))) {
-            return yield* fail(signalError(name, realtimeSignals))
-          }
-        }
+        const checked = Platform.validateSignals(names, { platform: "test", realtimeSignals })
+        if (Either.isLeft(checked)) return yield* fail(checked.left)
         const queue = yield* Queue.unbounded<string>()
         const claim: Claim = { names: new Set(names), queue }
         yield* Effect.acquireRelease(
@@ -316,6 +295,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
       )
       return yield* Platform.clockTimer({
         name: "TestPlatform",
+        ...(options.timerChunkMillis === undefined ? {} : { chunkMillis: options.timerChunkMillis }),
         onArm: (deadline) => {
           arms.push(deadline)
           armed = deadline

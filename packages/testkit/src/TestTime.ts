@@ -18,6 +18,7 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -341,3 +342,67 @@ export const advanceUntil = <E, R>(
       }))
     )
   })
+
+/**
+ * A live `Clock` that can be moved forward: it reads the wall clock plus an
+ * offset, and sleeps for real. For code on a real platform that must see a
+ * far moment come (a timer 25 days away) without waiting for it: acquire the
+ * timer under this clock (`Effect.withClock`), then `shift` it. A sleeper
+ * notices the move when its current sleep ends, so pair it with a short
+ * sleep chunk (a platform's `timerChunkMillis`). `reads` and `sleeps` count
+ * the readings of the clock and the sleeps begun on it, so that a test can
+ * wait until the code under test has looked at the clock (and gone to
+ * sleep) before moving it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const shifted = TestTime.shiftedClock()
+ * shifted.shift(25 * 86_400_000)
+ * const later = Effect.withClock(Effect.clockWith((c) => c.currentTimeMillis), shifted.clock)
+ * ```
+ *
+ * @since 0.1.0
+ * @category clocks
+ */
+export const shiftedClock = (): {
+  readonly clock: Clock.Clock
+  readonly shift: (millis: number) => void
+  readonly reads: () => number
+  readonly sleeps: () => number
+} => {
+  const live = Clock.make()
+  let offset = 0
+  let reads = 0
+  let sleeps = 0
+  const millis = () => {
+    reads++
+    return live.unsafeCurrentTimeMillis() + offset
+  }
+  const nanos = () => {
+    reads++
+    return live.unsafeCurrentTimeNanos() + BigInt(Math.round(offset)) * BigInt(1_000_000)
+  }
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: millis,
+    currentTimeMillis: Effect.sync(millis),
+    unsafeCurrentTimeNanos: nanos,
+    currentTimeNanos: Effect.sync(nanos),
+    sleep: (duration) =>
+      Effect.suspend(() => {
+        sleeps++
+        return live.sleep(duration)
+      })
+  }
+  return {
+    clock,
+    shift: (by) => {
+      offset += by
+    },
+    reads: () => reads,
+    sleeps: () => sleeps
+  }
+}

@@ -37,7 +37,7 @@ const onTestClock: Conformance.Driver = {
 Conformance.suite("TestPlatform", TestPlatform.layer(), onTestClock)
 
 // The suite's live-clock path, which the real platforms take.
-Conformance.suite("TestPlatform on the live clock", TestPlatform.layer(), {
+Conformance.suite("TestPlatform on the live clock", TestPlatform.layer({ timerChunkMillis: 20 }), {
   ...onTestClock,
   clock: "live",
   advanceTo: () => Effect.void

@@ -89,8 +89,8 @@ describe("TestPlatform", () => {
         expect(killed.reason).toBe("InvalidSignal")
         expect(killed.operation).toBe("signals")
         expect(killed.detail).toContain("SIGKILL cannot be claimed")
-        expect(killed.detail).toMatch(/claimable signals: SIGHUP, SIGINT, .*SIGUSR1.*SIGRTMIN/)
-        expect(killed.detail).not.toMatch(/claimable signals: .*SIGKILL/)
+        expect(killed.detail).toMatch(/claimable on the test platform: SIGHUP, SIGINT, .*SIGUSR1.*SIGRTMIN/)
+        expect(killed.detail).not.toMatch(/claimable on the test platform: .*SIGKILL/)
         expect((yield* test.claimed).size).toBe(0)
 
         const unknown = yield* Effect.flip(Effect.scoped(platform.signals(["SIGNOPE"])))
@@ -105,8 +105,8 @@ describe("TestPlatform", () => {
           const platform = yield* Platform.Platform
           const error = yield* Effect.flip(Effect.scoped(platform.signals(["SIGRTMIN+1"])))
           expect(error.reason).toBe("InvalidSignal")
-          expect(error.detail).toContain("SIGRTMIN+1 is a real-time signal and this platform has none")
-          expect(error.detail.split("claimable signals:")[1]).not.toContain("SIGRT")
+          expect(error.detail).toContain("SIGRTMIN+1 is a real-time signal and the test platform has none")
+          expect(error.detail.split("claimable on the test platform:")[1]).not.toContain("SIGRT")
         }),
         { realtimeSignals: false }
       ))

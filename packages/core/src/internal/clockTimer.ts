@@ -4,11 +4,13 @@ import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type * as Platform from "../Platform.js"
+import * as Platform from "../Platform.js"
 
 /** @internal */
 export interface ClockTimerHooks {
   readonly name: string
+  /** The longest single sleep, 1..maxTimerChunkMillis; default maxTimerChunkMillis. */
+  readonly chunkMillis?: number
   readonly onArm?: (deadline: number) => void
   /** Called when the armed deadline is cleared: fired, re-armed, disarmed or released. */
   readonly onClear?: () => void
@@ -16,17 +18,24 @@ export interface ClockTimerHooks {
 
 // A live timer may wake a little early (setTimeout up to a millisecond): look
 // at the clock again and sleep the rest, since the contract says the timer
-// never fires before its deadline.
-const sleepUntil = (deadline: number): Effect.Effect<void> => {
-  if (deadline === Infinity) return Effect.never
+// never fires before its deadline. No sleep is longer than `chunk`: the live
+// Clock treats a sleep past 2^31-1 ms as infinite (setTimeout cannot take it),
+// so a far deadline is a chain of chunks, each ending with a look at the clock.
+const sleepUntil = (deadline: number, chunk: number): Effect.Effect<void> => {
   const loop: Effect.Effect<void> = Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) =>
-    now >= deadline ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(deadline - now)), loop))
+    now >= deadline ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(Math.min(deadline - now, chunk))), loop))
   return loop
 }
 
 /** @internal */
 export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const chunk = hooks.chunkMillis ?? Platform.maxTimerChunkMillis
+    if (!Platform.isTimerChunk(chunk)) {
+      return yield* Effect.dieMessage(
+        `${hooks.name}: timerChunkMillis must be an integer from 1 to ${Platform.maxTimerChunkMillis}, got ${String(chunk)}`
+      )
+    }
     // The clock of whoever acquires the timer, so that a `TestClock` moves it
     // whichever fiber later calls `arm`.
     const clock = yield* Effect.clock
@@ -52,9 +61,9 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
       })
     )
 
-    const arm = (deadline: number) =>
+    const arm = (deadline: number): Effect.Effect<void, Platform.PlatformError> =>
       Effect.uninterruptible(Effect.suspend(() => {
-        if (Number.isNaN(deadline)) return Effect.dieMessage(`${hooks.name}: timer.arm got NaN for a deadline`)
+        if (!Platform.isDeadline(deadline)) return Effect.fail(Platform.invalidDeadline(hooks.name, deadline))
         if (released) return Effect.dieMessage(`${hooks.name}: timer.arm called after the timer's scope closed`)
         return Effect.gen(function*() {
           yield* cancel()
@@ -64,7 +73,7 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
           // uninterruptible region would inherit that, and the next `arm`
           // could not replace it.
           const fiber = yield* Effect.forkDaemon(Effect.interruptible(Effect.zipRight(
-            Effect.withClock(sleepUntil(deadline), clock),
+            Effect.withClock(sleepUntil(deadline, chunk), clock),
             Effect.sync(() => {
               if (mine !== generation) return
               sleeper = undefined

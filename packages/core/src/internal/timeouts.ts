@@ -319,7 +319,8 @@ export class TimeoutsImpl {
       if (this.inSync()) return Effect.void
       const head = this.heap.peek()?.deadline
       this.armed = head
-      return head === undefined ? this.timer.disarm : this.timer.arm(head)
+      // `insert` admits finite deadlines only, the one thing `arm` refuses.
+      return head === undefined ? this.timer.disarm : Effect.orDie(this.timer.arm(head))
     }))
   }
 

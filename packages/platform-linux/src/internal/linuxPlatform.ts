@@ -6,6 +6,7 @@
  */
 import { Platform } from "@refpersys/core"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
@@ -24,27 +25,44 @@ import * as Native from "./native.js"
 const platformError = (operation: string, reason: Platform.PlatformError["reason"], detail: string, errno?: string) =>
   new Platform.PlatformError(errno === undefined ? { operation, reason, detail } : { operation, reason, detail, errno })
 
-/** Classifies what the kernel (or libuv) said when an fd was refused. */
-const watchError = (fd: number, error: unknown): Platform.PlatformError => {
+const kindNames: Record<string, string> = {
+  fifo: "a pipe or FIFO",
+  socket: "a socket",
+  character: "a character device",
+  block: "a block device",
+  other: "an fd of another kind"
+}
+
+/**
+ * Classifies what the kernel (or libuv) said when an fd was refused; `kind`
+ * is what fstat said it is, when known.
+ */
+const watchError = (fd: number, error: unknown, kind?: string): Platform.PlatformError => {
   const errno = Native.errnoOf(error)
   const message = error instanceof Error ? error.message : String(error)
   switch (errno) {
     case "EBADF":
       return platformError("watch", "BadFd", `fd ${fd} is not open`, errno)
     case "EPERM":
+      // epoll refuses files whose driver has no poll support; regular files
+      // and directories never get here (refused before, from fstat).
       return platformError(
         "watch",
         "BadFd",
-        `fd ${fd} cannot be polled (the kernel refuses regular files and directories, which are always ready); ` +
-          "read it directly",
+        kind === "character"
+          ? `fd ${fd} is a character device without poll support (such as /dev/null, which is always ready: reads ` +
+            "give end of file at once and writes always succeed), so the kernel refuses to poll it; read or write " +
+            "it directly, or give the program a pipe, a socket or a terminal there instead"
+          : `fd ${fd} (${kindNames[kind ?? "other"] ?? "an fd"}) does not support polling, so the kernel refuses it; ` +
+            "read or write it directly, or give the program a pipe or a socket instead",
         errno
       )
     case "EEXIST":
       return platformError(
         "watch",
         "AlreadyWatched",
-        `fd ${fd} is already polled on Node's loop (by Node itself or another platform); ` +
-          "close that user of the fd before watching it",
+        `fd ${fd} is already polled on Node's loop (by Node itself, e.g. a net.Socket, or another platform); ` +
+          "read it through that user, or close that user of the fd before watching it",
         errno
       )
     default:
@@ -86,16 +104,12 @@ export const signalNumber = (name: string): number | undefined => {
   return (os.constants.signals as Record<string, number | undefined>)[name]
 }
 
-const signalError = (name: string) =>
-  platformError(
-    "signals",
-    "InvalidSignal",
-    Platform.isClaimableSignal(name)
-      ? `${name} has no signal number on this system`
-      : `${JSON.stringify(name)} cannot be claimed: it is not a signal name, or SIGKILL/SIGSTOP (which cannot be ` +
-        "caught) or a fault signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT: must not be); claimable: " +
-        "the catchable standard signals, and SIGRTMIN+n / SIGRTMAX-n with n from 0 to 30"
-  )
+const signalSupport: Platform.SignalSupport = {
+  platform: "linux-native",
+  realtimeSignals: true,
+  unavailable: (name) =>
+    name === "SIGCHLD" || signalNumber(name) !== undefined ? undefined : `${name} has no signal number on this system`
+}
 
 const workerThreadError = platformError(
   "signals",
@@ -256,6 +270,12 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     }
     const maxFds = options.maxFds ?? 128
     const ref = options.ref ?? false
+    const chunk = options.timerChunkMillis ?? Platform.maxTimerChunkMillis
+    if (!Platform.isTimerChunk(chunk)) {
+      return yield* Effect.dieMessage(
+        `LinuxPlatform: timerChunkMillis must be an integer from 1 to ${Platform.maxTimerChunkMillis}, got ${String(chunk)}`
+      )
+    }
     if (!Number.isInteger(maxFds) || maxFds < 1) {
       return yield* Effect.dieMessage(`LinuxPlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`)
     }
@@ -312,17 +332,19 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     const signals = (names: ReadonlyArray<string>) =>
       Effect.gen(function*() {
         if (closed) return yield* Effect.fail(Platform.closed("linux-native", "signals"))
-        if (!isMainThread && names.length > 0) return yield* Effect.fail(workerThreadError)
+        // Checked before anything is claimed, so a bad list claims nothing.
+        const checked = Platform.validateSignals(names, signalSupport)
+        if (Either.isLeft(checked)) return yield* Effect.fail(checked.left)
+        if (!isMainThread && checked.right.length > 0) return yield* Effect.fail(workerThreadError)
         const numbers = new Map<number, string>()
         let sigchld = false
-        // Checked before anything is claimed, so a bad list claims nothing.
-        for (const name of names) {
+        for (const name of checked.right) {
           if (name === "SIGCHLD") {
             sigchld = true
             continue
           }
-          const signo = signalNumber(name)
-          if (signo === undefined) return yield* Effect.fail(signalError(name))
+          // Defined: validateSignals refused the names without a number.
+          const signo = signalNumber(name)!
           if (!numbers.has(signo)) numbers.set(signo, name)
         }
         const queue = yield* Queue.unbounded<string | Platform.PlatformError>()
@@ -367,16 +389,25 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           }).pipe(Effect.zipRight(Queue.shutdown(fired)))
       )
       timerHeld = true
+      // The Clock of whoever acquires the timer, as for Platform.clockTimer:
+      // deadlines are on the program's Clock. Each arming is a delay from
+      // that Clock's reading, taken by the monotonic timerfd (relative), so a
+      // wall-clock step does not move a timer already armed.
+      const clock = yield* Effect.clock
+      const now = () => clock.unsafeCurrentTimeMillis()
       let deadline: number | undefined = undefined
-      const set = (at: number) => addon.timerSetWall(fd, at)
+      // A far deadline is a chain of armings of at most `chunk` ms each (the
+      // addon clamps to that): every expiry looks at the Clock and arms the rest.
+      const set = (at: number) => addon.timerSetDelay(fd, at - now(), chunk)
       yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
             const poll = addon.pollOpen(fd, () => {
               if (addon.timerRead(fd) === 0 || deadline === undefined) return
-              // Never before the deadline, whatever the clocks did in between
-              // (a clock step back re-arms instead of firing early).
-              if (Date.now() < deadline) return set(deadline)
+              // Never before the deadline, whatever the clocks did in between:
+              // an expiry before it (a chunk of a far deadline, a Clock set
+              // back) arms the rest instead of firing.
+              if (now() < deadline) return set(deadline)
               const at = deadline
               deadline = undefined
               Queue.unsafeOffer(fired, at)
@@ -391,15 +422,18 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
       )
       const service: Platform.Timer = {
         arm: (at) =>
-          Effect.sync(() => {
-            if (Number.isNaN(at)) throw new Error("LinuxPlatform: timer.arm got NaN for a deadline")
-            if (at === Infinity) {
-              deadline = undefined
-              addon.timerDisarm(fd)
-              return
-            }
-            deadline = at
-            set(at)
+          Effect.suspend(() => {
+            if (!Platform.isDeadline(at)) return Effect.fail(Platform.invalidDeadline("LinuxPlatform", at))
+            return Effect.try({
+              try: () => {
+                deadline = at
+                set(at)
+              },
+              catch: (error) => {
+                deadline = undefined
+                return systemError("timer", error)
+              }
+            })
           }),
         disarm: Effect.sync(() => {
           deadline = undefined
@@ -493,7 +527,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
               } else if (waiters.length === 0) addon.pollStop(poll)
               first?.(report)
             }),
-          catch: (error) => watchError(fd, error)
+          catch: (error) => watchError(fd, error, kind)
         })
         const entry: Watch = { fd, poll, ended: false }
         yield* Effect.acquireRelease(

@@ -78,8 +78,14 @@ export interface Addon {
   readonly timerCreate: (realtime: boolean) => number
   /** timerfd_settime: `value` in ms, absolute on the timer's clock or relative; `intervalMs` 0 for one shot. */
   readonly timerSet: (fd: number, value: number, intervalMs: number, absolute: boolean) => void
-  /** Arms a CLOCK_MONOTONIC timer for the moment the wall clock reaches `wallMs`. */
-  readonly timerSetWall: (fd: number, wallMs: number) => void
+  /**
+   * Arms the timer (one shot, relative on its clock) `delayMs` from now,
+   * clamped to [1 ns, maxDelayMs] (maxDelayMs itself to [1, 2^31-1]): a due
+   * delay, however negative, fires at once. EINVAL for NaN.
+   */
+  readonly timerSetDelay: (fd: number, delayMs: number, maxDelayMs: number) => void
+  /** Milliseconds until the next expiry (timerfd_gettime), 0 when disarmed. */
+  readonly timerGet: (fd: number) => number
   readonly timerDisarm: (fd: number) => void
   /** Expirations since the last read, 0 when none. */
   readonly timerRead: (fd: number) => number

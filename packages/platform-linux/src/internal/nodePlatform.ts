@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -35,18 +36,12 @@ const errnoOf = (cause: unknown): string | undefined =>
 
 const nodeSignals = os.constants.signals as Readonly<Record<string, number | undefined>>
 
-const signalError = (name: string): Platform.PlatformError => {
-  const why = name.startsWith("SIGRT") && Platform.isClaimableSignal(name)
-    ? `${name} is a real-time signal: Node cannot name real-time signals, so the node-portable layer cannot ` +
-      `claim them; use the linux-native layer (LinuxPlatform) for SIGRTMIN+n / SIGRTMAX-n`
-    : Platform.isClaimableSignal(name)
-    ? `${name} does not exist on this system (${process.platform})`
-    : nodeSignals[name] !== undefined
-    ? `${name} cannot be claimed: SIGKILL and SIGSTOP cannot be caught, and fault signals ` +
-      `(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT...) must not be`
-    : `${JSON.stringify(name)} is not a signal name`
-  const claimable = Object.keys(nodeSignals).filter(Platform.isClaimableSignal)
-  return error("signals", "InvalidSignal", `${why}; claimable here: ${claimable.join(", ")}`)
+// What the host lacks: Node names only the signals this system has.
+const signalSupport: Platform.SignalSupport = {
+  platform: NAME,
+  realtimeSignals: false,
+  unavailable: (name) =>
+    nodeSignals[name] === undefined ? `${name} has no signal number on this system (${process.platform})` : undefined
 }
 
 // Removing the last listener of a signal makes libuv reset it to SIG_DFL, not
@@ -134,13 +129,10 @@ export const make = (
       Effect.gen(function*() {
         if (closed) return yield* Effect.fail(Platform.closed("node-portable", "signals"))
         // Checked before anything is claimed, so a bad list claims nothing.
-        for (const name of names) {
-          if (!Platform.isClaimableSignal(name) || nodeSignals[name] === undefined) {
-            return yield* Effect.fail(signalError(name))
-          }
-        }
+        const checked = Platform.validateSignals(names, signalSupport)
+        if (Either.isLeft(checked)) return yield* Effect.fail(checked.left)
         const queue = yield* Queue.unbounded<string>()
-        const unique = Array.from(new Set(names))
+        const unique = Array.from(new Set(checked.right))
         const listeners = unique.map((name) => [name as NodeJS.Signals, () => Queue.unsafeOffer(queue, name)] as const)
         yield* Effect.acquireRelease(
           Effect.sync(() => {
@@ -164,7 +156,10 @@ export const make = (
 
     const timer = Effect.gen(function*() {
       if (closed) return yield* Effect.fail(Platform.closed("node-portable", "timer"))
-      return yield* Platform.clockTimer({ name: "NodePlatform" })
+      return yield* Platform.clockTimer({
+        name: "NodePlatform",
+        ...(options.timerChunkMillis === undefined ? {} : { chunkMillis: options.timerChunkMillis })
+      })
     })
 
     // ---- commands ----
@@ -242,6 +237,16 @@ export const make = (
           return Effect.succeed(new net.Socket({ fd: own, readable: true, writable: false }))
         } catch (cause) {
           if (own !== fd) fs.closeSync(own)
+          if (errnoOf(cause) === "EEXIST") {
+            // libuv refuses a second handle on an fd its loop already polls.
+            return Effect.fail(error(
+              "watch",
+              "AlreadyWatched",
+              `fd ${fd} is already polled by Node itself (a net.Socket, process.stdin or another Node stream ` +
+                "holds it); read it through that Node object, or destroy it before watching the fd",
+              "EEXIST"
+            ))
+          }
           return Effect.fail(error(
             "watch",
             "Unsupported",
@@ -280,8 +285,9 @@ export const make = (
           return yield* Effect.fail(error(
             "watch",
             "Unsupported",
-            `fd ${fd} is neither a pipe, a FIFO nor a socket (a terminal or another device?); ` +
-              `the node-portable layer watches only those, use the linux-native layer for others`
+            `fd ${fd} is ${stat.isCharacterDevice() ? "a character device (a terminal, or /dev/null, which is always ready)" : "neither a pipe, a FIFO nor a socket"}; ` +
+              `the node-portable layer watches only pipes, FIFOs and sockets: use the linux-native layer for ` +
+              `terminals, or read a device such as /dev/null directly`
           ))
         }
         if (watches.has(fd)) {
