@@ -172,6 +172,25 @@ describe("EventLoop registration validation", () => {
     }).pipe(Effect.provide(env())))
 })
 
+describe("EventLoop options validation", () => {
+  it.scoped("make rejects bad options with InvalidOptions naming the option", () =>
+    Effect.gen(function*() {
+      const cases: Array<[unknown, string]> = [
+        [{ quitTimeout: "-5 seconds" }, "quitTimeout"],
+        [{ quitTimeout: null }, "quitTimeout"],
+        [{ capacity: 0 }, "capacity"],
+        [{ overflow: "block" }, "overflow"],
+        [{ signals: ["SIGKILL"] }, "signals.0"],
+        [{ unknownCommandWarnings: 1.5 }, "unknownCommandWarnings"]
+      ]
+      for (const [options, option] of cases) {
+        const error = yield* Effect.flip(EventLoop.make(options as EventLoop.Options))
+        expect(error).toBeInstanceOf(InvalidOptions)
+        expect((error as InvalidOptions).option).toBe(`EventLoop ${option}`)
+      }
+    }).pipe(Effect.provide(env())))
+})
+
 describe("EventLoop unknown command warnings", () => {
   it.scoped("a flood of unknown bytes is counted in full and logged at most N per second, with a summary", () => {
     const logs = captureLogs()

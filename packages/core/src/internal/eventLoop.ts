@@ -29,10 +29,10 @@ import {
   LoopStopped,
   TooManyHandlers
 } from "../EventLoopError.js"
+import * as Options_ from "../Options.js"
 import * as Platform from "../Platform.js"
 import type { Priority } from "../Priority.js"
 import * as Timeouts from "../Timeouts.js"
-import { decodeDuration } from "./agenda.js"
 import { RingQueue } from "./ringQueue.js"
 import { Summary } from "./summary.js"
 import { runSync } from "./syncEffect.js"
@@ -167,10 +167,7 @@ const OptionsSpec = Schema.Struct({
   batchSize: positive("most events per iteration"),
   signals: Schema.optional(Schema.Array(signalName)),
   defaultBindings: Schema.optional(expecting(Schema.Boolean, "true or false")),
-  quitTimeout: Schema.optional(expecting(
-    Schema.Unknown.pipe(Schema.filter((u) => decodeDuration(u) !== undefined)),
-    "a non-negative Duration such as \"10 seconds\" or 10000 (ms)"
-  )),
+  quitTimeout: Schema.optional(Options_.Duration),
   unknownCommandWarnings: Schema.optional(integer("a non-negative integer (warnings per second)", 0))
 }).annotations(anObject("of EventLoop options"))
 
@@ -300,7 +297,7 @@ const resolveConfig = (options: EventLoop.Options): Config | InvalidOptions => {
     batchSize: o.batchSize ?? 64,
     signals: o.signals ?? DEFAULT_SIGNALS,
     defaultBindings: o.defaultBindings ?? true,
-    quitTimeout: o.quitTimeout === undefined ? undefined : decodeDuration(o.quitTimeout),
+    quitTimeout: o.quitTimeout,
     unknownCommandWarnings: o.unknownCommandWarnings ?? UNKNOWN_WARNINGS_PER_SECOND
   }
 }
