@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { TestPlatform, TestTime } from "@refpersys/testkit"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Scope } from "effect"
 import * as Agenda from "../src/Agenda.js"
 import { InvalidOptions } from "../src/AgendaError.js"
 import * as Event from "../src/Event.js"
@@ -253,6 +253,33 @@ describe("EventLoop stop bounds", () => {
       expect(stopped.agenda.stats.total.balanced).toBe(true)
       expect(logs.lines.some((l) => l.startsWith("WARN") && l.includes(`inside inline handler "stuck inline"`))).toBe(true)
     }).pipe(Effect.provide(env()), Effect.provide(logs.layer))
+  })
+})
+
+describe("EventLoop stop bounds without the agenda", () => {
+  it.effect("a tasklet stuck uninterruptibly does not hold up the loop's stop: it reports the agenda's stats and goes", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      // The agenda lives in a scope of its own that the test never waits on:
+      // its workers cannot stop while the tasklet holds on, by design.
+      const agendaScope = yield* Scope.make()
+      const agenda = yield* Agenda.make({ workers: 2 }).pipe(Scope.extend(agendaScope))
+      const stuck = yield* Deferred.make<void>()
+      const loops = yield* Deferred.make<EventLoop.EventLoop>()
+      const closing = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const loop = yield* EventLoop.make({ quitTimeout: "2 seconds" })
+        yield* Agenda.submit(Effect.zipRight(Deferred.succeed(stuck, undefined), Effect.uninterruptible(Effect.never)))
+        yield* Deferred.await(stuck)
+        yield* Deferred.succeed(loops, loop)
+      })).pipe(Effect.provideService(Agenda.Agenda, agenda)))
+      const loop = yield* Deferred.await(loops)
+      yield* TestTime.advanceUntil(Effect.map(closing.poll, Option.isSome), "1 second", { maxSteps: 10 })
+      expect(Exit.isSuccess(yield* Fiber.await(closing))).toBe(true)
+      const stopped = yield* loop.awaitStop
+      expect(stopped.agenda).toMatchObject({ mode: "exit", timedOut: true })
+      expect(stopped.agenda.stats.total.running).toBe(1)
+      expect(logs.lines.some((l) => l.startsWith("WARN") && l.includes("the loop stops without it"))).toBe(true)
+    }).pipe(Effect.provide(TestPlatform.layer()), Effect.provide(logs.layer))
   })
 })
 
