@@ -97,6 +97,17 @@ describe("EventLoop handler contract", () => {
       }
     }
     expect(options.explanation).toBe("types")
+    // Nor does register take one, whatever it infers for the match and error.
+    const typeOnly = (loop: EventLoop.EventLoop) =>
+      loop.register({
+        explanation: "log every command",
+        match: { _tag: "Command" },
+        // @ts-expect-error `handle` must return an Effect
+        handle: (e) => {
+          console.log(e)
+        }
+      })
+    expect(typeof typeOnly).toBe("function")
   })
 })
 
