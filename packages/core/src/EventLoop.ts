@@ -7,13 +7,17 @@
  * original runtime), a match and an effect. It runs inline in the loop (fast,
  * must not block) or is submitted to the {@link Agenda} as a tasklet at a
  * priority. A failing handler is logged with its explanation and counted; the
- * loop goes on.
+ * loop goes on. A `handle` that returns something other than an Effect
+ * (`undefined`, a Promise, ...) is such a failure too, and so is anything one
+ * event's dispatch throws: one bad handler or event never stops the loop.
  *
  * Default bindings (`defaultBindings: true`): command bytes `D` dump, `G`
  * runs an agenda GC barrier, `Q` quits (drains the agenda, then stops the
  * loop), `X` exits (interrupts now); `SIGINT` and `SIGTERM` quit, a second
  * `SIGINT` while quitting exits; `SIGUSR1` dumps. An unknown command byte is
- * logged as a warning with its value, counted, and ignored.
+ * counted and ignored, and logged as a warning with its value at most
+ * `unknownCommandWarnings` times a second (10 by default), with a summary line
+ * of the ones held back.
  *
  * @since 0.1.0
  */
@@ -27,7 +31,7 @@ import * as Agenda from "./Agenda.js"
 import type { InvalidOptions } from "./AgendaError.js"
 import { AgendaStats, ShutdownReport } from "./AgendaStats.js"
 import type * as Event from "./Event.js"
-import type { HandlerConflict, LoopStopped, TooManyHandlers } from "./EventLoopError.js"
+import type { HandlerConflict, InvalidEvent, LoopStopped, TooManyHandlers } from "./EventLoopError.js"
 import * as internal from "./internal/eventLoop.js"
 import * as Platform from "./Platform.js"
 import type { Priority } from "./Priority.js"
@@ -57,7 +61,11 @@ export type Match =
 export type EventFor<M extends Match> = Extract<Event.Event, { readonly _tag: M["_tag"] }>
 
 /**
- * A handler registration.
+ * A handler registration, checked by one schema at `register` and `watchFd`
+ * (a bad value is an `InvalidOptions` naming it). `handle` must return an
+ * Effect: the type says so, and at run time a handler returning anything
+ * else (`undefined` from `e => { console.log(e) }`) fails that call with
+ * `InvalidHandlerResult`, counted and logged; the loop goes on.
  *
  * @since 0.1.0
  * @category models
@@ -94,8 +102,18 @@ export interface Options {
   readonly signals?: ReadonlyArray<string>
   /** Install the default command and signal bindings (default true). */
   readonly defaultBindings?: boolean
-  /** How long a quit lets the agenda drain before exiting (default: no limit). */
+  /**
+   * How long a quit lets the agenda drain before exiting (default: no limit;
+   * 30 seconds when the loop's scope closes). The loop waits at most one
+   * second more for the agenda's report, then stops without it.
+   */
   readonly quitTimeout?: Duration.DurationInput
+  /**
+   * Unknown command bytes warned about per second (default 10; 0 logs only
+   * the summaries). Every unknown byte is counted in `unknownCommands`; the
+   * ones past the limit are summed up in one line at the end of the second.
+   */
+  readonly unknownCommandWarnings?: number
 }
 
 /**
@@ -142,7 +160,8 @@ const perKind = Schema.Struct({
  * @category schemas
  */
 export class LoopStats extends Schema.Class<LoopStats>("LoopStats")({
-  state: Schema.Literal("running", "quitting", "stopped"),
+  /** `failed`: the loop fiber ended on a defect (see `LoopFailed`). */
+  state: Schema.Literal("running", "quitting", "stopped", "failed"),
   /** Batches taken from the queue. */
   iterations: Schema.Number,
   /** Events received per kind. */
@@ -161,6 +180,12 @@ export class LoopStats extends Schema.Class<LoopStats>("LoopStats")({
   backpressureWaits: Schema.Number,
   /** Events still queued when the loop stopped, never dispatched. */
   discardedAtStop: Schema.Number,
+  /** Values `post` refused with `InvalidEvent`. */
+  invalidPosts: Schema.Number,
+  /** Events whose dispatch failed outside any handler's isolation (logged, dropped). */
+  dispatchFailures: Schema.Number,
+  /** Unknown-command warnings held back by the rate limit (summed up in summary lines). */
+  suppressedWarnings: Schema.Number,
   queued: Schema.Number,
   /** From an event's arrival to its dispatch. */
   dispatchLatency: LatencySummary
@@ -232,8 +257,13 @@ export interface EventLoop {
     Platform.PlatformError | TooManyHandlers | HandlerConflict | InvalidOptions | LoopStopped,
     Scope.Scope
   >
-  /** Puts an event in the queue, as if a source had produced it (subject to the overflow policy). */
-  readonly post: (event: Event.Event) => Effect.Effect<void, LoopStopped>
+  /**
+   * Puts an event in the queue, as if a source had produced it (subject to
+   * the overflow policy). An instance of an `Event` class passes as it is;
+   * any other value is decoded with the `Event` schema and refused with
+   * `InvalidEvent` if it is not one.
+   */
+  readonly post: (event: Event.Event) => Effect.Effect<void, LoopStopped | InvalidEvent>
   /** Sends a command byte (a number or one character) through the platform's command channel. */
   readonly send: (command: number | string) => Effect.Effect<void, Platform.PlatformError | InvalidOptions>
   /** The loop's timeouts; firings pass through the event queue as `TimerFired` events. */
@@ -245,7 +275,10 @@ export interface EventLoop {
   readonly quit: Effect.Effect<void>
   /** Exits: interrupts the agenda's running tasklets, drops queued ones, stops the loop. */
   readonly exit: Effect.Effect<void>
-  /** Waits until the loop has stopped. */
+  /**
+   * Waits until the loop has stopped. Should the loop fiber end on a defect
+   * instead (a bug no handler isolation caught), it dies with `LoopFailed`.
+   */
   readonly awaitStop: Effect.Effect<Stopped>
 }
 

@@ -51,3 +51,57 @@ export class LoopStopped extends Schema.TaggedError<LoopStopped>()("LoopStopped"
     return `${this.operation}: the event loop has stopped; build a new one (a new EventLoop layer) to go on`
   }
 }
+
+/**
+ * `post` was given something that is not an event: not an instance of one
+ * of the `Event` classes and not a value the `Event` schema decodes.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidEvent extends Schema.TaggedError<InvalidEvent>()("InvalidEvent", {
+  value: Schema.Unknown,
+  /** What the `Event` schema found wrong. */
+  issue: Schema.String
+}) {
+  override get message(): string {
+    return `post: not an event (${this.issue}); post an Event built with its class, e.g. new Event.Command({ byte: 0x44, at: 0 }), or a plain value Event.Event decodes, with _tag one of FdReady, Signal, TimerFired, Command, ChildExit`
+  }
+}
+
+/**
+ * A handler's `handle` returned something other than an Effect (typically
+ * `undefined` from `e => { console.log(e) }`). The call counts as a failure
+ * of that handler; the loop goes on.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidHandlerResult extends Schema.TaggedError<InvalidHandlerResult>()("InvalidHandlerResult", {
+  explanation: Schema.String,
+  /** What it returned, e.g. `"undefined"`, `"a Promise"`, `"42"`. */
+  got: Schema.String
+}) {
+  override get message(): string {
+    return `handler "${this.explanation}" returned ${this.got} instead of an Effect; handle must return an Effect, e.g. handle: (e) => Effect.sync(() => console.log(e)) or Effect.log(e)${
+      this.got === "a Promise" ? "; wrap async work as Effect.promise(() => work(e))" : ""
+    }`
+  }
+}
+
+/**
+ * The loop's own fiber ended on a defect it could not isolate (for example
+ * a logger that throws while the loop reports a handler failure). The loop
+ * is stopped (`state: "failed"`); `awaitStop` dies with this error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LoopFailed extends Schema.TaggedError<LoopFailed>()("LoopFailed", {
+  /** The defect, pretty-printed. */
+  defect: Schema.String
+}) {
+  override get message(): string {
+    return `the event loop failed and stopped: ${this.defect}; check the logger and handlers named above, then build a new loop`
+  }
+}

@@ -19,6 +19,13 @@ const shown: Record<string, (report: Report) => void> = {
     expect(figure(r, "pipeFullRefusals")).toBeGreaterThan(0)
     expect(figure(r, "linesTooLong")).toBeGreaterThan(0)
   },
+  "handler-garbage": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "inlineFailuresCounted")).toBe((figure(r, "rounds") as number) * 6)
+    expect(figure(r, "invalidPostsRefused")).toBeGreaterThan(0)
+    expect(figure(r, "suppressedWarnings")).toBeGreaterThan(0)
+    expect(figure(r, "summaryLines")).toBeGreaterThan(0)
+  },
   "fd-faults": (r) => {
     expect(r.arrived).toBe(r.sent)
     expect(figure(r, "fd closed in its handler: error")).toBe(figure(r, "rounds"))

@@ -3,11 +3,16 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Agenda from "../Agenda.js"
@@ -15,11 +20,19 @@ import { InvalidOptions } from "../AgendaError.js"
 import * as Event from "../Event.js"
 import type * as EventLoop from "../EventLoop.js"
 import { Dump, LoopStats, Stopped } from "../EventLoop.js"
-import { HandlerConflict, LoopStopped, TooManyHandlers } from "../EventLoopError.js"
+import { ShutdownReport } from "../AgendaStats.js"
+import {
+  HandlerConflict,
+  InvalidEvent,
+  InvalidHandlerResult,
+  LoopFailed,
+  LoopStopped,
+  TooManyHandlers
+} from "../EventLoopError.js"
+import * as Options_ from "../Options.js"
 import * as Platform from "../Platform.js"
 import type { Priority } from "../Priority.js"
 import * as Timeouts from "../Timeouts.js"
-import { decodeDuration } from "./agenda.js"
 import { RingQueue } from "./ringQueue.js"
 import { Summary } from "./summary.js"
 import { runSync } from "./syncEffect.js"
@@ -72,36 +85,139 @@ const describeMatch = (kind: Event.Kind, key: string | number | undefined): stri
   }
 }
 
-/** Validates a match and returns its kind and key, or the typed error. */
-const normalizeMatch = (match: EventLoop.Match, explanation: string): [Event.Kind, string | number | undefined] | InvalidOptions => {
-  const bad = (expected: string, value: unknown) =>
-    new InvalidOptions({ option: `match (handler "${explanation}")`, value, expected })
-  switch (match?._tag) {
+// ---- option schemas ------------------------------------------------------
+//
+// One schema per option set (loop options, a registration, a watch), shared
+// by every entry point, so a bad value always meets the same check and the
+// same message. `expected` texts become `InvalidOptions.expected`.
+
+/** A schema whose every failure reads `expected` (overriding inner messages). */
+const expecting = <S extends Schema.Schema.Any>(schema: S, expected: string): S =>
+  schema.annotations({ message: () => ({ message: expected, override: true }) }) as S
+
+const integer = (expected: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  expecting(Schema.Number.pipe(Schema.filter((n) => Number.isInteger(n) && n >= min && n <= max)), expected)
+
+/** A required field: its absence reads `expected` too. */
+const required = <S extends Schema.Schema.All>(schema: S, expected: string) =>
+  Schema.propertySignature(schema).annotations({ missingMessage: () => `${expected} (it is missing)` })
+
+const signalName = expecting(
+  Schema.String.pipe(Schema.filter((s) => Platform.isClaimableSignal(s))),
+  "a claimable signal name such as \"SIGUSR1\" or \"SIGRTMIN+2\" (not SIGKILL or SIGSTOP)"
+)
+
+const MatchSchema = Schema.Union(
+  Schema.Struct({ _tag: Schema.Literal("FdReady"), fd: Schema.optional(integer("an fd, a non-negative integer", 0)) }),
+  Schema.Struct({ _tag: Schema.Literal("Signal"), signal: Schema.optional(signalName) }),
+  Schema.Struct({
+    _tag: Schema.Literal("TimerFired"),
+    id: Schema.optional(integer("a timeout id, a positive integer (the id of a handle from loop.timeouts)", 1))
+  }),
+  Schema.Struct({
+    _tag: Schema.Literal("Command"),
+    byte: Schema.optional(expecting(
+      Schema.Union(Schema.Number.pipe(Schema.int(), Schema.between(0, 255)), Schema.String.pipe(Schema.length(1))),
+      "a byte 0..255 or a one-character string"
+    ))
+  }),
+  Schema.Struct({ _tag: Schema.Literal("ChildExit"), pid: Schema.optional(integer("a child pid, a positive integer", 1)) })
+)
+
+const handlerFields = {
+  explanation: required(
+    expecting(Schema.String.pipe(Schema.minLength(1)), "a non-empty string saying why the handler exists"),
+    "a non-empty string saying why the handler exists"
+  ),
+  handle: required(
+    Schema.declare((u): u is (event: any) => Effect.Effect<void, unknown> => typeof u === "function", {
+      message: () => "a function from the event to an Effect, e.g. (e) => Effect.log(e)"
+    }),
+    "a function from the event to an Effect, e.g. (e) => Effect.log(e)"
+  ),
+  run: Schema.optional(expecting(Schema.Literal("inline", "High", "Normal", "Low"), `"inline", "High", "Normal" or "Low"`))
+}
+
+const anObject = (what: string) => ({ message: () => `an object ${what}` })
+
+/** A registration: `EventLoop.register`'s options, also the defaults'. */
+const HandlerSpec = Schema.Struct({
+  ...handlerFields,
+  match: required(MatchSchema, `{ _tag: one of ${Event.kinds.join(", ")} } with an optional fd, signal, id, byte or pid`)
+}).annotations(anObject("{ explanation, match, handle, run? }"))
+
+/** A watch: `EventLoop.watchFd`'s three arguments. */
+const WatchSpec = Schema.Struct({
+  fd: integer("an fd, a non-negative integer", 0),
+  interest: required(
+    Schema.Struct({ read: Schema.optional(Schema.Boolean), write: Schema.optional(Schema.Boolean) })
+      .annotations(anObject("{ read?: boolean, write?: boolean }")),
+    "{ read?: boolean, write?: boolean }"
+  ),
+  options: required(Schema.Struct(handlerFields).annotations(anObject("{ explanation, handle, run? }")), "{ explanation, handle, run? }")
+})
+
+const positive = (what: string) => Schema.optional(integer(`a positive integer (${what})`, 1))
+
+/** `EventLoop.make`'s options. */
+const OptionsSpec = Schema.Struct({
+  capacity: positive("events the queue holds"),
+  overflow: Schema.optional(expecting(Schema.Literal("backpressure", "dropNewest", "dropOldest"), `"backpressure", "dropNewest" or "dropOldest"`)),
+  maxHandlers: positive("most user handlers"),
+  batchSize: positive("most events per iteration"),
+  signals: Schema.optional(Schema.Array(signalName)),
+  defaultBindings: Schema.optional(expecting(Schema.Boolean, "true or false")),
+  quitTimeout: Schema.optional(Options_.Duration),
+  unknownCommandWarnings: Schema.optional(integer("a non-negative integer (warnings per second)", 0))
+}).annotations(anObject("of EventLoop options"))
+
+const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
+  let value = input
+  for (const key of path) value = typeof value === "object" && value !== null ? (value as any)[key] : undefined
+  return value
+}
+
+/**
+ * A decoder from `schema` whose failure is an `InvalidOptions` naming the
+ * entry point and the option's path (`register match.pid (handler "x")`).
+ */
+const optionsDecoder = <A, I>(schema: Schema.Schema<A, I>, entry: string) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (input: unknown, context = ""): A | InvalidOptions => {
+    const result = decode(input, { errors: "first", onExcessProperty: "ignore" })
+    if (Either.isRight(result)) return result.right
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
+    const path = issue.path.map(String).join(".")
+    return new InvalidOptions({
+      option: `${entry} ${path === "" ? "options" : path}${context}`,
+      value: valueAt(input, issue.path),
+      expected: issue.message
+    })
+  }
+}
+
+const decodeHandlerSpec = optionsDecoder(HandlerSpec, "register")
+const decodeWatchSpec = optionsDecoder(WatchSpec, "watchFd")
+const decodeOptions = optionsDecoder(OptionsSpec, "EventLoop")
+
+const describeHandler = (options: unknown): string => {
+  const explanation = typeof options === "object" && options !== null ? (options as { explanation?: unknown }).explanation : undefined
+  return typeof explanation === "string" && explanation.length > 0 ? ` (handler "${explanation}")` : ""
+}
+
+/** The kind and key of a decoded match (a one-character byte becomes its code). */
+const matchKey = (match: typeof MatchSchema.Type): [Event.Kind, string | number | undefined] => {
+  switch (match._tag) {
     case "FdReady":
-      if (match.fd !== undefined && !(Number.isInteger(match.fd) && match.fd >= 0)) {
-        return bad("a non-negative integer fd", match.fd)
-      }
       return ["FdReady", match.fd]
     case "Signal":
-      if (match.signal !== undefined && !Platform.isClaimableSignal(match.signal)) {
-        return bad("a claimable signal name such as \"SIGUSR1\" or \"SIGRTMIN+2\"", match.signal)
-      }
       return ["Signal", match.signal]
     case "TimerFired":
       return ["TimerFired", match.id]
-    case "Command": {
-      const byte = typeof match.byte === "string"
-        ? (match.byte.length === 1 ? match.byte.charCodeAt(0) : -1)
-        : match.byte
-      if (byte !== undefined && !(Number.isInteger(byte) && byte >= 0 && byte <= 255)) {
-        return bad("a byte 0..255 or a one-character string", match.byte)
-      }
-      return ["Command", byte]
-    }
+    case "Command":
+      return ["Command", typeof match.byte === "string" ? match.byte.charCodeAt(0) : match.byte]
     case "ChildExit":
       return ["ChildExit", match.pid]
-    default:
-      return bad(`{ _tag: one of ${Event.kinds.join(", ")} }`, match)
   }
 }
 
@@ -110,6 +226,37 @@ const toByte = (command: number | string): number | undefined => {
   return Number.isInteger(byte) && byte >= 0 && byte <= 255 ? byte : undefined
 }
 
+// ---- events posted by users --------------------------------------------
+
+const decodeEvent = Schema.decodeUnknownEither(Event.Event)
+
+/**
+ * A posted value as an event, or why not. Instances of the event classes
+ * pass as they are (their constructor validated them; this keeps `post` as
+ * fast as the platform's own sources); anything else is decoded by the
+ * `Event` schema.
+ */
+const toEvent = (value: unknown): Event.Event | InvalidEvent => {
+  if (
+    value instanceof Event.Command || value instanceof Event.FdReady || value instanceof Event.Signal ||
+    value instanceof Event.TimerFired || value instanceof Event.ChildExit
+  ) return value
+  const result = decodeEvent(value, { errors: "first" })
+  if (Either.isRight(result)) return result.right
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
+  const path = issue.path.map(String).join(".")
+  return new InvalidEvent({ value, issue: path === "" ? issue.message : `${path}: ${issue.message}` })
+}
+
+// ---- handler results ---------------------------------------------------
+
+const describeResult = (result: unknown): string => {
+  if (result === undefined || result === null) return String(result)
+  if (typeof (result as { then?: unknown }).then === "function") return "a Promise"
+  if (typeof result === "function") return "a function (return the Effect itself)"
+  if (typeof result === "object") return "an object that is not an Effect"
+  return `${typeof result} ${String(result)}`
+}
 
 const dispatchHistogram = Metric.histogram(
   "refpersys_loop_dispatch_ms",
@@ -119,6 +266,16 @@ const dispatchHistogram = Metric.histogram(
 
 const NO_TAGS: ReadonlyArray<never> = []
 
+/**
+ * How long the loop waits, past a quit's own timeout, for the agenda (or its
+ * own fiber) to end before it stops without it: an uninterruptible tasklet
+ * or inline handler must not hold up a stop for ever.
+ */
+const STOP_GRACE = Duration.seconds(1)
+
+/** Default `unknownCommandWarnings`: unknown-byte warnings logged per second. */
+const UNKNOWN_WARNINGS_PER_SECOND = 10
+
 interface Config {
   readonly capacity: number
   readonly overflow: "backpressure" | "dropNewest" | "dropOldest"
@@ -127,41 +284,34 @@ interface Config {
   readonly signals: ReadonlyArray<string>
   readonly defaultBindings: boolean
   readonly quitTimeout: Duration.Duration | undefined
-}
-
-const positiveInt = (option: string, value: unknown, fallback: number): number | InvalidOptions => {
-  const v = value ?? fallback
-  return typeof v === "number" && Number.isInteger(v) && v >= 1
-    ? v
-    : new InvalidOptions({ option, value, expected: "a positive integer" })
+  readonly unknownCommandWarnings: number
 }
 
 const resolveConfig = (options: EventLoop.Options): Config | InvalidOptions => {
-  const capacity = positiveInt("capacity", options.capacity, 4096)
-  if (capacity instanceof InvalidOptions) return capacity
-  const maxHandlers = positiveInt("maxHandlers", options.maxHandlers, 128)
-  if (maxHandlers instanceof InvalidOptions) return maxHandlers
-  const batchSize = positiveInt("batchSize", options.batchSize, 64)
-  if (batchSize instanceof InvalidOptions) return batchSize
-  const overflow = options.overflow ?? "backpressure"
-  if (overflow !== "backpressure" && overflow !== "dropNewest" && overflow !== "dropOldest") {
-    return new InvalidOptions({ option: "overflow", value: overflow, expected: `"backpressure", "dropNewest" or "dropOldest"` })
+  const o = decodeOptions(options)
+  if (o instanceof InvalidOptions) return o
+  return {
+    capacity: o.capacity ?? 4096,
+    overflow: o.overflow ?? "backpressure",
+    maxHandlers: o.maxHandlers ?? 128,
+    batchSize: o.batchSize ?? 64,
+    signals: o.signals ?? DEFAULT_SIGNALS,
+    defaultBindings: o.defaultBindings ?? true,
+    quitTimeout: o.quitTimeout,
+    unknownCommandWarnings: o.unknownCommandWarnings ?? UNKNOWN_WARNINGS_PER_SECOND
   }
-  const signals = options.signals ?? DEFAULT_SIGNALS
-  for (const s of signals) {
-    if (!Platform.isClaimableSignal(s)) {
-      return new InvalidOptions({ option: "signals", value: s, expected: "claimable signal names such as \"SIGUSR1\"" })
-    }
-  }
-  let quitTimeout: Config["quitTimeout"] = undefined
-  if (options.quitTimeout !== undefined) {
-    quitTimeout = decodeDuration(options.quitTimeout)
-    if (quitTimeout === undefined) {
-      return new InvalidOptions({ option: "quitTimeout", value: options.quitTimeout, expected: "a Duration such as \"10 seconds\"" })
-    }
-  }
-  return { capacity, overflow, maxHandlers, batchSize, signals, defaultBindings: options.defaultBindings ?? true, quitTimeout }
 }
+
+/**
+ * Waits for `effect` at most `bound`. Interruptible even inside a finalizer
+ * (which is uninterruptible), and detached: an effect that cannot be
+ * interrupted (an uninterruptible tasklet) goes on alone rather than hold
+ * up the wait.
+ */
+const within = <A>(effect: Effect.Effect<A>, bound: Duration.Duration): Effect.Effect<Option.Option<A>> =>
+  // Interruptible outside `disconnect` too: its join restores the caller's
+  // interruptibility, which in a finalizer is none.
+  Effect.timeoutOption(Effect.interruptible(Effect.disconnect(Effect.interruptible(effect))), bound)
 
 /** @internal */
 export const make = (
@@ -175,7 +325,7 @@ export const make = (
     const clock = yield* Effect.clock
     const sources = yield* FiberSet.make<unknown, unknown>()
     const workers = yield* FiberSet.make<unknown, unknown>()
-    const stopped = yield* Deferred.make<Stopped>()
+    const stopped = yield* Deferred.make<Stopped, LoopFailed>()
     const impl = new LoopImpl(config, platform, agenda, clock, stopped)
     // Timer firings join the event queue like any other event.
     impl.timeouts = yield* Timeouts.make({
@@ -199,20 +349,33 @@ export const make = (
         impl.offer(new Event.ChildExit({ pid: c.pid, code: c.code, signal: c.signal, at: impl.now() })))
     )
     if (config.defaultBindings) impl.installDefaults()
-    yield* Effect.forkScoped(impl.loop)
-    // Closing the loop's scope is a clean shutdown: the agenda drains (bounded
-    // by quitTimeout, else 30 seconds) rather than losing queued work.
+    // The loop fiber is supervised: a defect that escapes dispatch's own
+    // isolation stops the loop visibly (see `failed`) instead of leaving it
+    // dead behind a "running" state. Its stop is bounded: an inline handler
+    // stuck uninterruptibly is left behind after STOP_GRACE.
+    const loopFiber = yield* Effect.forkDaemon(
+      Effect.catchAllCause(impl.loop, (cause) => impl.failed(cause))
+    )
     yield* Effect.addFinalizer(() =>
-      impl.state === "stopped" ? Effect.void : Effect.flatMap(
-        agenda.quit({ timeout: config.quitTimeout ?? Duration.seconds(30) }),
-        (report) => impl.stop("quit", "scope closed", report)
-      )
+      Effect.flatMap(Effect.zipRight(Fiber.interruptFork(loopFiber), within(Fiber.await(loopFiber), STOP_GRACE)), (ended) =>
+        Option.isSome(ended) ? Effect.void : Effect.logWarning(
+          `the event loop fiber did not end within ${Duration.format(STOP_GRACE)} of the stop${impl.describeRunning()}; it is left behind`
+        ))
+    )
+    // Closing the loop's scope is a clean shutdown: the agenda drains (bounded
+    // by quitTimeout, else 30 seconds) rather than losing queued work. The
+    // wait is bounded even though finalizers are uninterruptible (see `within`).
+    yield* Effect.addFinalizer(() =>
+      impl.state === "running" || impl.state === "quitting"
+        ? Effect.flatMap(impl.boundedQuit(config.quitTimeout ?? Duration.seconds(30)), (report) =>
+          impl.exitCause === undefined ? impl.stop("quit", "scope closed", report) : impl.stop("exit", impl.exitCause, report))
+        : Effect.void
     )
     return impl.service()
   })
 
 class LoopImpl {
-  state: "running" | "quitting" | "stopped" = "running"
+  state: "running" | "quitting" | "stopped" | "failed" = "running"
   readonly queue = new RingQueue<Event.Event>(256)
   /** Actions of timer firings, carried next to their event. */
   readonly actions = new Map<Event.Event, Effect.Effect<void, unknown>>()
@@ -238,6 +401,17 @@ class LoopImpl {
   overflow = 0
   backpressureWaits = 0
   discardedAtStop = 0
+  invalidPosts = 0
+  dispatchFailures = 0
+  suppressedWarnings = 0
+  /** Unknown-byte warnings: the current one-second window and what it held back. */
+  private warnWindowEnd = Number.NEGATIVE_INFINITY
+  private warnedInWindow = 0
+  private suppressedInWindow = 0
+  /** What asked for an exit, once one did: it then decides the stop's reason over a quit in progress. */
+  exitCause: string | undefined = undefined
+  /** The inline handler whose effect the loop fiber is running, if any. */
+  private running: Handler | undefined = undefined
   readonly latency = new Summary()
   readonly now: () => number
 
@@ -246,7 +420,7 @@ class LoopImpl {
     readonly platform: Platform.Platform,
     readonly agenda: Agenda.Agenda,
     readonly clock: Clock.Clock,
-    readonly stopped: Deferred.Deferred<Stopped>
+    readonly stopped: Deferred.Deferred<Stopped, LoopFailed>
   ) {
     this.now = () => clock.unsafeCurrentTimeMillis()
     for (const kind of Event.kinds) this.byKind.set(kind, { any: [], keyed: new Map() })
@@ -276,7 +450,7 @@ class LoopImpl {
   }
 
   private tryOffer(event: Event.Event, action: Effect.Effect<void, unknown> | undefined): boolean {
-    if (this.state === "stopped") {
+    if (this.ended) {
       this.discardedAtStop++
       this.release(event)
       return true
@@ -328,15 +502,20 @@ class LoopImpl {
   }
 
   private readonly waitForEvents: Effect.Effect<void> = Effect.async<void>((resume) => {
-    if (this.queue.length > 0 || this.state === "stopped") return resume(Effect.void)
+    if (this.queue.length > 0 || this.ended) return resume(Effect.void)
     this.loopWake = resume
     return Effect.sync(() => {
       this.loopWake = undefined
     })
   })
 
+  /** Stopped or failed: takes no more events or registrations. */
+  get ended(): boolean {
+    return this.state === "stopped" || this.state === "failed"
+  }
+
   readonly loop: Effect.Effect<void> = Effect.suspend((): Effect.Effect<void> => {
-    if (this.state === "stopped") return Effect.void
+    if (this.ended) return Effect.void
     if (this.queue.length === 0) return Effect.zipRight(this.waitForEvents, this.loop)
     const batch: Array<Event.Event> = []
     while (batch.length < this.config.batchSize && this.queue.length > 0) batch.push(this.queue.shift()!)
@@ -360,10 +539,32 @@ class LoopImpl {
     // took fiber steps.
     this.dispatchNow = this.now()
     while (i < batch.length) {
-      const effect = this.dispatch(batch[i++])
-      if (effect !== Effect.void) return Effect.flatMap(effect, () => this.dispatchFrom(batch, i))
+      const event = batch[i++]
+      // Isolation: whatever one event's dispatch throws or its effect dies
+      // of is that event's failure, counted and logged; the batch goes on.
+      let effect: Effect.Effect<void>
+      try {
+        effect = this.dispatch(event)
+      } catch (defect) {
+        effect = this.dispatchFailed(event, Cause.die(defect))
+      }
+      if (effect !== Effect.void) {
+        return Effect.matchCauseEffect(effect, {
+          onFailure: (cause) => Effect.flatMap(this.dispatchFailed(event, cause), () => this.dispatchFrom(batch, i)),
+          onSuccess: () => this.dispatchFrom(batch, i)
+        })
+      }
     }
     return this.loop
+  }
+
+  /** A dispatch that failed outside any handler's own isolation: counted, logged, its event released. */
+  private dispatchFailed(event: Event.Event, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    this.running = undefined
+    this.dispatchFailures++
+    this.release(event)
+    if (Cause.isInterruptedOnly(cause)) return Effect.void
+    return Effect.logError(`dispatch of a ${String(event?._tag)} event failed; the event is dropped and the loop goes on`, cause)
   }
 
   /** The clock as read by `dispatchFrom`, for the dispatch latency. */
@@ -372,7 +573,7 @@ class LoopImpl {
   // ---- dispatch ----------------------------------------------------------
 
   private dispatch(event: Event.Event): Effect.Effect<void> {
-    if (this.state === "stopped") {
+    if (this.ended) {
       this.discardedAtStop++
       this.release(event)
       return Effect.void
@@ -391,13 +592,7 @@ class LoopImpl {
     if (matched.length === 0 && action === undefined) {
       this.release(event)
       this.unhandled[kind]++
-      if (kind === "Command") {
-        this.unknownCommands++
-        return Effect.logWarning(
-          `unknown command byte ${Event.describeByte(event.byte)} ignored (${this.unknownCommands} so far); bind it with EventLoop.register({ match: { _tag: "Command", byte: ${event.byte} } })`
-        )
-      }
-      return Effect.void
+      return kind === "Command" ? this.unknownCommand(event.byte) : Effect.void
     }
     const effects: Array<Effect.Effect<void>> = []
     if (action !== undefined) {
@@ -431,14 +626,76 @@ class LoopImpl {
     }
     let effect: Effect.Effect<void, unknown>
     try {
-      effect = handler.handle(event)
+      effect = this.call(handler, event)
     } catch (error) {
       return failed(Cause.die(error))
     }
     // A synchronous handler runs right here: a batch of them takes one step.
     const exit = runSync(effect)
-    if (exit === undefined) return Effect.catchAllCause(effect, failed)
+    if (exit === undefined) {
+      this.running = handler
+      return Effect.matchCauseEffect(effect, {
+        onFailure: (cause) => {
+          this.running = undefined
+          return failed(cause)
+        },
+        onSuccess: () => {
+          this.running = undefined
+          return Effect.void
+        }
+      })
+    }
     return exit._tag === "Success" ? Effect.void : failed(exit.cause)
+  }
+
+  /**
+   * Calls `handle`; a result that is not an Effect (`undefined` from
+   * `e => { console.log(e) }`, a Promise, ...) becomes an
+   * `InvalidHandlerResult` failure of that handler. A throw propagates.
+   */
+  private call(handler: Handler, event: Event.Event): Effect.Effect<void, unknown> {
+    const result: unknown = handler.handle(event)
+    return Effect.isEffect(result)
+      ? result as Effect.Effect<void, unknown>
+      : Effect.fail(new InvalidHandlerResult({ explanation: handler.explanation, got: describeResult(result) }))
+  }
+
+  /**
+   * Counts an unknown command byte and warns about it, at most
+   * `unknownCommandWarnings` times per second: the first byte held back in a
+   * second schedules one summary line at the second's end, so a flood costs
+   * a bounded number of lines while every byte is still counted.
+   */
+  private unknownCommand(byte: number): Effect.Effect<void> {
+    this.unknownCommands++
+    const now = this.dispatchNow
+    if (now >= this.warnWindowEnd && this.suppressedInWindow === 0) {
+      this.warnWindowEnd = now + 1000
+      this.warnedInWindow = 0
+    }
+    if (this.warnedInWindow < this.config.unknownCommandWarnings) {
+      this.warnedInWindow++
+      return Effect.logWarning(
+        `unknown command byte ${Event.describeByte(byte)} ignored (${this.unknownCommands} so far); bind it with EventLoop.register({ match: { _tag: "Command", byte: ${byte} } })`
+      )
+    }
+    this.suppressedWarnings++
+    if (this.suppressedInWindow++ > 0) return Effect.void
+    return this.forkWork(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, this.warnWindowEnd - now))), this.logSuppressed))
+  }
+
+  private readonly logSuppressed: Effect.Effect<void> = Effect.suspend(() => {
+    const n = this.suppressedInWindow
+    if (n === 0) return Effect.void
+    this.suppressedInWindow = 0
+    return Effect.logWarning(
+      `… ${n.toLocaleString("en-US")} more unknown command bytes in the last second were counted but not logged (${this.unknownCommands.toLocaleString("en-US")} so far; at most ${this.config.unknownCommandWarnings} warnings a second, the unknownCommandWarnings option)`
+    )
+  })
+
+  /** Which inline handler the loop fiber is inside, for the warning of a stop it cannot finish. */
+  describeRunning(): string {
+    return this.running === undefined ? "" : ` (it is inside inline handler "${this.running.explanation}", which does not end or cannot be interrupted)`
   }
 
   /** Runs or submits one handler; `onDone` is called once the handler is done with the event. */
@@ -446,7 +703,7 @@ class LoopImpl {
     handler.calls++
     this.handlerCalls++
     if (handler.run === "inline") {
-      const run = Effect.catchAllCause(Effect.suspend(() => handler.handle(event)), (cause) => {
+      const run = Effect.catchAllCause(Effect.suspend(() => this.call(handler, event)), (cause) => {
         handler.failures++
         return this.logFailure(handler.explanation, event._tag, cause)
       })
@@ -455,7 +712,7 @@ class LoopImpl {
     // Submitted as a tasklet: the agenda logs and counts its failures under
     // the handler's explanation; here only a refused submission counts.
     return Effect.matchEffect(
-      this.agenda.submit(Effect.suspend(() => handler.handle(event)), {
+      this.agenda.submit(Effect.suspend(() => this.call(handler, event)), {
         priority: handler.run,
         label: handler.explanation
       }),
@@ -486,17 +743,11 @@ class LoopImpl {
     options: EventLoop.HandlerOptions<any, any>,
     builtin: boolean
   ): Handler | TooManyHandlers | HandlerConflict | InvalidOptions | LoopStopped {
-    if (this.state === "stopped") return new LoopStopped({ operation: "register" })
-    if (typeof options.explanation !== "string" || options.explanation.length === 0) {
-      return new InvalidOptions({ option: "explanation", value: options.explanation, expected: "a non-empty string saying why the handler exists" })
-    }
-    const run = options.run ?? "inline"
-    if (run !== "inline" && run !== "High" && run !== "Normal" && run !== "Low") {
-      return new InvalidOptions({ option: "run", value: run, expected: `"inline", "High", "Normal" or "Low"` })
-    }
-    const normalized = normalizeMatch(options.match, options.explanation)
-    if (normalized instanceof InvalidOptions) return normalized
-    const [kind, key] = normalized
+    if (this.ended) return new LoopStopped({ operation: "register" })
+    const spec = decodeHandlerSpec(options, describeHandler(options))
+    if (spec instanceof InvalidOptions) return spec
+    const [kind, key] = matchKey(spec.match)
+    const run = spec.run ?? "inline"
     if (!builtin && this.userHandlers >= this.config.maxHandlers) {
       return new TooManyHandlers({ limit: this.config.maxHandlers, explanation: options.explanation })
     }
@@ -509,11 +760,11 @@ class LoopImpl {
     }
     const handler: Handler = {
       id: this.nextHandlerId++,
-      explanation: options.explanation,
+      explanation: spec.explanation,
       kind,
       key,
       run,
-      handle: options.handle,
+      handle: spec.handle,
       builtin,
       calls: 0,
       failures: 0
@@ -602,41 +853,98 @@ class LoopImpl {
     return Effect.suspend(() => {
       if (this.state !== "running") return Effect.void
       this.state = "quitting"
-      const timeout = this.config.quitTimeout
-      return this.forkWork(Effect.flatMap(
-        this.agenda.quit(timeout === undefined ? undefined : { timeout }),
-        (report) => this.stop("quit", cause, report)
-      ))
+      return this.forkWork(Effect.flatMap(this.boundedQuit(this.config.quitTimeout), (report) => this.stopAfterQuit(cause, report)))
     })
   }
 
   exit(cause: string): Effect.Effect<void> {
     return Effect.suspend(() => {
-      if (this.state === "stopped") return Effect.void
+      if (this.ended || this.exitCause !== undefined) return Effect.void
       this.state = "quitting"
-      return this.forkWork(Effect.flatMap(this.agenda.exit, (report) => this.stop("exit", cause, report)))
+      this.exitCause = cause
+      return this.forkWork(Effect.flatMap(this.boundedExit, (report) => this.stop("exit", cause, report)))
     })
   }
 
   /** Stops the sources and the loop and publishes why; only the first call counts. */
-  stop(reason: "quit" | "exit", cause: string, report: import("../AgendaStats.js").ShutdownReport | undefined): Effect.Effect<void> {
+  stop(reason: "quit" | "exit", cause: string, report: ShutdownReport): Effect.Effect<void> {
     return Effect.suspend(() => {
-      if (this.state === "stopped") return Effect.void
+      if (this.ended) return Effect.void
       this.state = "stopped"
-      this.discardedAtStop += this.queue.length
-      for (const event of this.queue.drain()) this.release(event)
-      this.actions.clear()
-      const wake = this.loopWake
-      this.loopWake = undefined
-      wake?.(Effect.void)
-      for (const resume of this.blocked) resume(Effect.void)
-      this.blocked = []
+      this.drop()
       return Effect.gen(this, function*() {
-        const agendaReport = report ?? (yield* this.agenda.exit)
-        yield* Deferred.succeed(this.stopped, new Stopped({ reason, cause, agenda: agendaReport, loop: this.stats() }))
+        yield* this.logSuppressed
+        yield* Deferred.succeed(this.stopped, new Stopped({ reason, cause, agenda: report, loop: this.stats() }))
         yield* this.stopSources
       }).pipe(Effect.uninterruptible)
     })
+  }
+
+  /** A quit's end: it publishes, unless an exit came meanwhile (that one publishes). */
+  stopAfterQuit(cause: string, report: ShutdownReport): Effect.Effect<void> {
+    return this.exitCause === undefined ? this.stop("quit", cause, report) : Effect.void
+  }
+
+  /** Empties the queue (counted as discarded) and wakes everything waiting on the loop. */
+  private drop(): void {
+    this.discardedAtStop += this.queue.length
+    for (const event of this.queue.drain()) this.release(event)
+    this.actions.clear()
+    const wake = this.loopWake
+    this.loopWake = undefined
+    wake?.(Effect.void)
+    for (const resume of this.blocked) resume(Effect.void)
+    this.blocked = []
+  }
+
+  /**
+   * The loop fiber ended on a defect dispatch could not isolate: the loop
+   * stops as `failed`, says so (even if the logger is what broke), and
+   * `awaitStop` dies with `LoopFailed`. The agenda is left to its owner.
+   */
+  failed(cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.ended) return Effect.void
+      this.state = "failed"
+      this.drop()
+      const defect = Cause.pretty(cause)
+      return Effect.gen(this, function*() {
+        yield* Effect.logError("the event loop failed and stopped; awaitStop dies with LoopFailed", cause).pipe(
+          Effect.catchAllCause(() => Effect.void)
+        )
+        yield* Deferred.fail(this.stopped, new LoopFailed({ defect }))
+        yield* this.stopSources
+      }).pipe(Effect.uninterruptible)
+    })
+  }
+
+  /**
+   * Quits the agenda, waiting at most `timeout` plus STOP_GRACE for its
+   * report (no timeout: until it drains). Past that the loop exits the
+   * agenda and, should even that not end (an uninterruptible tasklet),
+   * reports what the agenda's stats say and stops without it.
+   */
+  boundedQuit(timeout: Duration.Duration | undefined): Effect.Effect<ShutdownReport> {
+    if (timeout === undefined) return Effect.interruptible(Effect.disconnect(Effect.interruptible(this.agenda.quit())))
+    return Effect.flatMap(within(this.agenda.quit({ timeout }), Duration.sum(timeout, STOP_GRACE)), (report) =>
+      Option.isSome(report)
+        ? Effect.succeed(report.value)
+        : Effect.zipRight(
+          Effect.logWarning(`the agenda did not quit within its ${Duration.format(timeout)} timeout and ${Duration.format(STOP_GRACE)} of grace; exiting it`),
+          this.boundedExit
+        ))
+  }
+
+  /** Exits the agenda, waiting at most STOP_GRACE for its report. */
+  get boundedExit(): Effect.Effect<ShutdownReport> {
+    return Effect.flatMap(within(this.agenda.exit, STOP_GRACE), (report) =>
+    Option.isSome(report) ? Effect.succeed(report.value) : Effect.gen(this, function*() {
+      const stats = yield* this.agenda.stats
+      yield* Effect.logWarning(
+        `the agenda did not stop within ${Duration.format(STOP_GRACE)} of its exit (${stats.total.running} tasklets still running, uninterruptibly); the loop stops without it`
+      )
+      return new ShutdownReport({ mode: "exit", timedOut: true, dropped: 0, interrupted: 0, stats })
+    }))
   }
 
   // ---- snapshots -------------------------------------------------------
@@ -654,6 +962,9 @@ class LoopImpl {
       overflow: this.overflow,
       backpressureWaits: this.backpressureWaits,
       discardedAtStop: this.discardedAtStop,
+      invalidPosts: this.invalidPosts,
+      dispatchFailures: this.dispatchFailures,
+      suppressedWarnings: this.suppressedWarnings,
       queued: this.queue.length,
       dispatchLatency: this.latency.toJSON()
     })
@@ -686,11 +997,18 @@ class LoopImpl {
       // In a scope of its own, closed at once if a step fails: a refused watch
       // leaves no handler registered (a retry would meet a HandlerConflict).
       watchFd: (fd, interest, options) =>
-        Effect.flatMap(Effect.scope, (outer) =>
-          Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) =>
+        Effect.flatMap(Effect.scope, (outer) => {
+          const spec = decodeWatchSpec({ fd, interest, options }, describeHandler(options))
+          if (spec instanceof InvalidOptions) return Effect.fail(spec)
+          return Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) =>
             Effect.gen(this, function*() {
-              yield* register({ ...options, match: { _tag: "FdReady" as const, fd } })
-              const readiness = yield* this.platform.watch(fd, interest)
+              const { explanation, handle, run } = spec.options
+              yield* register({ explanation, handle, match: { _tag: "FdReady" as const, fd: spec.fd }, ...(run === undefined ? {} : { run }) })
+              const interest: Platform.Interest = {
+                ...(spec.interest.read === undefined ? {} : { read: spec.interest.read }),
+                ...(spec.interest.write === undefined ? {} : { write: spec.interest.write })
+              }
+              const readiness = yield* this.platform.watch(spec.fd, interest)
               yield* Effect.forkScoped(Stream.runForEach(readiness, (r) =>
                 this.offerReadiness(
                   new Event.FdReady({ fd, read: r.read, write: r.write, hup: r.hup, error: r.error, at: this.now() })
@@ -698,9 +1016,18 @@ class LoopImpl {
             }).pipe(
               Scope.extend(scope),
               Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
-            ))),
+            ))
+        }),
       post: (event) =>
-        Effect.suspend(() => this.state === "stopped" ? Effect.fail(new LoopStopped({ operation: "post" })) : this.offerNow(event)),
+        Effect.suspend((): Effect.Effect<void, LoopStopped | InvalidEvent> => {
+          if (this.ended) return Effect.fail(new LoopStopped({ operation: "post" }))
+          const valid = toEvent(event)
+          if (valid instanceof InvalidEvent) {
+            this.invalidPosts++
+            return Effect.fail(valid)
+          }
+          return this.offerNow(valid)
+        }),
       send: (command) =>
         Effect.suspend((): Effect.Effect<void, Platform.PlatformError | InvalidOptions> => {
           const byte = toByte(command)
@@ -713,7 +1040,9 @@ class LoopImpl {
       dump: this.dump,
       quit: this.quit("quit()"),
       exit: this.exit("exit()"),
-      awaitStop: Deferred.await(this.stopped)
+      // A failed loop is a defect of the program, not an outcome to handle:
+      // awaitStop dies with the LoopFailed.
+      awaitStop: Effect.orDie(Deferred.await(this.stopped))
     }
   }
 }
