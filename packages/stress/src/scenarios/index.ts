@@ -8,6 +8,7 @@ import * as commandFuzz from "./commandFuzz.js"
 import * as fdFaults from "./fdFaults.js"
 import * as hostileRuntimeDir from "./hostileRuntimeDir.js"
 import * as memoryPressure from "./memoryPressure.js"
+import * as outputEpipe from "./outputEpipe.js"
 import * as properties from "./properties.js"
 import * as shutdownUnderLoad from "./shutdownUnderLoad.js"
 import * as signalStorm from "./signalStorm.js"
@@ -17,7 +18,7 @@ import * as taskletFaults from "./taskletFaults.js"
  * @since 0.1.0
  * @category scenarios
  */
-export const all: ReadonlyArray<Scenario> = [signalStorm.scenario, commandFuzz.scenario, fdFaults.scenario, taskletFaults.scenario, memoryPressure.scenario, shutdownUnderLoad.scenario, properties.scenario, hostileRuntimeDir.scenario]
+export const all: ReadonlyArray<Scenario> = [signalStorm.scenario, commandFuzz.scenario, fdFaults.scenario, taskletFaults.scenario, memoryPressure.scenario, shutdownUnderLoad.scenario, properties.scenario, hostileRuntimeDir.scenario, outputEpipe.scenario]
 
 /**
  * The scenario of that name, if any.
