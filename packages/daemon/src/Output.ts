@@ -690,9 +690,12 @@ export interface Output {
   readonly note: (text: string) => void
   /** A log line on stderr, kept clear of the status line; over its budget, counted instead. */
   readonly log: (text: string) => void
-  /** Writes the summary of what the budgets held back, if anything was. */
+  /**
+   * Writes the summary of what the budgets held back in a second that is
+   * over, if anything was (at most once a second, however often called).
+   */
   readonly flush: () => void
-  /** Ends the live status line, if one is shown, and flushes. */
+  /** Ends the live status line, if one is shown, and writes the summary of anything held back. */
   readonly end: () => void
   readonly stats: () => OutputStats
 }
@@ -769,9 +772,9 @@ export const make = (mode: Mode, sink?: Sink, limits: Limits = {}): Output => {
     summarise("log line(s)", summary)
     if (admit) writeLog(text)
   }
-  const flush = () => {
-    summarise("log line(s)", logBudget.takeSummary())
-    summarise("dump(s)", dumpBudget.takeSummary())
+  const flush = (force: boolean) => {
+    summarise("log line(s)", logBudget.takeSummary(force))
+    summarise("dump(s)", dumpBudget.takeSummary(force))
   }
   const lost = () => target.lost?.() ?? { stdout: false, stderr: false }
   const human = (line: Line): Array<string> | undefined => {
@@ -839,13 +842,13 @@ export const make = (mode: Mode, sink?: Sink, limits: Limits = {}): Output => {
       if (mode !== "json") lines([text])
     },
     log,
-    flush,
+    flush: () => flush(false),
     end: () => {
       if (statusShown !== undefined) {
         statusShown = undefined
         target.out("\n")
       }
-      flush()
+      flush(true)
     },
     stats: () => {
       const { stderr, stdout } = lost()

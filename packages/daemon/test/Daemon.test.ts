@@ -317,7 +317,8 @@ describe("rps-daemon output stays bounded", () => {
   it("1 MiB of unknown command bytes: all counted, at most 50 log lines a second (plus a summary) on stderr", async () => {
     const dir = tempDir()
     const begin = performance.now()
-    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "0"])
+    // Frequent status ticks, each of which may write the summary: still one a second at most.
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "0", "--status-interval", "50"])
     await daemon.waitFor("the ready line", event("ready"))
     const size = 1 << 20
     const writer = spawn("sh", ["-c", `head -c ${size} /dev/zero | tr '\\0' Z > "$0"`, path.join(dir, "rps.cmd")], {

@@ -321,6 +321,9 @@ describe("Output budgets and lost streams", () => {
     output.flush()
     expect(err).toHaveLength(5)
     for (let i = 0; i < 5; i++) output.log("more")
+    // Within the second, however often asked, no summary yet: at most one a second.
+    for (let i = 0; i < 10; i++) output.flush()
+    expect(err).toHaveLength(7)
     output.end()
     expect(err).toHaveLength(8)
     expect(err[7]).toContain("output: 3 log line(s) not written in the last second (at most 3 per second; 1000 so far")
@@ -333,6 +336,7 @@ describe("Output budgets and lost streams", () => {
     const output = Output.make("plain", sink, { logsPerSecond: 1, now: time.now })
     output.log("a")
     output.log("b")
+    time.advance(1000)
     output.flush()
     expect(err[0]).toBe("a\n")
     expect(err[1]).toMatch(/^\S+ WARN output: 1 log line\(s\) not written in the last second \(at most 1 per second; 1 so far/)

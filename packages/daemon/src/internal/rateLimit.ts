@@ -3,7 +3,7 @@
  * per line (log lines, dumps): everything is counted, at most `perSecond`
  * items go out in each one-second window, and what was held back in a window
  * is reported once, as a summary, when the next window opens or on
- * {@link RateLimit.takeSummary}. Output is then bounded by
+ * {@link RateLimit.takeSummary} once it is over. Output is then bounded by
  * `(perSecond + 1)` items per second whatever the input rate.
  *
  * @internal
@@ -38,7 +38,7 @@ export class RateLimit {
     const now = this.now()
     let summary: Summary | undefined = undefined
     if (now - this.windowStart >= 1000) {
-      summary = this.takeSummary()
+      summary = this.takeSummary(true)
       this.windowStart = now
       this.inWindow = 0
     }
@@ -52,9 +52,14 @@ export class RateLimit {
     return { admit: false, summary }
   }
 
-  /** The items held back and not yet reported, if any (and forgets them). */
-  takeSummary(): Summary | undefined {
+  /**
+   * The items held back and not yet reported, if any (and forgets them);
+   * only once their window is over unless `force` (at the end), so that
+   * summaries too come at most once a second however often this is asked.
+   */
+  takeSummary(force = false): Summary | undefined {
     if (this.unreported === 0) return undefined
+    if (!force && this.now() - this.windowStart < 1000) return undefined
     const summary = { suppressed: this.unreported, total: this.suppressed, perSecond: this.perSecond }
     this.unreported = 0
     return summary
