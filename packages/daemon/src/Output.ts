@@ -146,7 +146,7 @@ export const Stopping = Schema.Struct({
  * @category schemas
  */
 export const OutputStats = Schema.Struct({
-  /** Log lines written to stderr (summaries included). */
+  /** Log lines given to stderr, summaries included (not written once stderr is lost). */
   logLines: Schema.Number,
   /** Log lines over the budget, counted and not written. */
   logLinesSuppressed: Schema.Number,
