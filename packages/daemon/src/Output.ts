@@ -688,8 +688,12 @@ export interface Output {
   readonly emit: (line: Line) => void
   /** Text for humans (ignored with `--json`). */
   readonly note: (text: string) => void
-  /** A log line on stderr, kept clear of the status line; over its budget, counted instead. */
-  readonly log: (text: string) => void
+  /**
+   * A log line on stderr, kept clear of the status line; over its budget,
+   * counted instead. Given a function, it is called only when the line is
+   * written, so a flood costs no formatting.
+   */
+  readonly log: (text: string | (() => string)) => void
   /**
    * Writes the summary of what the budgets held back in a second that is
    * over, if anything was (at most once a second, however often called).
@@ -767,10 +771,10 @@ export const make = (mode: Mode, sink?: Sink, limits: Limits = {}): Output => {
         `${summary.total} so far, counted in output stats)`
     )
   }
-  const log = (text: string) => {
+  const log = (text: string | (() => string)) => {
     const { admit, summary } = logBudget.admit()
     summarise("log line(s)", summary)
-    if (admit) writeLog(text)
+    if (admit) writeLog(typeof text === "string" ? text : text())
   }
   const flush = (force: boolean) => {
     summarise("log line(s)", logBudget.takeSummary(force))
@@ -897,20 +901,22 @@ export const logger = (output: Output): Logger.Logger<unknown, void> =>
   Logger.make(({ annotations, cause, date, logLevel, message, spans }) => {
     const parts = Array.isArray(message) ? message : [message]
     if (parts.some((part) => part instanceof EventLoop.Dump)) return
-    const text = parts.map(describe).join(" ")
-    const failure = Cause.isEmpty(cause) ? undefined : Cause.pretty(cause)
-    if (output.mode === "json") {
+    // Formatted only if the log budget lets the line out.
+    output.log(() => {
+      const text = parts.map(describe).join(" ")
+      const failure = Cause.isEmpty(cause) ? undefined : Cause.pretty(cause)
+      if (output.mode !== "json") {
+        return `${date.toISOString()} ${logLevel.label} ${text}${failure === undefined ? "" : `\n${failure}`}`
+      }
       const extra: Record<string, unknown> = {}
       for (const [key, value] of HashMap.toEntries(annotations)) extra[key] = value
-      output.log(JSON.stringify({
+      return JSON.stringify({
         time: date.toISOString(),
         level: logLevel.label,
         message: text,
         ...(failure === undefined ? {} : { cause: failure }),
         ...(List.isNil(spans) ? {} : { spans: List.toArray(spans).map((s) => s.label) }),
         ...(Object.keys(extra).length === 0 ? {} : { annotations: extra })
-      }))
-      return
-    }
-    output.log(`${date.toISOString()} ${logLevel.label} ${text}${failure === undefined ? "" : `\n${failure}`}`)
+      })
+    })
   })

@@ -374,6 +374,24 @@ describe("Output budgets and lost streams", () => {
 })
 
 describe("Output.logger", () => {
+  it.effect("formats only the lines the log budget lets out", () =>
+    Effect.gen(function*() {
+      const { err, sink } = capture()
+      const output = Output.make("json", sink, { logsPerSecond: 2, now: () => 0 })
+      let formatted = 0
+      const costly = {
+        toJSON: () => {
+          formatted++
+          return "costly"
+        }
+      }
+      const logger = Logger.replace(Logger.defaultLogger, Output.logger(output))
+      for (let i = 0; i < 10; i++) yield* Effect.logWarning(costly).pipe(Effect.provide(logger))
+      expect(err).toHaveLength(2)
+      expect(formatted).toBe(2)
+      expect(output.stats()).toMatchObject({ logLines: 2, logLinesSuppressed: 8 })
+    }))
+
   it.effect("writes text to stderr, JSON with --json, and skips messages carrying a Dump", () =>
     Effect.gen(function*() {
       const plain = capture()
