@@ -19,6 +19,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Client from "./Client.js"
 import * as Daemon from "./Daemon.js"
+import { processStreams } from "./internal/streams.js"
 import * as Output from "./Output.js"
 import * as RuntimeDir from "./RuntimeDir.js"
 import * as Workload from "./Workload.js"
@@ -114,11 +115,11 @@ const exitCodeOf = <E, R>(
         ValidationError.isValidationError(error)
           // @effect/cli has printed the reason.
           ? Effect.sync(() => {
-            process.stderr.write(`${name}: bad command line; ${name} --help lists the commands and flags\n`)
+            processStreams().stderr.write(`${name}: bad command line; ${name} --help lists the commands and flags\n`)
             return Daemon.ExitCode.Usage
           })
           : Effect.sync(() => {
-            process.stderr.write(`${name}: ${error instanceof Error ? error.message : String(error)}\n`)
+            processStreams().stderr.write(`${name}: ${error instanceof Error ? error.message : String(error)}\n`)
             return isUntrusted(error) ? RuntimeDir.untrustedExitCode : Daemon.ExitCode.Failed
           })
       )
@@ -145,6 +146,8 @@ const exitCodeOf = <E, R>(
  */
 export const daemon = (argv: ReadonlyArray<string>): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
   exitCodeOf("rps-daemon", (code) => {
+    // Before anything is written: an EPIPE on either stream must never be fatal.
+    processStreams()
     const command = Command.make("rps-daemon", daemonOptions, (flags) => {
       const mode: Output.Mode = flags.json ? "json" : process.stdout.isTTY === true ? "tty" : "plain"
       const output = Output.make(mode)
@@ -181,7 +184,8 @@ const ctlShared = {
   )
 }
 
-const print = (lines: ReadonlyArray<string>) => Effect.sync(() => process.stdout.write(lines.map((l) => l + "\n").join("")))
+const print = (lines: ReadonlyArray<string>) =>
+  Effect.sync(() => processStreams().stdout.write(lines.map((l) => l + "\n").join("")))
 
 const render = (method: string, result: unknown): Effect.Effect<ReadonlyArray<string>, unknown> => {
   switch (method) {
@@ -243,7 +247,7 @@ const submit = Command.make("submit", {
 
 const ctlCommand = Command.make("rps-ctl", {}, () =>
   Effect.zipRight(
-    Effect.sync(() => process.stderr.write("rps-ctl: missing command: one of dump, gc, quit, exit, stats, submit\n")),
+    Effect.sync(() => processStreams().stderr.write("rps-ctl: missing command: one of dump, gc, quit, exit, stats, submit\n")),
     Effect.fail(ValidationError.missingSubcommand(HelpDoc.p("missing command")))
   )).pipe(
     Command.withDescription("Control a running rps-daemon through its FIFOs"),
@@ -274,4 +278,7 @@ const ctlCommand = Command.make("rps-ctl", {}, () =>
  * @category client
  */
 export const ctl = (argv: ReadonlyArray<string>): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
-  exitCodeOf("rps-ctl", () => Command.run(ctlCommand, { name: "rps-ctl", version: VERSION })(argv))
+  exitCodeOf("rps-ctl", () => {
+    processStreams()
+    return Command.run(ctlCommand, { name: "rps-ctl", version: VERSION })(argv)
+  })

@@ -19,7 +19,9 @@
  * When nobody reads `rps.out`, replies pile up in it; when it is full, the
  * channel keeps the unwritten rest and retries, and after two seconds
  * without progress it discards what is in the FIFO (stale replies nobody
- * wanted) to make room, counting what it dropped.
+ * wanted) to make room, counting what it dropped. At most 4 MiB of replies
+ * wait besides the newest one (`maxPendingBytes`); the oldest are dropped
+ * first and counted in `repliesDropped`.
  *
  * @since 0.1.0
  */
@@ -35,6 +37,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Framing from "./Framing.js"
+import { defaultMaxPendingBytes, ReplyWriter } from "./internal/replyWriter.js"
 import * as JsonRpc from "./JsonRpc.js"
 import * as RuntimeDir from "./RuntimeDir.js"
 
@@ -57,9 +60,16 @@ export const ControlStats = Schema.Struct({
   errors: Schema.Number,
   /** Lines longer than the limit, discarded. */
   overlong: Schema.Number,
-  /** Replies written to `rps.out`. */
+  /** Replies sent to `rps.out` (written, waiting, or dropped). */
   replies: Schema.Number,
-  /** Reply bytes discarded from a full `rps.out` nobody was reading. */
+  /**
+   * Replies never written in full: the oldest waiting ones, dropped to keep
+   * the reply buffer within its limit, and those lost to a write error.
+   */
+  repliesDropped: Schema.Number,
+  /** Reply bytes waiting for room in `rps.out` (at most 4 MiB besides the newest reply). */
+  replyBytesWaiting: Schema.Number,
+  /** Reply bytes discarded: stale ones emptied from a full `rps.out` nobody was reading, and dropped replies. */
   discardedBytes: Schema.Number,
   /** Times the FIFOs were reopened (`SIGHUP`). */
   reopens: Schema.Number
@@ -100,6 +110,11 @@ export interface Options {
   readonly maxLine?: number
   /** How long a full `rps.out` may make no progress before its content is discarded (default 2,000 ms). */
   readonly stallMs?: number
+  /**
+   * Most reply bytes kept waiting for a full `rps.out`, besides the newest
+   * reply (default 4 MiB); the oldest are dropped first.
+   */
+  readonly maxPendingBytes?: number
 }
 
 /**
@@ -150,85 +165,6 @@ const openFifo = (where: string): Effect.Effect<number, ControlError | RuntimeDi
 const codeOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code
 
 const READ_CHUNK = 64 * 1024
-
-/** Writes replies without ever blocking; see the module doc for a full FIFO. */
-class ReplyWriter {
-  private pending: Array<Buffer> = []
-  /** Whether the head of `pending` is the rest of a line already partly written. */
-  private headPartial = false
-  private lastProgress = 0
-  retrying = false
-  replies = 0
-  discardedBytes = 0
-
-  /** `-1` while the FIFO is closed (between a close and a reopen): replies wait. */
-  constructor(public fd: number, readonly stallMs: number) {}
-
-  get blocked(): boolean {
-    return this.pending.length > 0
-  }
-
-  write(line: string): void {
-    this.replies++
-    this.pending.push(Buffer.from(line + "\n"))
-    if (this.pending.length === 1) this.lastProgress = performance.now()
-    this.flush()
-  }
-
-  /** Writes what it can; `true` when nothing is left. */
-  flush(): boolean {
-    if (this.fd < 0) return this.pending.length === 0
-    while (this.pending.length > 0) {
-      const head = this.pending[0]
-      let written: number
-      try {
-        written = fs.writeSync(this.fd, head)
-      } catch (error) {
-        if (codeOf(error) === "EAGAIN") break
-        // Any other error means the FIFO is unusable; drop the replies
-        // rather than retry for ever.
-        this.discardedBytes += this.pending.reduce((n, b) => n + b.length, 0)
-        this.pending = []
-        this.headPartial = false
-        return true
-      }
-      this.lastProgress = performance.now()
-      if (written < head.length) {
-        this.pending[0] = head.subarray(written)
-        this.headPartial = true
-        break
-      }
-      this.pending.shift()
-      this.headPartial = false
-    }
-    if (this.pending.length === 0) return true
-    if (performance.now() - this.lastProgress >= this.stallMs) {
-      this.discardStale()
-      return this.flush()
-    }
-    return false
-  }
-
-  /** Empties the FIFO of replies nobody read, and drops a half-written line. */
-  private discardStale(): void {
-    const buffer = Buffer.allocUnsafe(READ_CHUNK)
-    for (;;) {
-      let n: number
-      try {
-        n = fs.readSync(this.fd, buffer, 0, buffer.length, null)
-      } catch {
-        break
-      }
-      if (n <= 0) break
-      this.discardedBytes += n
-    }
-    if (this.headPartial) {
-      this.discardedBytes += this.pending.shift()!.length
-      this.headPartial = false
-    }
-    this.lastProgress = performance.now()
-  }
-}
 
 /**
  * Opens the control channel for the scope, on the FIFOs of `files` (which
@@ -400,7 +336,9 @@ export const make = (
         )
       )
       opened = { cmdFd, scope: watchScope }
-      if (writer === undefined) writer = new ReplyWriter(outFd, options.stallMs ?? 2000)
+      if (writer === undefined) {
+        writer = new ReplyWriter(outFd, options.stallMs ?? 2000, options.maxPendingBytes ?? defaultMaxPendingBytes)
+      }
       else {
         // Replies not yet written go to the new FIFO.
         writer.fd = outFd
@@ -447,6 +385,8 @@ export const make = (
       stats: () => ({
         ...counters,
         replies: writer?.replies ?? 0,
+        repliesDropped: writer?.repliesDropped ?? 0,
+        replyBytesWaiting: writer?.waiting ?? 0,
         discardedBytes: writer?.discardedBytes ?? 0
       })
     }

@@ -109,7 +109,8 @@ const finalStats = (
   report: AgendaStats.ShutdownReport,
   loop: EventLoop.LoopStats,
   control: Control.ControlStats,
-  workload: Workload.WorkloadStats
+  workload: Workload.WorkloadStats,
+  output: Output.OutputStats
 ): Output.FinalStats => {
   const t = report.stats.total
   const e = loop.events
@@ -129,7 +130,8 @@ const finalStats = (
     signals: loop.signals,
     unknownCommands: loop.unknownCommands,
     control,
-    workload
+    workload,
+    output
   }
 }
 
@@ -184,6 +186,8 @@ export const run = (config: Config, output: Output.Output): Effect.Effect<number
         errors: 0,
         overlong: 0,
         replies: 0,
+        repliesDropped: 0,
+        replyBytesWaiting: 0,
         discardedBytes: 0,
         reopens: 0
       }
@@ -204,7 +208,11 @@ export const run = (config: Config, output: Output.Output): Effect.Effect<number
       previous = current
       return latest
     })
-    const printStatus = Effect.map(sampleStatus, (status) => output.emit(status))
+    // The status tick also writes the summary of what the output budgets held back.
+    const printStatus = Effect.map(sampleStatus, (status) => {
+      output.emit(status)
+      output.flush()
+    })
 
     const makeDump = (cause: string) =>
       Effect.map(loop.dump, (d): Output.Dump => ({
@@ -260,7 +268,8 @@ export const run = (config: Config, output: Output.Output): Effect.Effect<number
               unknownCommands: loopStats.unknownCommands,
               signals: loopStats.signals,
               control: controlStats(),
-              workload: workload.stats()
+              workload: workload.stats(),
+              output: output.stats()
             }
           })
       }),
@@ -417,7 +426,7 @@ export const run = (config: Config, output: Output.Output): Effect.Effect<number
       cause,
       exitCode,
       uptimeMs: uptimeMs(),
-      stats: finalStats(stopped.agenda, stopped.loop, controlStats(), workload.stats())
+      stats: finalStats(stopped.agenda, stopped.loop, controlStats(), workload.stats(), output.stats())
     })
     return exitCode
   })).pipe(

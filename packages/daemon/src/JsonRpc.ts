@@ -13,12 +13,28 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
 /**
- * A request id: a string, a number, or `null`.
+ * A numeric id: finite and within ±`Number.MAX_SAFE_INTEGER`. JSON-RPC 2.0
+ * ids are a String, a Number or Null; a number JavaScript cannot hold
+ * exactly (`1e400` parses as `Infinity`, `12345678901234567890` loses its
+ * last digits) could not be echoed back as sent, so it is refused.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const Id = Schema.Union(Schema.String, Schema.Number, Schema.Null)
+export const NumericId = Schema.Number.pipe(
+  Schema.filter((n) => Number.isFinite(n) && Math.abs(n) <= Number.MAX_SAFE_INTEGER, {
+    message: (issue) =>
+      `a numeric id must be finite and within ±${Number.MAX_SAFE_INTEGER} to be echoed back exactly, got ${String(issue.actual)}`
+  })
+)
+
+/**
+ * A request id: a string, a number (see {@link NumericId}), or `null`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Id = Schema.Union(Schema.String, NumericId, Schema.Null)
 
 /**
  * @since 0.1.0
@@ -260,7 +276,21 @@ const reply = (response: Response | undefined): One => ({ response, afterReply: 
 const idOf = (value: unknown): Id => {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return null
   const id = (value as { id?: unknown }).id
-  return typeof id === "string" || (typeof id === "number" && Number.isFinite(id)) ? id : null
+  return Schema.is(Id)(id) ? id : null
+}
+
+/** Why a request's id is not one (see {@link NumericId}), if that is what is wrong with it. */
+const badId = (value: unknown): string | undefined => {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || !("id" in value)) return undefined
+  const id = (value as { id: unknown }).id
+  if (Schema.is(Id)(id)) return undefined
+  return typeof id === "number"
+    ? `Invalid Request: the id ${String(id)} is not a finite number within ±${Number.MAX_SAFE_INTEGER} ` +
+      `(JSON-RPC 2.0 ids are a String, a Number or Null, and this one could not be echoed back as sent); ` +
+      `use a string or a smaller integer`
+    : `Invalid Request: the id must be a string, a number or null (JSON-RPC 2.0), got ${
+      Array.isArray(id) ? "an array" : typeof id
+    }`
 }
 
 const formatIssue = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
@@ -274,7 +304,7 @@ const handleValue = (value: unknown, methods: Methods): Effect.Effect<One> =>
       return Effect.succeed(reply(failure(
         idOf(value),
         ErrorCode.InvalidRequest,
-        "Invalid Request: expected {\"jsonrpc\":\"2.0\",\"method\":<string>,\"params\"?:<object>,\"id\"?:<string|number|null>}",
+        badId(value) ?? "Invalid Request: expected {\"jsonrpc\":\"2.0\",\"method\":<string>,\"params\"?:<object>,\"id\"?:<string|number|null>}",
         formatIssue(decoded.left)
       )))
     }
@@ -341,11 +371,24 @@ const handleValue = (value: unknown, methods: Methods): Effect.Effect<One> =>
   })
 
 /**
+ * Most requests in one batch. A line is at most 1 MiB, but that is room for
+ * half a million one-byte requests whose error replies would make a reply of
+ * hundreds of megabytes; a longer batch is refused whole.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxBatch = 1000
+
+/**
  * Handles one line: a request or a batch (an array of requests). Malformed
- * JSON gets a `-32700` reply, a value that is not a request `-32600`, an
- * unknown method `-32601`, bad params `-32602`, a failing method its own
- * code, a defect `-32603`. Notifications get no reply, and neither does a
- * batch made only of them. Never fails.
+ * JSON gets a `-32700` reply, a value that is not a request `-32600` (an id
+ * that is not a string, a finite safe number or null included), an unknown
+ * method `-32601`, bad params `-32602`, a failing method its own code, a
+ * defect `-32603`. A batch of more than `maxBatch` requests (default
+ * {@link maxBatch}) gets one `-32600` error and none of it runs.
+ * Notifications get no reply, and neither does a batch made only of them.
+ * Never fails.
  *
  * @example
  * ```ts
@@ -367,7 +410,11 @@ const handleValue = (value: unknown, methods: Methods): Effect.Effect<One> =>
  * @since 0.1.0
  * @category handling
  */
-export const handleLine = (line: string, methods: Methods): Effect.Effect<Handled> =>
+export const handleLine = (
+  line: string,
+  methods: Methods,
+  options: { readonly maxBatch?: number } = {}
+): Effect.Effect<Handled> =>
   Effect.suspend((): Effect.Effect<Handled> => {
     let value: unknown
     try {
@@ -392,6 +439,19 @@ export const handleLine = (line: string, methods: Methods): Effect.Effect<Handle
     if (value.length === 0) {
       return Effect.succeed({
         reply: JSON.stringify(failure(null, ErrorCode.InvalidRequest, "Invalid Request: an empty batch")),
+        afterReply: noop,
+        requests: 1,
+        errors: 1
+      })
+    }
+    const limit = options.maxBatch ?? maxBatch
+    if (value.length > limit) {
+      return Effect.succeed({
+        reply: JSON.stringify(failure(
+          null,
+          ErrorCode.InvalidRequest,
+          `Invalid Request: a batch of ${value.length} requests, more than the limit of ${limit}; none of it ran: send it in smaller batches`
+        )),
         afterReply: noop,
         requests: 1,
         errors: 1

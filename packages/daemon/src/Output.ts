@@ -13,6 +13,8 @@ import * as List from "effect/List"
 import * as Logger from "effect/Logger"
 import * as Schema from "effect/Schema"
 import { ControlStats } from "./Control.js"
+import { RateLimit, type Summary } from "./internal/rateLimit.js"
+import { processStreams } from "./internal/streams.js"
 import { Mix, WorkloadStats } from "./Workload.js"
 
 // ---- Schemas ---------------------------------------------------------------
@@ -134,6 +136,35 @@ export const Stopping = Schema.Struct({
 })
 
 /**
+ * What the daemon's own output did. Log lines and dumps can be triggered
+ * once per input byte, so each has a per-second budget (see {@link Limits}):
+ * what goes past it is counted here and summed up in one log line per
+ * second instead of being written. `stdoutLost` and `stderrLost` say that
+ * the stream failed (its reader went away: EPIPE) and is no longer written.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const OutputStats = Schema.Struct({
+  /** Log lines given to stderr, summaries included (not written once stderr is lost). */
+  logLines: Schema.Number,
+  /** Log lines over the budget, counted and not written. */
+  logLinesSuppressed: Schema.Number,
+  /** Dumps printed on stdout. */
+  dumps: Schema.Number,
+  /** Dumps over the budget, counted and not printed (an RPC `dump` still gets its reply). */
+  dumpsSuppressed: Schema.Number,
+  stdoutLost: Schema.Boolean,
+  stderrLost: Schema.Boolean
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type OutputStats = typeof OutputStats.Type
+
+/**
  * The final counts. `submitted = completed + failed + interrupted + dropped
  * + obsolete` once stopped (`queued` and `running` are then 0); `balanced`
  * says whether the agenda's invariant held.
@@ -163,7 +194,8 @@ export const FinalStats = Schema.Struct({
   signals: Schema.Record({ key: Schema.String, value: Schema.Number }),
   unknownCommands: Schema.Number,
   control: ControlStats,
-  workload: WorkloadStats
+  workload: WorkloadStats,
+  output: OutputStats
 })
 
 /**
@@ -259,7 +291,8 @@ export const StatsResult = Schema.Struct({
   unknownCommands: Schema.Number,
   signals: Schema.Record({ key: Schema.String, value: Schema.Number }),
   control: ControlStats,
-  workload: WorkloadStats
+  workload: WorkloadStats,
+  output: OutputStats
 })
 
 /**
@@ -497,6 +530,12 @@ const signalText = (signals: Readonly<Record<string, number>>) => {
   return entries.length === 0 ? "none" : entries.map(([name, n]) => `${name} ${n}`).join(", ")
 }
 
+const outputText = (o: OutputStats): string => {
+  const lost = [o.stdoutLost ? "stdout" : undefined, o.stderrLost ? "stderr" : undefined].filter((x) => x !== undefined)
+  return `log lines ${o.logLines} (${o.logLinesSuppressed} over the budget), dumps ${o.dumps} (${o.dumpsSuppressed} over the budget)` +
+    (lost.length === 0 ? "" : `; lost: ${lost.join(", ")}`)
+}
+
 /**
  * A dump as lines of text.
  *
@@ -517,7 +556,7 @@ export const renderDump = (d: Dump): Array<string> => [
     Object.entries(d.loop.events).map(([k, v]) => `${k} ${v}`).join(", ")
   }; dispatch latency mean ${fixed(d.loop.dispatchLatency.mean, 3)} ms, max ${fixed(d.loop.dispatchLatency.max, 3)} ms`,
   `  signals: ${signalText(d.signals)}; unknown commands: ${d.unknownCommands}`,
-  `  control: ${d.control.requests} requests (${d.control.errors} errors), ${d.control.commandBytes} command bytes, ${d.control.replies} replies, ${d.control.reopens} reopens`,
+  `  control: ${d.control.requests} requests (${d.control.errors} errors), ${d.control.commandBytes} command bytes, ${d.control.replies} replies (${d.control.repliesDropped} dropped), ${d.control.reopens} reopens`,
   `  workload: ${d.workload.rate}/s, submitted H ${d.workload.submitted.High} N ${d.workload.submitted.Normal} L ${d.workload.submitted.Low}, refused ${d.workload.refused}`,
   `  agenda "${d.agenda.name}" ${d.agenda.state}, ${d.agenda.gcCycles} GC cycles, ${d.agenda.agingPicks} aging picks:`,
   ...counts(d.agenda.byPriority, d.agenda.total).map((l) => `    ${l}`),
@@ -558,7 +597,8 @@ export const renderStopped = (s: Stopped): Array<string> => {
     `  accounting: submitted ${f.submitted} = completed ${f.completed} + failed ${f.failed} + interrupted ${f.interrupted} + dropped ${f.dropped} + obsolete ${f.obsolete}: ${
       f.balanced ? "balanced" : "NOT BALANCED"
     }`,
-    `  events ${f.events}, signals: ${signalText(f.signals)}, unknown commands ${f.unknownCommands}, control requests ${f.control.requests}, refused submissions ${f.workload.refused}`
+    `  events ${f.events}, signals: ${signalText(f.signals)}, unknown commands ${f.unknownCommands}, control requests ${f.control.requests}, refused submissions ${f.workload.refused}`,
+    `  replies ${f.control.replies} (${f.control.repliesDropped} dropped unwritten), ${outputText(f.output)}`
   ]
 }
 
@@ -595,7 +635,9 @@ export const renderStats = (r: StatsResult): Array<string> => [
 export type Mode = "tty" | "plain" | "json"
 
 /**
- * The streams a writer uses; `columns` is the terminal width, if known.
+ * The streams a writer uses; `columns` is the terminal width, if known;
+ * `lost` says which streams failed and are no longer written (see
+ * {@link OutputStats}). `out` and `err` must not throw.
  *
  * @since 0.1.0
  * @category models
@@ -604,7 +646,31 @@ export interface Sink {
   readonly out: (text: string) => void
   readonly err: (text: string) => void
   readonly columns?: () => number | undefined
+  readonly lost?: () => { readonly stdout: boolean; readonly stderr: boolean }
 }
+
+/**
+ * The per-second budgets of a writer, and its clock (milliseconds, any
+ * monotonic origin; `performance.now` by default).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Limits {
+  /** Log lines written per second at most, besides one summary of the rest (default 50). */
+  readonly logsPerSecond?: number
+  /** Dumps printed per second at most (default 10). */
+  readonly dumpsPerSecond?: number
+  readonly now?: () => number
+}
+
+/**
+ * The default budgets: 50 log lines and 10 dumps per second.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLimits = { logsPerSecond: 50, dumpsPerSecond: 10 } as const
 
 /**
  * The daemon's output.
@@ -614,36 +680,48 @@ export interface Sink {
  */
 export interface Output {
   readonly mode: Mode
-  /** Prints a line: JSON with `--json`, its human rendering otherwise. */
+  /**
+   * Prints a line: JSON with `--json`, its human rendering otherwise. A
+   * `dump` over its budget is counted, not printed. When stdout is lost,
+   * the `stopped` line goes to stderr instead, so the final report survives.
+   */
   readonly emit: (line: Line) => void
   /** Text for humans (ignored with `--json`). */
   readonly note: (text: string) => void
-  /** A log line on stderr, kept clear of the status line. */
-  readonly log: (text: string) => void
-  /** Ends the live status line, if one is shown. */
+  /**
+   * A log line on stderr, kept clear of the status line; over its budget,
+   * counted instead. Given a function, it is called only when the line is
+   * written, so a flood costs no formatting.
+   */
+  readonly log: (text: string | (() => string)) => void
+  /**
+   * Writes the summary of what the budgets held back in a second that is
+   * over, if anything was (at most once a second, however often called).
+   */
+  readonly flush: () => void
+  /** Ends the live status line, if one is shown, and writes the summary of anything held back. */
   readonly end: () => void
+  readonly stats: () => OutputStats
 }
 
 const CLEAR = "\r\x1b[2K"
 
 const processSink = (): Sink => {
   // A reader that went away (`| head`) must not take the daemon down with
-  // an EPIPE: output stops, the daemon goes on until told to stop.
-  let broken = false
-  process.stdout.on("error", () => {
-    broken = true
-  })
+  // an EPIPE: that stream stops, the daemon goes on until told to stop.
+  const { stderr, stdout } = processStreams()
   return {
-    out: (text) => {
-      if (!broken) process.stdout.write(text)
-    },
-    err: (text) => process.stderr.write(text),
-    columns: () => process.stdout.columns
+    out: stdout.write,
+    err: stderr.write,
+    columns: () => process.stdout.columns,
+    lost: () => ({ stdout: stdout.lost(), stderr: stderr.lost() })
   }
 }
 
 /**
- * A writer for `mode`; by default on `process.stdout` and `process.stderr`.
+ * A writer for `mode`; by default on `process.stdout` and `process.stderr`
+ * (each with an `error` listener: a stream whose reader went away is marked
+ * lost and skipped, never fatal).
  *
  * @example
  * ```ts
@@ -657,9 +735,13 @@ const processSink = (): Sink => {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (mode: Mode, sink?: Sink): Output => {
+export const make = (mode: Mode, sink?: Sink, limits: Limits = {}): Output => {
   const target: Sink = sink ?? processSink()
   const encode = Schema.encodeSync(Line)
+  const now = limits.now ?? (() => performance.now())
+  const logBudget = new RateLimit(limits.logsPerSecond ?? defaultLimits.logsPerSecond, now)
+  const dumpBudget = new RateLimit(limits.dumpsPerSecond ?? defaultLimits.dumpsPerSecond, now)
+  let logLines = 0
   let statusShown: string | undefined = undefined
   // A status line wider than the terminal would wrap, and `\r` could no
   // longer redraw it.
@@ -673,6 +755,32 @@ export const make = (mode: Mode, sink?: Sink): Output => {
     if (statusShown !== undefined) target.out(statusShown)
   }
   const lines = (texts: ReadonlyArray<string>) => above(() => target.out(texts.map((t) => t + "\n").join("")))
+  const writeLog = (text: string) => {
+    logLines++
+    above(() => target.err(text.endsWith("\n") ? text : text + "\n"))
+  }
+  // The summaries are log lines of their own, in the mode's log format.
+  const warn = (message: string) => {
+    const time = new Date().toISOString()
+    writeLog(mode === "json" ? JSON.stringify({ time, level: "WARN", message }) : `${time} WARN ${message}`)
+  }
+  const summarise = (what: string, summary: Summary | undefined) => {
+    if (summary === undefined) return
+    warn(
+      `output: ${summary.suppressed} ${what} not written in the last second (at most ${summary.perSecond} per second; ` +
+        `${summary.total} so far, counted in output stats)`
+    )
+  }
+  const log = (text: string | (() => string)) => {
+    const { admit, summary } = logBudget.admit()
+    summarise("log line(s)", summary)
+    if (admit) writeLog(typeof text === "string" ? text : text())
+  }
+  const flush = (force: boolean) => {
+    summarise("log line(s)", logBudget.takeSummary(force))
+    summarise("dump(s)", dumpBudget.takeSummary(force))
+  }
+  const lost = () => target.lost?.() ?? { stdout: false, stderr: false }
   const human = (line: Line): Array<string> | undefined => {
     switch (line.event) {
       case "ready":
@@ -706,29 +814,55 @@ export const make = (mode: Mode, sink?: Sink): Output => {
         ]
     }
   }
+  const print = (line: Line) => {
+    if (mode === "json") {
+      target.out(JSON.stringify(encode(line)) + "\n")
+      return
+    }
+    if (line.event === "status" && mode === "tty") {
+      statusShown = CLEAR + fit(renderStatus(line))
+      target.out(statusShown)
+      return
+    }
+    const texts = human(line)
+    if (texts !== undefined) lines(texts)
+  }
   return {
     mode,
     emit: (line) => {
-      if (mode === "json") {
-        target.out(JSON.stringify(encode(line)) + "\n")
+      if (line.event === "dump") {
+        const { admit, summary } = dumpBudget.admit()
+        summarise("dump(s)", summary)
+        if (!admit) return
+      }
+      if (line.event === "stopped" && lost().stdout) {
+        // The final report matters more than the stream it was meant for.
+        writeLog(JSON.stringify(encode(line)))
         return
       }
-      if (line.event === "status" && mode === "tty") {
-        statusShown = CLEAR + fit(renderStatus(line))
-        target.out(statusShown)
-        return
-      }
-      const texts = human(line)
-      if (texts !== undefined) lines(texts)
+      print(line)
     },
     note: (text) => {
       if (mode !== "json") lines([text])
     },
-    log: (text) => above(() => target.err(text.endsWith("\n") ? text : text + "\n")),
+    log,
+    flush: () => flush(false),
     end: () => {
       if (statusShown !== undefined) {
         statusShown = undefined
         target.out("\n")
+      }
+      flush(true)
+    },
+    stats: () => {
+      const { stderr, stdout } = lost()
+      return {
+        logLines,
+        logLinesSuppressed: logBudget.suppressed,
+        dumps: dumpBudget.admitted,
+        dumpsSuppressed: dumpBudget.suppressed,
+        stdoutLost: stdout,
+        stderrLost: stderr
       }
     }
   }
@@ -767,20 +901,22 @@ export const logger = (output: Output): Logger.Logger<unknown, void> =>
   Logger.make(({ annotations, cause, date, logLevel, message, spans }) => {
     const parts = Array.isArray(message) ? message : [message]
     if (parts.some((part) => part instanceof EventLoop.Dump)) return
-    const text = parts.map(describe).join(" ")
-    const failure = Cause.isEmpty(cause) ? undefined : Cause.pretty(cause)
-    if (output.mode === "json") {
+    // Formatted only if the log budget lets the line out.
+    output.log(() => {
+      const text = parts.map(describe).join(" ")
+      const failure = Cause.isEmpty(cause) ? undefined : Cause.pretty(cause)
+      if (output.mode !== "json") {
+        return `${date.toISOString()} ${logLevel.label} ${text}${failure === undefined ? "" : `\n${failure}`}`
+      }
       const extra: Record<string, unknown> = {}
       for (const [key, value] of HashMap.toEntries(annotations)) extra[key] = value
-      output.log(JSON.stringify({
+      return JSON.stringify({
         time: date.toISOString(),
         level: logLevel.label,
         message: text,
         ...(failure === undefined ? {} : { cause: failure }),
         ...(List.isNil(spans) ? {} : { spans: List.toArray(spans).map((s) => s.label) }),
         ...(Object.keys(extra).length === 0 ? {} : { annotations: extra })
-      }))
-      return
-    }
-    output.log(`${date.toISOString()} ${logLevel.label} ${text}${failure === undefined ? "" : `\n${failure}`}`)
+      })
+    })
   })

@@ -7,6 +7,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import * as Client from "../src/Client.js"
 import * as Control from "../src/Control.js"
 import * as JsonRpc from "../src/JsonRpc.js"
+import { ReplyWriter } from "../src/internal/replyWriter.js"
 import * as RuntimeDir from "../src/RuntimeDir.js"
 import { removeTempDirs, tempDir as makeTempDir } from "./helpers/child.js"
 
@@ -42,7 +43,10 @@ const writeCmd = (files: RuntimeDir.Files, text: string) => {
   }
 }
 
-const channel = (layer: Layer.Layer<Platform.Platform, Platform.PlatformError>) =>
+const channel = (
+  layer: Layer.Layer<Platform.Platform, Platform.PlatformError>,
+  options: Partial<Pick<Control.Options, "stallMs" | "maxPendingBytes">> = {}
+) =>
   Effect.gen(function*() {
     const { files } = yield* RuntimeDir.acquire(tempDir())
     const platform = Context.get(yield* Layer.build(layer), Platform.Platform)
@@ -54,7 +58,7 @@ const channel = (layer: Layer.Layer<Platform.Platform, Platform.PlatformError>) 
     )
     let bound = 0
     yield* loop.register({ explanation: "count A", match: { _tag: "Command", byte: "A" }, handle: () => Effect.sync(() => bound++) })
-    const control = yield* Control.make({ files, methods, stallMs: 100, maxLine: 4096 }).pipe(
+    const control = yield* Control.make({ files, methods, stallMs: 100, maxLine: 4096, ...options }).pipe(
       Effect.provideService(EventLoop.EventLoop, loop),
       Effect.provideService(Platform.Platform, platform)
     )
@@ -137,6 +141,72 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
       yield* until(() => control.stats().replies === 40, "40 replies were queued")
       yield* until(() => control.stats().discardedBytes > 0, "stale replies were discarded")
       expect(yield* Client.call(files.dir, "echo", { params: { text: "fresh" }, timeout: "10 seconds" })).toBe("fresh")
+    }))
+  it.scopedLive("keeps at most maxPendingBytes of unread replies, dropping the oldest first and counting them", () =>
+    Effect.gen(function*() {
+      const cap = 16 * 1024
+      // No stale discards here: only the cap may drop replies.
+      const { control, files } = yield* channel(layer, { stallMs: 600_000, maxPendingBytes: cap })
+      const big = "b".repeat(3000)
+      const n = 60
+      // ~180 KiB of replies and no reader: the FIFO takes 64 KiB, the buffer at most the cap.
+      for (let i = 1; i <= n; i++) {
+        writeCmd(files, `${JsonRpc.requestLine("echo", i, { text: big })}\n`)
+        yield* until(() => control.stats().replies === i, `reply ${i} was produced`)
+        expect(control.stats().replyBytesWaiting).toBeLessThanOrEqual(cap + 3100)
+      }
+      const dropped = control.stats().repliesDropped
+      expect(dropped).toBeGreaterThan(0)
+      // A reader gets whole replies in order, the newest among them, and nothing else.
+      const reader = fs.openSync(files.out, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.closeSync(reader)))
+      const buffer = Buffer.alloc(1 << 16)
+      let text = ""
+      yield* until(() => {
+        try {
+          text += buffer.subarray(0, fs.readSync(reader, buffer)).toString()
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error
+        }
+        return text.split("\n").length - 1 === n - dropped
+      }, "every reply not dropped was read")
+      const ids = text.trim().split("\n").map((line) => (JSON.parse(line) as { id: number; result: string }).id)
+      expect(ids[ids.length - 1]).toBe(n)
+      expect(ids).toEqual([...ids].sort((a, b) => a - b))
+      expect(control.stats()).toMatchObject({ replies: n, repliesDropped: dropped, replyBytesWaiting: 0 })
+    }))
+})
+
+describe("ReplyWriter", () => {
+  it.scoped("a reader gone (EPIPE) drops what is pending, counts it, and later replies reach the next reader", () =>
+    Effect.gen(function*() {
+      const fifo = `${tempDir()}/out`
+      expect(spawnSync("mkfifo", [fifo]).status).toBe(0)
+      const open = (flags: number) =>
+        Effect.acquireRelease(Effect.sync(() => fs.openSync(fifo, flags | fs.constants.O_NONBLOCK)), (fd) =>
+          Effect.sync(() => {
+            try {
+              fs.closeSync(fd)
+            } catch {
+              // closed by the test already
+            }
+          }))
+      const first = yield* open(fs.constants.O_RDONLY)
+      const writer = new ReplyWriter(yield* open(fs.constants.O_WRONLY), 100)
+      const readAll = (fd: number) => {
+        const buffer = Buffer.alloc(4096)
+        return buffer.subarray(0, fs.readSync(fd, buffer)).toString()
+      }
+      writer.write("one")
+      expect(readAll(first)).toBe("one\n")
+      fs.closeSync(first)
+      // Nobody reads the FIFO now: the write fails with EPIPE, and must not throw.
+      writer.write("two")
+      expect(writer).toMatchObject({ replies: 2, repliesDropped: 1, lastError: "EPIPE", blocked: false, waiting: 0 })
+      const second = yield* open(fs.constants.O_RDONLY)
+      writer.write("three")
+      expect(readAll(second)).toBe("three\n")
+      expect(writer.repliesDropped).toBe(1)
     }))
 })
 

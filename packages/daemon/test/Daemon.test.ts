@@ -1,7 +1,7 @@
 // End to end: the built daemon and control client as child processes, on
 // real FIFOs and real signals.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
@@ -219,4 +219,147 @@ describe("rps-daemon end to end", () => {
     expect(noDaemon.code).toBe(1)
     expect(noDaemon.stderr).toContain("rps-ctl: no daemon is running on")
   }, 60_000)
+})
+
+/** Polls `check` (real time: a child process works at its own pace) until it holds, or fails after `ms`. */
+const until = async (what: string, check: () => Promise<boolean> | boolean, ms = 30_000) => {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+const outputStats = async (dir: string): Promise<Partial<Output.OutputStats>> =>
+  (await call(dir, "stats") as { output?: Output.OutputStats }).output ?? {}
+
+/** The daemon stopped by itself with code 0 and removed its pid file and FIFOs. */
+const stoppedCleanly = async (daemon: ReturnType<typeof start>, dir: string) => {
+  expect(await daemon.exited).toEqual({ code: 0, signal: null })
+  expect(fs.readdirSync(dir)).toEqual([])
+}
+
+describe("rps-daemon when its outputs go away", () => {
+  it("stderr's reader gone: logging goes on silently, SIGTERM still stops it cleanly with its stopped line", async () => {
+    const dir = tempDir()
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "300"])
+    await daemon.waitFor("the ready line", event("ready"))
+    daemon.closePipe("stderr")
+    // Each unknown byte logs a warning; once one of them met the closed pipe, stderr is lost.
+    await until("a log line met the closed stderr", async () => {
+      writeCmd(dir, "Z")
+      return (await outputStats(dir)).stderrLost === true
+    })
+    writeCmd(dir, "ZZD\n")
+    await daemon.waitFor("a dump after the loss", event("dump", (d) => d.cause === "command D"))
+    daemon.kill("SIGTERM")
+    const stopped = await daemon.waitFor("the stopped line", event("stopped"))
+    expect(stopped).toMatchObject({ reason: "quit", cause: "SIGTERM", exitCode: 0 })
+    expect(stopped.stats.output.stderrLost).toBe(true)
+    expect(stopped.stats.output.stdoutLost).toBe(false)
+    expect(stopped.stats.unknownCommands).toBeGreaterThanOrEqual(3)
+    addsUp(stopped.stats)
+    await stoppedCleanly(daemon, dir)
+  }, 90_000)
+
+  it("stdout's reader gone: the daemon goes on, stops cleanly on SIGTERM, and the stopped line goes to stderr", async () => {
+    const dir = tempDir()
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "300", "--status-interval", "50"])
+    await daemon.waitFor("the ready line", event("ready"))
+    daemon.closePipe("stdout")
+    await until("a status line met the closed stdout", async () => (await outputStats(dir)).stdoutLost === true)
+    writeCmd(dir, "D")
+    expect((await call(dir, "stats") as { pid: number }).pid).toBe(daemon.pid)
+    daemon.kill("SIGTERM")
+    await stoppedCleanly(daemon, dir)
+    const stopped = daemon.stderr().split("\n").flatMap((line) => {
+      if (!line.startsWith("{")) return []
+      const picked = event("stopped")(JSON.parse(line))
+      return picked === undefined ? [] : [picked]
+    })
+    expect(stopped).toHaveLength(1)
+    expect(stopped[0]).toMatchObject({ reason: "quit", cause: "SIGTERM", exitCode: 0 })
+    expect(stopped[0].stats.output.stdoutLost).toBe(true)
+    addsUp(stopped[0].stats)
+  }, 90_000)
+
+  it("rps.out's reader gone: replies go on to the next reader, and the daemon stops cleanly", async () => {
+    const dir = tempDir()
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "100"])
+    await daemon.waitFor("the ready line", event("ready"))
+    // A reader that reads one reply and goes away with others still unread.
+    const out = path.join(dir, "rps.out")
+    const reader = fs.openSync(out, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+    writeCmd(dir, '{"jsonrpc":"2.0","method":"stats","id":"gone-1"}\n{"jsonrpc":"2.0","method":"stats","id":"gone-2"}\n')
+    const buffer = Buffer.alloc(1 << 16)
+    let read = ""
+    await until("the first reply arrived", () => {
+      try {
+        read += buffer.subarray(0, fs.readSync(reader, buffer)).toString()
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error
+      }
+      return read.includes("\n")
+    })
+    fs.closeSync(reader)
+    writeCmd(dir, '{"jsonrpc":"2.0","method":"stats","id":"gone-3"}\n')
+    // The next client skips the stale replies and gets its own.
+    expect((await call(dir, "stats") as { pid: number }).pid).toBe(daemon.pid)
+    daemon.kill("SIGTERM")
+    const stopped = await daemon.waitFor("the stopped line", event("stopped"))
+    expect(stopped.stats.control.replies).toBe(4)
+    addsUp(stopped.stats)
+    await stoppedCleanly(daemon, dir)
+  }, 90_000)
+})
+
+describe("rps-daemon output stays bounded", () => {
+  it("1 MiB of unknown command bytes: all counted, at most 50 log lines a second (plus a summary) on stderr", async () => {
+    const dir = tempDir()
+    const begin = performance.now()
+    // Frequent status ticks, each of which may write the summary: still one a second at most.
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "0", "--status-interval", "50"])
+    await daemon.waitFor("the ready line", event("ready"))
+    const size = 1 << 20
+    const writer = spawn("sh", ["-c", `head -c ${size} /dev/zero | tr '\\0' Z > "$0"`, path.join(dir, "rps.cmd")], {
+      stdio: "ignore"
+    })
+    expect(await new Promise((resolve) => writer.on("exit", resolve))).toBe(0)
+    writeCmd(dir, "D\n")
+    const dump = await daemon.waitFor(
+      "a dump after every byte",
+      event("dump", (d) => d.cause === "command D" && d.control.bytesRead >= size + 2),
+      150_000
+    )
+    expect(dump.unknownCommands + dump.control.commandBytesRefused).toBe(size)
+    daemon.kill("SIGTERM")
+    const stopped = await daemon.waitFor("the stopped line", event("stopped"))
+    await stoppedCleanly(daemon, dir)
+    const seconds = (performance.now() - begin) / 1000
+    const lines = daemon.stderr().split("\n").filter((l) => l.length > 0)
+    // The daemon-side bound holds whatever the event loop logs per byte:
+    // 50 lines a second (the documented budget) and a summary.
+    expect(lines.length).toBeLessThanOrEqual((50 + 2) * (Math.ceil(seconds) + 1))
+    expect(daemon.stderr().length).toBeLessThanOrEqual(lines.length * 1024)
+    expect(stopped.stats.unknownCommands + stopped.stats.control.commandBytesRefused).toBe(size)
+    expect(stopped.stats.output.logLines).toBe(lines.length)
+    expect(Output.defaultLimits.logsPerSecond).toBe(50)
+  }, 180_000)
+
+  it("a 1 MiB batch of 524,286 items gets one short -32600, and the daemon goes on", async () => {
+    const dir = tempDir()
+    const daemon = start(daemonBin, ["--json", "--runtime-dir", dir, "--rate", "0"])
+    await daemon.waitFor("the ready line", event("ready"))
+    const [refused, after] = await rawExchange(dir, [
+      `[${Array(524_286).fill("1").join(",")}]`,
+      '{"jsonrpc":"2.0","method":"stats","id":"after"}'
+    ])
+    expect(JSON.stringify(refused).length).toBeLessThan(300)
+    expect(refused).toMatchObject({ error: { code: -32600 }, id: null })
+    expect(refused.error.message).toContain("more than the limit of 1000")
+    expect(after).toMatchObject({ id: "after", result: { pid: daemon.pid } })
+    daemon.kill("SIGTERM")
+    await daemon.waitFor("the stopped line", event("stopped"))
+    await stoppedCleanly(daemon, dir)
+  }, 90_000)
 })

@@ -180,6 +180,57 @@ describe("JsonRpc.handleLine", () => {
       expect(r.id).toBeNull()
     }))
 
+  it.effect("-32600 with a null id for an id that is not finite or not safe (1e400 parses as Infinity), without running it", () =>
+    Effect.gen(function*() {
+      const { calls, methods } = yield* make
+      for (const id of ["1e400", "-1e400", "12345678901234567890"]) {
+        const handled = yield* JsonRpc.handleLine(`{"jsonrpc":"2.0","method":"ping","id":${id}}`, methods)
+        const r = reply(handled) as { error: { code: number; message: string }; id: unknown }
+        expect(r.id, id).toBeNull()
+        expect(r.error.code, id).toBe(-32600)
+        expect(r.error.message, id).toContain("is not a finite number within ±9007199254740991")
+        expect(r.error.message, id).toContain("JSON-RPC 2.0 ids are a String, a Number or Null")
+        expect(handled.errors).toBe(1)
+      }
+      expect(yield* Ref.get(calls)).toBe(0)
+      // The largest safe integer and a fraction are still ids.
+      expect(reply(yield* JsonRpc.handleLine('{"jsonrpc":"2.0","method":"ping","id":9007199254740991}', methods)))
+        .toEqual({ jsonrpc: "2.0", result: "pong", id: 9007199254740991 })
+      expect(reply(yield* JsonRpc.handleLine('{"jsonrpc":"2.0","method":"ping","id":-2.5}', methods)))
+        .toEqual({ jsonrpc: "2.0", result: "pong", id: -2.5 })
+      const inBatch = reply(yield* JsonRpc.handleLine('[{"jsonrpc":"2.0","method":"ping","id":1e400}]', methods))
+      expect(inBatch).toMatchObject([{ error: { code: -32600 }, id: null }])
+    }))
+
+  it.effect("a batch over the limit gets one -32600 naming the limit, and none of it runs", () =>
+    Effect.gen(function*() {
+      const { calls, methods } = yield* make
+      // Half a million one-byte items in one 1 MiB line: one short error, not a reply per item.
+      const flood = `[${Array(524_286).fill("1").join(",")}]`
+      const refused = yield* JsonRpc.handleLine(flood, methods)
+      expect(refused.reply!.length).toBeLessThan(300)
+      expect(JSON.parse(refused.reply!)).toMatchObject({ error: { code: -32600 }, id: null })
+      // The documented limit.
+      expect(JsonRpc.maxBatch).toBe(1000)
+      const request = '{"jsonrpc":"2.0","method":"ping","id":1}'
+      const over = `[${Array(JsonRpc.maxBatch + 1).fill(request).join(",")}]`
+      const handled = yield* JsonRpc.handleLine(over, methods)
+      const r = reply(handled) as { error: { code: number; message: string }; id: unknown }
+      expect(Array.isArray(r)).toBe(false)
+      expect(r.id).toBeNull()
+      expect(r.error.code).toBe(-32600)
+      expect(r.error.message).toContain(`a batch of ${JsonRpc.maxBatch + 1} requests, more than the limit of ${JsonRpc.maxBatch}`)
+      expect(handled).toMatchObject({ requests: 1, errors: 1 })
+      expect(yield* Ref.get(calls)).toBe(0)
+      // At the limit, every request runs.
+      const full = yield* JsonRpc.handleLine(`[${Array(JsonRpc.maxBatch).fill(request).join(",")}]`, methods)
+      expect((reply(full) as Array<unknown>)).toHaveLength(JsonRpc.maxBatch)
+      expect(yield* Ref.get(calls)).toBe(JsonRpc.maxBatch)
+      // A smaller limit can be given.
+      const small = reply(yield* JsonRpc.handleLine(`[${request},${request}]`, methods, { maxBatch: 1 }))
+      expect(small).toMatchObject({ error: { code: -32600 }, id: null })
+    }))
+
   it.effect("every reply decodes as a Response", () =>
     Effect.gen(function*() {
       const { methods } = yield* make

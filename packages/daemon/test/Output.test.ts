@@ -26,8 +26,19 @@ const control = {
   errors: 1,
   overlong: 0,
   replies: 1,
+  repliesDropped: 0,
+  replyBytesWaiting: 0,
   discardedBytes: 0,
   reopens: 0
+}
+
+const outputStats: Output.OutputStats = {
+  logLines: 2,
+  logLinesSuppressed: 0,
+  dumps: 1,
+  dumpsSuppressed: 0,
+  stdoutLost: false,
+  stderrLost: false
 }
 
 const workload: Workload.WorkloadStats = {
@@ -64,6 +75,37 @@ const realDump = Effect.gen(function*() {
   }
   return { dump, loop, d }
 })
+
+/** A stopped line from a real dump's agenda counts. */
+const stoppedOf = (d: EventLoop.Dump): Output.Stopped => {
+  const t = d.agenda.total
+  return {
+    event: "stopped",
+    reason: "quit",
+    cause: "SIGINT",
+    exitCode: 0,
+    uptimeMs: 1000,
+    stats: {
+      submitted: t.submitted,
+      completed: t.completed,
+      failed: t.failed,
+      interrupted: t.interrupted,
+      dropped: t.dropped,
+      obsolete: t.obsolete,
+      queued: t.queued,
+      running: t.running,
+      balanced: t.balanced,
+      byPriority: d.agenda.byPriority,
+      timedOut: false,
+      events: 3,
+      signals: { SIGINT: 1 },
+      unknownCommands: 2,
+      control,
+      workload,
+      output: outputStats
+    }
+  }
+}
 
 describe("Output Schemas", () => {
   it.scoped("a dump built from a real loop survives JSON and decodes as a Line", () =>
@@ -227,35 +269,12 @@ describe("Output renderings", () => {
     Effect.gen(function*() {
       const { d } = yield* realDump
       const t = d.agenda.total
-      const stopped: Output.Stopped = {
-        event: "stopped",
-        reason: "quit",
-        cause: "SIGINT",
-        exitCode: 0,
-        uptimeMs: 1000,
-        stats: {
-          submitted: t.submitted,
-          completed: t.completed,
-          failed: t.failed,
-          interrupted: t.interrupted,
-          dropped: t.dropped,
-          obsolete: t.obsolete,
-          queued: t.queued,
-          running: t.running,
-          balanced: t.balanced,
-          byPriority: d.agenda.byPriority,
-          timedOut: false,
-          events: 3,
-          signals: { SIGINT: 1 },
-          unknownCommands: 2,
-          control,
-          workload
-        }
-      }
+      const stopped = stoppedOf(d)
       const text = Output.renderStopped(stopped).join("\n")
       expect(text).toContain("stopped by quit (SIGINT)")
       expect(text).toContain("accounting: submitted 1 = completed 1 + failed 0 + interrupted 0 + dropped 0 + obsolete 0: balanced")
       expect(text).toContain("signals: SIGINT 1, unknown commands 2")
+      expect(text).toContain("replies 1 (0 dropped unwritten), log lines 2 (0 over the budget), dumps 1 (0 over the budget)")
       expect(Schema.decodeUnknownSync(Output.Line)(JSON.parse(JSON.stringify(Schema.encodeSync(Output.Line)(stopped)))))
         .toMatchObject({ event: "stopped", stats: { submitted: 1, balanced: true } })
       const stats: Output.StatsResult = {
@@ -267,7 +286,8 @@ describe("Output renderings", () => {
         unknownCommands: 2,
         signals: {},
         control,
-        workload
+        workload,
+        output: outputStats
       }
       const lines = Output.renderStats(stats)
       expect(lines[0]).toBe("daemon pid 9 on node-portable, runtime dir /run/x")
@@ -275,7 +295,103 @@ describe("Output renderings", () => {
     }).pipe(Effect.provide(env)))
 })
 
+describe("Output budgets and lost streams", () => {
+  const clock = () => {
+    let t = 0
+    return { now: () => t, advance: (ms: number) => (t += ms) }
+  }
+
+  it("log lines over the budget are counted, not written, and summed up once the second is over", () => {
+    const { err, sink } = capture()
+    const time = clock()
+    const output = Output.make("json", sink, { logsPerSecond: 3, now: time.now })
+    for (let i = 0; i < 1000; i++) output.log(`line ${i}`)
+    expect(err).toEqual(["line 0\n", "line 1\n", "line 2\n"])
+    expect(output.stats()).toMatchObject({ logLines: 3, logLinesSuppressed: 997 })
+    time.advance(1000)
+    output.log("next second")
+    expect(err).toHaveLength(5)
+    const summary = JSON.parse(err[3])
+    expect(summary).toMatchObject({ level: "WARN" })
+    expect(summary.message).toBe(
+      "output: 997 log line(s) not written in the last second (at most 3 per second; 997 so far, counted in output stats)"
+    )
+    expect(err[4]).toBe("next second\n")
+    // Nothing held back since: nothing to sum up.
+    output.flush()
+    expect(err).toHaveLength(5)
+    for (let i = 0; i < 5; i++) output.log("more")
+    // Within the second, however often asked, no summary yet: at most one a second.
+    for (let i = 0; i < 10; i++) output.flush()
+    expect(err).toHaveLength(7)
+    output.end()
+    expect(err).toHaveLength(8)
+    expect(err[7]).toContain("output: 3 log line(s) not written in the last second (at most 3 per second; 1000 so far")
+    expect(output.stats()).toMatchObject({ logLines: 8, logLinesSuppressed: 1000 })
+  })
+
+  it("a plain-text summary is a plain log line", () => {
+    const { err, sink } = capture()
+    const time = clock()
+    const output = Output.make("plain", sink, { logsPerSecond: 1, now: time.now })
+    output.log("a")
+    output.log("b")
+    time.advance(1000)
+    output.flush()
+    expect(err[0]).toBe("a\n")
+    expect(err[1]).toMatch(/^\S+ WARN output: 1 log line\(s\) not written in the last second \(at most 1 per second; 1 so far/)
+  })
+
+  it.scoped("dumps over the budget are counted, not printed, and summed up in the log", () =>
+    Effect.gen(function*() {
+      const { dump } = yield* realDump
+      const { err, out, sink } = capture()
+      const time = clock()
+      const output = Output.make("json", sink, { dumpsPerSecond: 2, now: time.now })
+      for (let i = 0; i < 50; i++) output.emit(dump)
+      expect(out).toHaveLength(2)
+      expect(output.stats()).toMatchObject({ dumps: 2, dumpsSuppressed: 48 })
+      time.advance(1000)
+      output.emit(dump)
+      expect(out).toHaveLength(3)
+      expect(err).toHaveLength(1)
+      expect(JSON.parse(err[0]).message).toContain("output: 48 dump(s) not written in the last second (at most 2 per second")
+    }).pipe(Effect.provide(env)))
+
+  it.scoped("with stdout lost, the stopped line goes to stderr; the stats say which stream was lost", () =>
+    Effect.gen(function*() {
+      const { d } = yield* realDump
+      const { err, out, sink } = capture()
+      let lost = false
+      const output = Output.make("plain", { ...sink, lost: () => ({ stdout: lost, stderr: false }) })
+      expect(output.stats()).toMatchObject({ stdoutLost: false, stderrLost: false })
+      lost = true
+      output.emit(stoppedOf(d))
+      expect(out).toEqual([])
+      expect(Schema.decodeUnknownSync(Output.Line)(JSON.parse(err[0]))).toMatchObject({ event: "stopped", cause: "SIGINT" })
+      expect(output.stats().stdoutLost).toBe(true)
+    }).pipe(Effect.provide(env)))
+})
+
 describe("Output.logger", () => {
+  it.effect("formats only the lines the log budget lets out", () =>
+    Effect.gen(function*() {
+      const { err, sink } = capture()
+      const output = Output.make("json", sink, { logsPerSecond: 2, now: () => 0 })
+      let formatted = 0
+      const costly = {
+        toJSON: () => {
+          formatted++
+          return "costly"
+        }
+      }
+      const logger = Logger.replace(Logger.defaultLogger, Output.logger(output))
+      for (let i = 0; i < 10; i++) yield* Effect.logWarning(costly).pipe(Effect.provide(logger))
+      expect(err).toHaveLength(2)
+      expect(formatted).toBe(2)
+      expect(output.stats()).toMatchObject({ logLines: 2, logLinesSuppressed: 8 })
+    }))
+
   it.effect("writes text to stderr, JSON with --json, and skips messages carrying a Dump", () =>
     Effect.gen(function*() {
       const plain = capture()

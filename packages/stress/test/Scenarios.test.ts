@@ -52,6 +52,11 @@ const shown: Record<string, (report: Report) => void> = {
     expect(figure(r, "refused")).toBe(figure(r, "attempts"))
     expect(figure(r, "daemonAttempts")).toBeGreaterThan(0)
     expect(figure(r, "clientAttempts")).toBeGreaterThan(0)
+  },
+  "output-epipe": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "childrenThatExitedByThemselves")).toBe(figure(r, "runs"))
+    for (const lost of ["stdout", "stderr", "rps.out"]) expect(figure(r, `lost ${lost}`)).toBeGreaterThan(0)
   }
 }
 

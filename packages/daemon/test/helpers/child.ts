@@ -53,6 +53,8 @@ export interface Child {
   readonly waitFor: <A>(what: string, pick: (line: any) => A | undefined, timeoutMs?: number) => Promise<A>
   readonly exited: Promise<Exited>
   readonly kill: (signal: NodeJS.Signals) => void
+  /** Closes this end of the child's stdout or stderr pipe: the child's next write there fails with EPIPE. */
+  readonly closePipe: (which: "stdout" | "stderr") => void
 }
 
 export const start = (script: string, args: ReadonlyArray<string>, options: { readonly env?: NodeJS.ProcessEnv } = {}): Child => {
@@ -82,19 +84,14 @@ export const start = (script: string, args: ReadonlyArray<string>, options: { re
     err += chunk
   })
   let done = false
+  // "close" comes after the exit and the end of both pipes (or their
+  // destruction here), so every line is in before anyone looks.
   const exited = new Promise<Exited>((resolve) =>
-    child.on("exit", (code, signal) => {
+    child.on("close", (code, signal) => {
       running.delete(child)
       done = true
-      // Let the last stdout chunks arrive before anyone looks.
-      child.stdout!.once("end", () => {
-        notify()
-        resolve({ code, signal })
-      })
-      if (child.stdout!.readableEnded) {
-        notify()
-        resolve({ code, signal })
-      }
+      notify()
+      resolve({ code, signal })
     })
   )
   const find = <A>(pick: (line: any) => A | undefined): A | undefined => {
@@ -117,7 +114,7 @@ export const start = (script: string, args: ReadonlyArray<string>, options: { re
         if (found !== undefined) {
           cleanup()
           resolve(found)
-        } else if (done && child.stdout!.readableEnded) {
+        } else if (done) {
           cleanup()
           reject(new Error(`the process ended before ${what}\nstdout:\n${out}\nstderr:\n${err}`))
         }
@@ -142,6 +139,9 @@ export const start = (script: string, args: ReadonlyArray<string>, options: { re
     exited,
     kill: (signal) => {
       child.kill(signal)
+    },
+    closePipe: (which) => {
+      child[which]!.destroy()
     }
   }
 }

@@ -9,6 +9,7 @@ import * as fdFaults from "./fdFaults.js"
 import * as hostileRuntimeDir from "./hostileRuntimeDir.js"
 import * as handlerGarbage from "./handlerGarbage.js"
 import * as memoryPressure from "./memoryPressure.js"
+import * as outputEpipe from "./outputEpipe.js"
 import * as properties from "./properties.js"
 import * as shutdownUnderLoad from "./shutdownUnderLoad.js"
 import * as signalStorm from "./signalStorm.js"
@@ -27,7 +28,8 @@ export const all: ReadonlyArray<Scenario> = [
   memoryPressure.scenario,
   shutdownUnderLoad.scenario,
   properties.scenario,
-  hostileRuntimeDir.scenario
+  hostileRuntimeDir.scenario,
+  outputEpipe.scenario
 ]
 
 /**
