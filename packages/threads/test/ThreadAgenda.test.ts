@@ -3,7 +3,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Agenda, AgendaError, EventLoop, Platform, Tasklet } from "@refpersys/core"
 import { LinuxPlatform, NodePlatform } from "@refpersys/platform-linux"
 import { TestTime } from "@refpersys/testkit"
-import { Cause, Deferred, Effect, Exit, Layer, Logger, LogLevel, Option, Ref, Schema } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Ref, Schema, Scope } from "effect"
 import * as ThreadAgenda from "../src/ThreadAgenda.js"
 import { TaskCodecError, TaskLoadError, ThreadCrashed } from "../src/ThreadAgendaError.js"
 import * as ThreadTask from "../src/ThreadTask.js"
@@ -374,6 +374,30 @@ describe("ThreadAgenda shutdown", () => {
       expect(yield* Effect.flip(agenda.submit(tasks.square, 1))).toBeInstanceOf(AgendaError.AgendaClosed)
       expect(yield* Effect.flip(agenda.requestGc(Effect.void))).toBeInstanceOf(AgendaError.AgendaClosed)
     }))
+})
+
+describe("ThreadAgenda shutdown bounds", () => {
+  it.live("closeTimeout bounds scope close even with a tasklet stuck in a synchronous loop", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const agenda = yield* ThreadAgenda.make({ threads: 1, closeTimeout: "300 millis", logFailures: false }).pipe(
+        Scope.extend(scope)
+      )
+      const stuck = yield* agenda.submit(tasks.stuck, undefined)
+      const queued = yield* agenda.submit(tasks.square, 2)
+      yield* eventually(Effect.sync(() => stuck.status === "Running"), "the stuck tasklet runs")
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      // Generous bound for a loaded machine; the close itself waits 300 ms.
+      yield* Fiber.await(closing).pipe(
+        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("scope close did not return") })
+      )
+      expect(stuck.outcome).toBe("Interrupted")
+      expect(failureOf(yield* queued.await)).toBeInstanceOf(Tasklet.TaskletDropped)
+      const stats = yield* agenda.stats
+      expect(stats.state).toBe("stopped")
+      expect(stats.total).toMatchObject({ submitted: 2, interrupted: 1, dropped: 1, queued: 0, running: 0 })
+      expectBalanced(stats)
+    }), 30_000)
 })
 
 describe("commands from worker threads", () => {

@@ -1199,9 +1199,12 @@ export class ThreadAgendaImpl {
         this.lifecycle = "quitting"
         this.rejectBlocked()
       }
+      // The drain is interruptible even when quit runs as a finalizer (scope
+      // close runs finalizers uninterruptibly): otherwise the timeout could
+      // not interrupt it and a stuck tasklet would hold the close for ever.
       const drained = timeout === undefined
         ? Effect.as(this.awaitIdle, true)
-        : Effect.map(Effect.timeoutOption(this.awaitIdle, timeout), Option.isSome)
+        : Effect.map(Effect.timeoutOption(Effect.interruptible(this.awaitIdle), timeout), Option.isSome)
       return Effect.flatMap(drained, (ok) => this.stop(ok ? "quit" : "exit", !ok))
     })
   }
