@@ -4,6 +4,8 @@ import { Agenda, AgendaError, EventLoop, Platform, Tasklet } from "@refpersys/co
 import { LinuxPlatform, NodePlatform } from "@refpersys/platform-linux"
 import { TestTime } from "@refpersys/testkit"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Ref, Schema, Scope } from "effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import * as ThreadAgenda from "../src/ThreadAgenda.js"
 import { TaskCodecError, TaskLoadError, ThreadCrashed } from "../src/ThreadAgendaError.js"
 import * as ThreadTask from "../src/ThreadTask.js"
@@ -398,6 +400,42 @@ describe("ThreadAgenda shutdown bounds", () => {
       expect(stats.total).toMatchObject({ submitted: 2, interrupted: 1, dropped: 1, queued: 0, running: 0 })
       expectBalanced(stats)
     }), 30_000)
+
+  /** Runs `test/fixtures/quit-timeout.mjs` (the built package) as a child process; kills it after `bound`. */
+  const runQuitProgram = (kind: "nap" | "stuck", bound: number) =>
+    Effect.async<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
+      const child = spawn(process.execPath, [fileURLToPath(new URL("./fixtures/quit-timeout.mjs", import.meta.url)), kind], {
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (chunk) => (stdout += chunk))
+      child.stderr.on("data", (chunk) => (stderr += chunk))
+      const timer = setTimeout(() => child.kill("SIGKILL"), bound)
+      child.on("close", (code) => {
+        clearTimeout(timer)
+        resume(Effect.succeed({ code, stdout, stderr }))
+      })
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        child.kill("SIGKILL")
+      })
+    })
+
+  it.live("quit({ timeout }) keeps the process alive until it has reported, then lets it exit by itself", () =>
+    Effect.gen(function*() {
+      for (const kind of ["nap", "stuck"] as const) {
+        const { code, stderr, stdout } = yield* runQuitProgram(kind, 25_000)
+        expect({ kind, code, stderr }).toEqual({ kind, code: 0, stderr: "" })
+        expect(JSON.parse(stdout)).toEqual({
+          mode: "exit",
+          timedOut: true,
+          interrupted: 1,
+          outcome: "Interrupted",
+          balanced: true
+        })
+      }
+    }), 60_000)
 })
 
 describe("commands from worker threads", () => {

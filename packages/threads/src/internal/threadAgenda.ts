@@ -1218,6 +1218,10 @@ export class ThreadAgendaImpl {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
       const stopped = Deferred.unsafeMake<ShutdownReport>(FiberId.none)
       this.stopped = stopped
+      // The stop holds the process alive until its report is out: once the
+      // first thread is down the pool looks idle and unrefs the others, whose
+      // termination promises hold nothing, so Node could exit mid-stop.
+      const keepAlive = setInterval(constVoid, 1 << 30)
       const wasQuitting = this.lifecycle === "quitting"
       this.lifecycle = "stopped"
       if (!wasQuitting) this.rejectBlocked()
@@ -1261,7 +1265,8 @@ export class ThreadAgendaImpl {
           })
           Deferred.unsafeDone(stopped, Exit.succeed(report))
           return Deferred.await(stopped)
-        })
+        }),
+        Effect.ensuring(Effect.sync(() => clearInterval(keepAlive)))
       )
     }).pipe(Effect.uninterruptible)
   }
