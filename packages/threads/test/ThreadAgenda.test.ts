@@ -280,6 +280,67 @@ layer(
       expect(error).toMatchObject({ reason: "Unsupported" })
     }))
   // Last in this block: the replacement threads may still be starting when it ends.
+  it.effect("a result or error that cannot be structured-cloned fails only its own tasklet, naming the value's path", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.ThreadAgenda
+      const before = yield* agenda.threadStats
+      const kinds = ["ok", "function", "ok", "symbol", "ok", "error", "ok", "defect"] as const
+      const handles = yield* Effect.forEach(
+        Array.from({ length: 40 }, (_, n) => n),
+        (n) => agenda.submit(tasks.opaque, { kind: kinds[n % kinds.length], n })
+      )
+      const exits = yield* Effect.forEach(handles, (h) => h.await)
+      exits.forEach((exit, n) => {
+        const kind = kinds[n % kinds.length]
+        if (kind === "ok") return expect(exit).toEqual(Exit.succeed(n))
+        if (kind === "defect") {
+          // Still a defect, described in words the main thread can receive.
+          expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+          return expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("cleanup")
+        }
+        const error = failureOf(exit)
+        expect(error).toBeInstanceOf(TaskCodecError)
+        const expected = {
+          function: { stage: "encodeSuccess", path: "nested[1].callback" },
+          symbol: { stage: "encodeSuccess", path: "" },
+          error: { stage: "encodeFailure", path: "payload.retry" }
+        }[kind]
+        expect(error).toMatchObject({ task: "opaque", ...expected })
+        expect((error as TaskCodecError).message).toContain("structured-clone")
+      })
+      const after = yield* agenda.threadStats
+      expect(after.crashes).toBe(before.crashes)
+      expectBalanced(yield* agenda.stats)
+    }))
+
+  it.effect("arguments that cannot be structured-cloned fail only their own tasklet", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.ThreadAgenda
+      const before = yield* agenda.threadStats
+      // Submitted together, so they share dispatch messages.
+      const args = [{ n: 0 }, { n: 1, log: { write: () => {} } }, { n: 2 }, [Symbol("s")], { n: 4 }]
+      const handles = yield* Effect.forEach(args, (a) => agenda.submit(tasks.echo, a))
+      const exits = yield* Effect.forEach(handles, (h) => h.await)
+      expect(exits[0]).toEqual(Exit.succeed({ n: 0 }))
+      expect(exits[2]).toEqual(Exit.succeed({ n: 2 }))
+      expect(exits[4]).toEqual(Exit.succeed({ n: 4 }))
+      expect(failureOf(exits[1])).toMatchObject({ _tag: "TaskCodecError", stage: "encodeArgs", path: "log.write" })
+      expect(failureOf(exits[3])).toMatchObject({ _tag: "TaskCodecError", stage: "encodeArgs", path: "[0]" })
+      expect(handles[1].attempts).toBe(0)
+      expect((yield* agenda.threadStats).crashes).toBe(before.crashes)
+      expectBalanced(yield* agenda.stats)
+    }))
+
+  it.effect("a thread that dies of a thrown non-Error reports a readable ThreadCrashed detail", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.ThreadAgenda
+      const error = failureOf(yield* Effect.exit(agenda.run(tasks.crash, "domException")))
+      expect(error).toBeInstanceOf(ThreadCrashed)
+      expect((error as ThreadCrashed).detail).toContain("DataCloneError: a thread could not clone a value")
+      expect(yield* agenda.run(tasks.square, 5)).toBe(25)
+      expectBalanced(yield* agenda.stats)
+    }))
+
   it.effect("a thread that crashes is replaced; its tasklet fails, nothing queued is lost", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.ThreadAgenda

@@ -32,11 +32,12 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as fs from "node:fs"
 import { fileURLToPath } from "node:url"
+import * as util from "node:util"
 import * as WT from "node:worker_threads"
 import { TaskCodecError, TaskLoadError, ThreadCrashed, type ThreadTaskError } from "../ThreadAgendaError.js"
 import { ThreadInfo, ThreadStats } from "../ThreadStats.js"
 import type { ThreadTask } from "../ThreadTask.js"
-import { type Codec, codecOf, decodeDefect } from "./codec.js"
+import { type Codec, codecOf, decodeDefect, findUncloneable, uncloneableDetail } from "./codec.js"
 import { Deque } from "./deque.js"
 import * as P from "./protocol.js"
 import { Summary } from "./summary.js"
@@ -212,6 +213,8 @@ export class Thread {
   /** Result messages received from it, and when the last one came (ms). */
   reports = 0
   lastReportAt = 0
+  /** What the thread said it died of (see `P.FatalMessage`), read when it is down. */
+  fatal: string | undefined = undefined
   /** Set for one dispatch round: it is running one tasklet for a while (see `stuckThreads`). */
   stuck = false
   // Counters for WorkerState and ThreadInfo.
@@ -265,11 +268,18 @@ const workerEntry = (): URL | undefined => {
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
   const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
-  if (error instanceof WorkerError) {
-    const inner = error.cause
-    return inner instanceof Error ? `${inner.name}: ${inner.message}` : String(inner ?? error.message)
+  return describeError(error instanceof WorkerError ? error.cause ?? error.message : error)
+}
+
+/** Readable text for what a worker reported; a thrown non-Error arrives as a plain object. */
+const describeError = (error: unknown): string => {
+  if (error instanceof Error) return `${error.name}: ${error.message}`
+  if (typeof error === "object" && error !== null) {
+    const { message, name } = error as { message?: unknown; name?: unknown }
+    if (typeof message === "string") return `${typeof name === "string" ? name : "Error"}: ${message}`
+    return `the thread threw a value that is not an Error: ${util.inspect(error, { depth: 2, breakLength: Infinity })}`
   }
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  return String(error)
 }
 
 /** @internal */
@@ -469,7 +479,7 @@ export class ThreadAgendaImpl {
   }
 
   /** The worker of `thread` ended (crash, or a stop): settle or give back its tasklets. */
-  private onDown(thread: Thread, detail: string): void {
+  private onDown(thread: Thread, reported: string): void {
     // Not ready first: the results read below must not send it more work.
     thread.ready = false
     const port = thread.port
@@ -482,6 +492,8 @@ export class ThreadAgendaImpl {
       }
       port.close()
     }
+    const detail = thread.fatal ?? reported
+    thread.fatal = undefined
     thread.port = undefined
     thread.worker = undefined
     const giveBack: Array<AnyRun> = []
@@ -819,12 +831,56 @@ export class ThreadAgendaImpl {
       thread.batch = []
       thread.reg = undefined
       if (port === undefined || e.length === 0) continue
-      port.postMessage({ k: P.M_DISPATCH, reg, e } satisfies P.DispatchMessage)
+      try {
+        port.postMessage({ k: P.M_DISPATCH, reg, e } satisfies P.DispatchMessage)
+      } catch {
+        // Arguments passed their Schema but cannot be structured-cloned:
+        // nothing was posted. Those tasklets fail; the rest go again.
+        this.rejectUncloneable(thread, e)
+        // The registrations go even with no entry left: the thread counts as knowing those tasks.
+        if (e.length === 0 && reg === undefined) continue
+        port.postMessage({ k: P.M_DISPATCH, reg, e } satisfies P.DispatchMessage)
+      }
       // After the post: a thread that sees the count move finds the message.
       Atomics.add(this.control, P.posted(thread.index), 1)
       this.batches++
       this.sent += e.length / P.ENTRY_FIELDS
     }
+  }
+
+  /**
+   * Removes from the batch `e` (in place) the entries whose arguments cannot
+   * be cloned, frees their slots and fails them with `TaskCodecError`
+   * (`encodeArgs`, with the value's path): they never started.
+   */
+  private rejectUncloneable(thread: Thread, e: Array<unknown>): void {
+    let kept = 0
+    for (let i = 0; i < e.length; i += P.ENTRY_FIELDS) {
+      const found = findUncloneable(e[i + 5])
+      if (found === undefined) {
+        for (let f = 0; f < P.ENTRY_FIELDS; f++) e[kept + f] = e[i + f]
+        kept += P.ENTRY_FIELDS
+        continue
+      }
+      const local = (e[i] as number) - thread.base
+      const run = thread.runs[local]!
+      Atomics.store(this.slots, e[i] as number, P.FREE)
+      thread.runs[local] = undefined
+      thread.free.push(local)
+      thread.received--
+      this.dispatched[run.level]--
+      run.thread = undefined
+      const error = new TaskCodecError({
+        task: run.task.export,
+        stage: "encodeArgs",
+        detail: uncloneableDetail(found),
+        path: found.path
+      })
+      this.logFailure(run, Cause.fail(error))
+      this.settle(run, FAILED, Exit.fail(error))
+    }
+    e.length = kept
+    this.afterEnd()
   }
 
   private post(thread: Thread, message: P.ToThread): void {
@@ -973,6 +1029,10 @@ export class ThreadAgendaImpl {
         this.checkGc()
         return
       }
+      case P.T_FATAL: {
+        thread.fatal = message.detail
+        return
+      }
       case P.T_COMMAND: {
         this.relayedCommands++
         try {
@@ -1037,8 +1097,11 @@ export class ThreadAgendaImpl {
           Exit.fail(new TaskletObsolete({ id: run.id, label: run.label, deadline: run.obsoleteAt ?? 0 }))
         )
       case P.R_CODEC: {
-        const [stage, detail] = value as [TaskCodecError["stage"], string]
-        return this.fail(thread, run, new TaskCodecError({ task, stage, detail }))
+        const [stage, detail, path] = value as [TaskCodecError["stage"], string, string | undefined]
+        const error = path === undefined
+          ? new TaskCodecError({ task, stage, detail })
+          : new TaskCodecError({ task, stage, detail, path })
+        return this.fail(thread, run, error)
       }
       default:
         return this.fail(
