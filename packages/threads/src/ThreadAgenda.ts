@@ -49,6 +49,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as os from "node:os"
 import type { ResourceLimits } from "node:worker_threads"
+import { decodeResourceLimits, minimumResourceLimits as minimumLimits } from "./internal/options.js"
 import * as internal from "./internal/threadAgenda.js"
 import type { TaskCodecError, ThreadTaskError } from "./ThreadAgendaError.js"
 import type { ThreadStats } from "./ThreadStats.js"
@@ -91,7 +92,13 @@ export interface Options {
   readonly onClose?: "quit" | "exit"
   /** How long a quit on scope close may drain before falling back to exit; default 30 seconds. */
   readonly closeTimeout?: Duration.DurationInput
-  /** V8 heap limits of each worker thread (a thread that exceeds them dies and is replaced). */
+  /**
+   * V8 heap limits of each worker thread (a thread that exceeds them dies
+   * and is replaced: its tasklet fails with `ThreadCrashed`). Each field is
+   * unset (Node's default) or at least its {@link minimumResourceLimits}
+   * value; smaller limits fail `make` with `InvalidOptions` naming the field
+   * and its minimum.
+   */
   readonly resourceLimits?: ResourceLimits
   /**
    * Whether a thread parked for a GC barrier collects its own heap:
@@ -200,6 +207,31 @@ export const ThreadAgenda: Context.Tag<ThreadAgenda, ThreadAgenda> = Context.Gen
   "@refpersys/threads/ThreadAgenda"
 )
 
+/**
+ * The smallest `resourceLimits` a thread starts with, in MB (old generation
+ * 32, young generation 4, stack 1): a started thread uses about 15 MB of old
+ * generation, and newer Node versions abort the whole process when a
+ * thread's young generation is too small to start it.
+ *
+ * @example
+ * ```ts
+ * import { ThreadAgenda } from "@refpersys/threads"
+ *
+ * const agenda = ThreadAgenda.make({
+ *   resourceLimits: { maxOldGenerationSizeMb: ThreadAgenda.minimumResourceLimits.maxOldGenerationSizeMb }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const minimumResourceLimits: {
+  readonly maxOldGenerationSizeMb: number
+  readonly maxYoungGenerationSizeMb: number
+  readonly codeRangeSizeMb: number
+  readonly stackSizeMb: number
+} = minimumLimits
+
 const DEFAULT_CAPACITY = 65_536
 
 const positiveInt = (option: string, value: unknown, max: number): Effect.Effect<number, InvalidOptions> =>
@@ -265,7 +297,7 @@ const resolveConfig = (options: Options): Effect.Effect<internal.Config, Invalid
       logFailures: options.logFailures ?? true,
       onClose,
       closeTimeout: Duration.isFinite(timeout) ? timeout : undefined,
-      resourceLimits: options.resourceLimits,
+      resourceLimits: yield* decodeResourceLimits(options.resourceLimits),
       heapCollection
     }
   })

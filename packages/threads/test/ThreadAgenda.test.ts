@@ -1,4 +1,3 @@
-import { WorkerError } from "@effect/platform/WorkerError"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Agenda, AgendaError, EventLoop, Platform, Tasklet } from "@refpersys/core"
 import { LinuxPlatform, NodePlatform } from "@refpersys/platform-linux"
@@ -60,13 +59,41 @@ describe("ThreadAgenda options", () => {
       expect(error).toMatchObject({ option: "heapCollection" })
     }))
 
-  it.scopedLive("fails with a WorkerError when a thread cannot start", () =>
+  it.scopedLive("rejects resourceLimits too small to start a thread, naming the minimum, before starting any", () =>
     Effect.gen(function*() {
-      // Too little heap to load the thread's modules: it dies before it is ready.
-      const tiny = { maxOldGenerationSizeMb: 2, maxYoungGenerationSizeMb: 1 }
-      const error = yield* Effect.flip(ThreadAgenda.make({ threads: 1, resourceLimits: tiny }))
-      expect(error).toBeInstanceOf(WorkerError)
+      // 2 MB old / 1 MB young: the thread cannot load its modules, and newer Node aborts the process.
+      const tiny = yield* Effect.flip(
+        ThreadAgenda.make({ threads: 1, resourceLimits: { maxOldGenerationSizeMb: 2, maxYoungGenerationSizeMb: 1 } })
+      )
+      expect(tiny).toBeInstanceOf(AgendaError.InvalidOptions)
+      expect(tiny).toMatchObject({ option: "resourceLimits.maxOldGenerationSizeMb", value: 2 })
+      expect(tiny.message).toContain(`at least ${ThreadAgenda.minimumResourceLimits.maxOldGenerationSizeMb}`)
+      const young = yield* Effect.flip(ThreadAgenda.make({ threads: 1, resourceLimits: { maxYoungGenerationSizeMb: 1 } }))
+      expect(young).toMatchObject({ option: "resourceLimits.maxYoungGenerationSizeMb", value: 1 })
+      expect(young.message).toContain(`at least ${ThreadAgenda.minimumResourceLimits.maxYoungGenerationSizeMb}`)
+      for (const bad of [null, { stackSizeMb: Number.NaN }, { maxOldGenerationSizeMb: "64" }]) {
+        expect(yield* Effect.flip(ThreadAgenda.make({ threads: 1, resourceLimits: bad as never }))).toBeInstanceOf(
+          AgendaError.InvalidOptions
+        )
+      }
     }))
+
+  it.scopedLive("a thread at the minimum limits starts, and a tasklet exceeding them crashes it recoverably", () =>
+    Effect.gen(function*() {
+      const { maxOldGenerationSizeMb, maxYoungGenerationSizeMb } = ThreadAgenda.minimumResourceLimits
+      const agenda = yield* ThreadAgenda.make({
+        threads: 1,
+        logFailures: false,
+        resourceLimits: { maxOldGenerationSizeMb, maxYoungGenerationSizeMb }
+      })
+      expect(yield* agenda.run(tasks.square, 4)).toBe(16)
+      const oom = failureOf(yield* Effect.exit(agenda.run(tasks.crash, "oom")))
+      expect(oom).toBeInstanceOf(ThreadCrashed)
+      expect((oom as ThreadCrashed).detail).toContain("memory")
+      // Replaced: the next tasklet runs.
+      expect(yield* agenda.run(tasks.square, 5)).toBe(25)
+      expect((yield* agenda.threadStats).crashes).toBe(1)
+    }), 60_000)
 })
 
 layer(
