@@ -21,6 +21,7 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
@@ -30,6 +31,7 @@ import type { AgendaClosed, AgendaFull } from "./AgendaError.js"
 import { InvalidOptions } from "./AgendaError.js"
 import type { AgendaStats, ShutdownReport } from "./AgendaStats.js"
 import * as internal from "./internal/agenda.js"
+import * as OptionSchemas from "./Options.js"
 import { PrioritySchedulerImpl } from "./internal/priorityScheduler.js"
 import * as PriorityScheduler from "./PriorityScheduler.js"
 import type * as Tasklet from "./Tasklet.js"
@@ -62,13 +64,20 @@ export interface Options {
    * How long a quit on scope close may drain before falling back to exit;
    * default 30 seconds. `"infinity"` waits for ever.
    */
-  readonly closeTimeout?: Duration.DurationInput
+  readonly closeTimeout?: OptionSchemas.DurationInput
   /**
    * The scheduler of the worker fibers. Default: the current scheduler if it
    * is a `PriorityScheduler` (e.g. installed by `PriorityScheduler.layer`),
    * otherwise a new `PriorityScheduler`.
    */
   readonly scheduler?: Scheduler.Scheduler
+  /**
+   * How long a garbage-collection barrier may take, from the request until the
+   * collector has ended; default 30 seconds, `"infinity"` for no bound. When
+   * it passes, the barrier is abandoned: parked workers resume, a collector
+   * still running is interrupted, and the requests fail with `GcTimeout`.
+   */
+  readonly gcTimeout?: OptionSchemas.DurationInput
 }
 
 /**
@@ -77,9 +86,19 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface QuitOptions {
-  /** After this long, stop draining: interrupt running tasklets and drop queued ones. */
-  readonly timeout?: Duration.DurationInput
+export type QuitOptions = OptionSchemas.QuitOptions
+
+/**
+ * The signature of `quit`: with an already decoded timeout (a `Duration`) it
+ * cannot fail; with raw options it fails with `InvalidOptions` for a bad
+ * timeout (see `Options.decodeQuitOptions`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Quit {
+  (options?: { readonly timeout?: Duration.Duration | undefined }): Effect.Effect<ShutdownReport>
+  (options?: QuitOptions): Effect.Effect<ShutdownReport, InvalidOptions>
 }
 
 /**
@@ -138,7 +157,7 @@ export interface Agenda {
    * workers and reports. With a timeout, falls back to exit when it passes.
    * Idempotent: later calls return the same report.
    */
-  readonly quit: (options?: QuitOptions) => Effect.Effect<ShutdownReport>
+  readonly quit: Quit
   /** Interrupts running tasklets, drops queued ones, stops the workers and reports. */
   readonly exit: Effect.Effect<ShutdownReport>
   /** Histograms of wait and run time in ms, per level `[High, Normal, Low]`. */
@@ -157,53 +176,27 @@ export interface Agenda {
 export const Agenda: Context.Tag<Agenda, Agenda> = Context.GenericTag<Agenda>("@refpersys/core/Agenda")
 
 const DEFAULT_CAPACITY = 65_536
+const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(30)
+const DEFAULT_GC_TIMEOUT = Duration.seconds(30)
 
-const positiveInt = (option: string, value: unknown, max: number): Effect.Effect<number, InvalidOptions> =>
-  typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max
-    ? Effect.succeed(value)
-    : Effect.fail(new InvalidOptions({ option, value, expected: `an integer from 1 to ${max}` }))
+const capacityOf = (c: Options["capacity"], level: "High" | "Normal" | "Low"): number =>
+  c === undefined ? DEFAULT_CAPACITY : typeof c === "object" ? c[level] ?? DEFAULT_CAPACITY : c
 
-const capacityOf = (options: Options, level: "High" | "Normal" | "Low") => {
-  const c = options.capacity
-  const value = c === undefined ? DEFAULT_CAPACITY : typeof c === "object" ? c[level] ?? DEFAULT_CAPACITY : c
-  return positiveInt(`capacity${typeof c === "object" ? `.${level}` : ""}`, value, Number.MAX_SAFE_INTEGER)
-}
-
-const resolveConfig = (options: Options): Effect.Effect<internal.AgendaConfig, InvalidOptions> =>
-  Effect.gen(function*() {
-    const name = options.name ?? "agenda"
-    if (typeof name !== "string" || name.length === 0) {
-      return yield* new InvalidOptions({ option: "name", value: name, expected: "a non-empty string" })
-    }
-    const workers = yield* positiveInt("workers", options.workers ?? 4, 1024)
-    const capacity = [
-      yield* capacityOf(options, "High"),
-      yield* capacityOf(options, "Normal"),
-      yield* capacityOf(options, "Low")
-    ] as const
-    const aging = options.aging === false ? 0 : yield* positiveInt("aging", options.aging ?? 8, 1_000_000)
-    const onClose = options.onClose ?? "quit"
-    if (onClose !== "quit" && onClose !== "exit") {
-      return yield* new InvalidOptions({ option: "onClose", value: onClose, expected: `"quit" or "exit"` })
-    }
-    const timeout = internal.decodeDuration(options.closeTimeout ?? "30 seconds")
-    if (timeout === undefined) {
-      return yield* new InvalidOptions({
-        option: "closeTimeout",
-        value: options.closeTimeout,
-        expected: `a non-negative Duration such as "10 seconds", or "infinity"`
-      })
-    }
+/** From options validated by `Options.AgendaOptions`, shared with the other agenda constructors. */
+const toConfig = (o: typeof OptionSchemas.AgendaOptions.Type): internal.AgendaConfig => {
+    const closeTimeout = o.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
+    const gcTimeout = o.gcTimeout ?? DEFAULT_GC_TIMEOUT
     return {
-      name,
-      workers,
-      capacity,
-      aging,
-      logFailures: options.logFailures ?? true,
-      onClose,
-      closeTimeout: Duration.isFinite(timeout) ? timeout : undefined
+      name: o.name ?? "agenda",
+      workers: o.workers ?? 4,
+      capacity: [capacityOf(o.capacity, "High"), capacityOf(o.capacity, "Normal"), capacityOf(o.capacity, "Low")],
+      aging: o.aging === false ? 0 : o.aging ?? 8,
+      logFailures: o.logFailures ?? true,
+      onClose: o.onClose ?? "quit",
+      closeTimeout: Duration.isFinite(closeTimeout) ? closeTimeout : undefined,
+      gcTimeout: Duration.isFinite(gcTimeout) ? gcTimeout : undefined
     }
-  })
+  }
 
 const toService = (impl: internal.AgendaImpl): Agenda => {
   const unsafeSubmit = <A, E>(effect: Effect.Effect<A, E>, options?: Tasklet.Options) => {
@@ -241,14 +234,12 @@ const toService = (impl: internal.AgendaImpl): Agenda => {
     workers: Effect.sync(() => impl.workers.map((w) => w.snapshot())),
     whenIdle: impl.awaitIdle,
     requestGc: (collector) => impl.requestGc(collector),
-    quit: (options) =>
+    quit: ((options?: unknown) =>
       Effect.suspend(() => {
-        if (options?.timeout === undefined) return impl.quit(undefined)
-        const timeout = internal.decodeDuration(options.timeout)
-        return timeout !== undefined ? impl.quit(timeout) : Effect.dieMessage(
-          `Agenda.quit: invalid timeout ${String(options.timeout)}; pass a Duration such as "5 seconds"`
-        )
-      }),
+        if (options === undefined) return impl.quit(undefined)
+        const decoded = OptionSchemas.decodeQuitOptions(options)
+        return Either.isRight(decoded) ? impl.quit(decoded.right.timeout) : Effect.fail(decoded.left)
+      })) as Quit,
     exit: impl.exit(),
     metrics: impl.metrics()
   }
@@ -275,11 +266,12 @@ const toService = (impl: internal.AgendaImpl): Agenda => {
  */
 export const make = (options: Options = {}): Effect.Effect<Agenda, InvalidOptions, Scope.Scope> =>
   Effect.gen(function*() {
-    const config = yield* resolveConfig(options)
+    const decoded = yield* OptionSchemas.decodeAgendaOptions(options)
+    const config = toConfig(decoded)
     const clock = yield* Effect.clock
     const runtime = yield* Effect.runtime<never>()
     const current = yield* FiberRef.get(FiberRef.currentScheduler)
-    const scheduler = options.scheduler ??
+    const scheduler = decoded.scheduler ??
       (current instanceof PrioritySchedulerImpl ? current : PriorityScheduler.make())
     const impl = new internal.AgendaImpl(config, clock, runtime, scheduler)
     yield* Effect.addFinalizer(() => config.onClose === "exit" ? impl.exit() : impl.quit(config.closeTimeout))
@@ -403,8 +395,11 @@ export const requestGc = <E>(collector: Effect.Effect<void, E>): Effect.Effect<v
  * @since 0.1.0
  * @category accessors
  */
-export const quit = (options?: QuitOptions): Effect.Effect<ShutdownReport, never, Agenda> =>
-  Effect.flatMap(Agenda, (a) => a.quit(options))
+export const quit: {
+  (options?: { readonly timeout?: Duration.Duration | undefined }): Effect.Effect<ShutdownReport, never, Agenda>
+  (options?: QuitOptions): Effect.Effect<ShutdownReport, InvalidOptions, Agenda>
+} = ((options?: QuitOptions): Effect.Effect<ShutdownReport, InvalidOptions, Agenda> =>
+  Effect.flatMap(Agenda, (a) => a.quit(options))) as any
 
 /**
  * Exits the agenda in context (see {@link Agenda.exit}).

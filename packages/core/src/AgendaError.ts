@@ -53,8 +53,18 @@ export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("Invali
 
 const formatValue = (value: unknown): string => {
   try {
-    return typeof value === "string" ? JSON.stringify(value) : String(value)
+    if (typeof value === "string") return JSON.stringify(value)
+    if (typeof value === "bigint") return `${value}n`
+    if (typeof value === "object" && value !== null && (Array.isArray(value) || isPlainObject(value))) {
+      return JSON.stringify(value, (_, v) => typeof v === "bigint" ? `${v}n` : v)
+    }
+    return String(value)
   } catch {
     return "<unprintable>"
   }
+}
+
+const isPlainObject = (value: object): boolean => {
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
 }

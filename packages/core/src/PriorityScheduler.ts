@@ -28,6 +28,17 @@ export interface Options {
    * under load; larger ones raise throughput.
    */
   readonly sliceSize?: number
+  /**
+   * Longest a slice runs, in milliseconds, give or take the task running when
+   * it is reached (default 2); `Infinity` bounds slices by `sliceSize` only.
+   */
+  readonly sliceMillis?: number
+  /**
+   * The clock slices are timed with, in milliseconds (default
+   * `performance.now`). Tests inject one to make the time bound
+   * deterministic.
+   */
+  readonly now?: () => number
 }
 
 /**
@@ -48,7 +59,8 @@ export interface PriorityScheduler extends Scheduler.Scheduler {
 /**
  * Creates a scheduler. Install it with {@link layer}, `Effect.withScheduler`
  * or `Runtime.runFork(..., { scheduler })`. Throws `InvalidOptions` for a
- * `sliceSize` that is not a positive integer.
+ * `sliceSize` that is not a positive integer or a `sliceMillis` that is not
+ * positive.
  *
  * @example
  * ```ts
@@ -67,7 +79,15 @@ export const make = (options: Options = {}): PriorityScheduler => {
   if (!Number.isInteger(sliceSize) || sliceSize < 1) {
     throw new InvalidOptions({ option: "sliceSize", value: sliceSize, expected: "a positive integer such as 256" })
   }
-  return new internal.PrioritySchedulerImpl({ sliceSize })
+  const sliceMillis = options.sliceMillis ?? 2
+  if (typeof sliceMillis !== "number" || !(sliceMillis > 0)) {
+    throw new InvalidOptions({ option: "sliceMillis", value: sliceMillis, expected: "a positive number of milliseconds such as 2, or Infinity" })
+  }
+  const now = options.now ?? (() => performance.now())
+  if (typeof now !== "function") {
+    throw new InvalidOptions({ option: "now", value: now, expected: "a function returning milliseconds" })
+  }
+  return new internal.PrioritySchedulerImpl({ sliceSize, sliceMillis, now })
 }
 
 /**

@@ -7,11 +7,11 @@
  *
  * @since 0.1.0
  */
-import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type { DurationInput } from "./Options.js"
 import { Priority } from "./Priority.js"
 
 /**
@@ -97,8 +97,12 @@ export interface Options {
   readonly priority?: Priority
   /** The explanation shown in dumps and logs; default `tasklet#<id>`. */
   readonly label?: string
-  /** Drop the tasklet as obsolete if it has not started within this duration of submission. */
-  readonly obsoleteAfter?: Duration.DurationInput
+  /**
+   * Drop the tasklet as obsolete if it has not started within this duration
+   * of submission; `"infinity"`: never. Negative, NaN or malformed values fail
+   * the submission with `InvalidOptions` (see `Options.TaskletOptions`).
+   */
+  readonly obsoleteAfter?: DurationInput
 }
 
 /**

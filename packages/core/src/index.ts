@@ -52,6 +52,13 @@ export * as EventLoopError from "./EventLoopError.js"
 export * as Platform from "./Platform.js"
 
 /**
+ * Schemas and decoders shared by every entry point that takes option sets.
+ *
+ * @since 0.1.0
+ */
+export * as Options from "./Options.js"
+
+/**
  * High / Normal / Low.
  *
  * @since 0.1.0

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { AgendaHarness, TestTime } from "@refpersys/testkit"
-import { Cause, Deferred, Effect, Exit, Fiber, FiberRef, Logger, Metric, Option, TestClock } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, FiberRef, Logger, Metric, Option, type Scheduler, TestClock } from "effect"
 import * as Agenda from "../src/Agenda.js"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "../src/AgendaError.js"
 import type { Priority } from "../src/Priority.js"
@@ -196,7 +196,14 @@ describe("Agenda", () => {
       ["aging", { aging: 0 }],
       ["name", { name: "" }],
       ["onClose", { onClose: "later" as "quit" }],
-      ["closeTimeout", { closeTimeout: "soonish" as "1 second" }]
+      ["closeTimeout", { closeTimeout: "soonish" as "1 second" }],
+      ["closeTimeout", { closeTimeout: "-5 seconds" as "5 seconds" }],
+      ["closeTimeout", { closeTimeout: null as unknown as number }],
+      ["gcTimeout", { gcTimeout: -1 }],
+      ["capacity", { capacity: null as unknown as number }],
+      ["capacity.Urgent", { capacity: { Urgent: 3 } as unknown as number }],
+      ["scheduler", { scheduler: {} as Scheduler.Scheduler }],
+      ["options", null as unknown as Agenda.Options]
     ]
     for (const [option, options] of bad) {
       it.scoped(`rejects invalid option ${option}: ${JSON.stringify(options)}`, () =>
@@ -215,6 +222,11 @@ describe("Agenda", () => {
           ["priority", agenda.submit(Effect.void, { priority: "Urgent" as Priority })],
           ["label", agenda.submit(Effect.void, { label: 7 as unknown as string })],
           ["obsoleteAfter", agenda.submit(Effect.void, { obsoleteAfter: -5 })],
+          ["obsoleteAfter", agenda.submit(Effect.void, { obsoleteAfter: "-5 seconds" as "5 seconds" })],
+          ["obsoleteAfter", agenda.submit(Effect.void, { obsoleteAfter: [-1, 0] })],
+          ["obsoleteAfter", agenda.submit(Effect.void, { obsoleteAfter: -10n })],
+          ["obsoleteAfter", agenda.trySubmit(Effect.void, { obsoleteAfter: NaN })],
+          ["options", agenda.submit(Effect.void, null as unknown as {})],
           ["effect", agenda.submit((() => 1) as unknown as Effect.Effect<number>)]
         ]
         for (const [option, submit] of cases) {
@@ -224,6 +236,30 @@ describe("Agenda", () => {
         }
         const stats = yield* agenda.stats
         expect(stats.total.submitted).toBe(0)
+      }))
+
+    it.scoped("quit rejects a bad timeout with InvalidOptions and keeps running", () =>
+      Effect.gen(function*() {
+        const agenda = yield* Agenda.make({ workers: 1 })
+        const bad: ReadonlyArray<unknown> = [-1, "3000", null, "-5 seconds", [-1, 0], -10n, NaN]
+        for (const timeout of bad) {
+          const error = yield* Effect.flip(agenda.quit({ timeout: timeout as number }))
+          expect(error).toBeInstanceOf(InvalidOptions)
+          expect(error.option).toBe("timeout")
+          expect(error.message).toContain("non-negative Duration")
+        }
+        expect((yield* agenda.stats).state).toBe("running")
+        expect(yield* agenda.run(Effect.succeed("still running"))).toBe("still running")
+        const report = yield* agenda.quit({ timeout: "infinity" })
+        expect(report.mode).toBe("quit")
+      }))
+
+    it.scoped("accepts an infinite closeTimeout and obsoleteAfter", () =>
+      Effect.gen(function*() {
+        const agenda = yield* Agenda.make({ closeTimeout: "infinity" })
+        const handle = yield* agenda.submit(Effect.succeed(1), { obsoleteAfter: "infinity" })
+        expect(yield* handle.join).toBe(1)
+        expect(handle.obsoleteAt).toBeUndefined()
       }))
 
     it.scoped("fails with AgendaClosed while quitting and once stopped", () =>

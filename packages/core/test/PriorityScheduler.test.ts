@@ -81,8 +81,28 @@ describe("PriorityScheduler", () => {
       expect(scheduler.pending).toBe(0)
     })
 
+    it("ends a slice once sliceMillis have passed on its clock", async () => {
+      let clock = 0
+      const scheduler = PriorityScheduler.make({ sliceMillis: 2, now: () => clock })
+      // Each task takes 1 ms of the injected clock: a slice runs 3 tasks
+      // (the third sees 3 > 0 + 2), far fewer than the 256 of sliceSize.
+      for (let i = 0; i < 7; i++) scheduler.scheduleTask(() => clock++, 0)
+      const atHost = await new Promise<Seen>((resolve) => setImmediate(() => resolve(seen(scheduler))))
+      expect(atHost).toEqual({ pending: 4, ran: 3, slicesCut: 1 })
+      await until(() => scheduler.pending === 0)
+      expect(scheduler.ran).toEqual([0, 7, 0])
+      expect(scheduler.slicesCut).toBe(2)
+    })
+
+    it("rejects a sliceMillis that is not positive", () => {
+      for (const sliceMillis of [0, -1, NaN]) {
+        expect(() => PriorityScheduler.make({ sliceMillis })).toThrow(/invalid option sliceMillis/)
+      }
+    })
+
     it("runs at most sliceSize tasks before a setImmediate callback gets its turn", async () => {
-      const scheduler = PriorityScheduler.make({ sliceSize: 10 })
+      // Clock stands still: the count alone ends slices.
+      const scheduler = PriorityScheduler.make({ sliceSize: 10, now: () => 0 })
       let count = 0
       for (let i = 0; i < 25; i++) scheduler.scheduleTask(() => count++, i % 3 - 1)
       const host = new Promise<Seen>((resolve) => setImmediate(() => resolve(seen(scheduler))))
@@ -95,7 +115,9 @@ describe("PriorityScheduler", () => {
     })
 
     it("uses slices of 256 tasks by default", async () => {
-      const scheduler = PriorityScheduler.make()
+      // A clock that stands still: only the count ends a slice, however
+      // loaded the machine is.
+      const scheduler = PriorityScheduler.make({ now: () => 0 })
       for (let i = 0; i < 600; i++) scheduler.scheduleTask(() => {}, 0)
       const atHost = await new Promise<Seen>((resolve) => setImmediate(() => resolve(seen(scheduler))))
       expect(atHost).toEqual({ pending: 600 - 256, ran: 256, slicesCut: 1 })

@@ -5,6 +5,7 @@ import * as DefaultServices from "effect/DefaultServices"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
@@ -18,6 +19,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scheduler from "effect/Scheduler"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "../AgendaError.js"
 import { AgendaStats, PriorityStats, ShutdownReport } from "../AgendaStats.js"
+import * as Options from "../Options.js"
 import * as Priority from "../Priority.js"
 import type * as Tasklet from "../Tasklet.js"
 import { TaskletDropped, TaskletObsolete } from "../Tasklet.js"
@@ -56,6 +58,8 @@ export interface AgendaConfig {
   readonly logFailures: boolean
   readonly onClose: "quit" | "exit"
   readonly closeTimeout: Duration.Duration | undefined
+  /** Bound of a GC barrier, from its first request to the collector's end; undefined = none. */
+  readonly gcTimeout: Duration.Duration | undefined
 }
 
 type AnyRun = Run<any, any>
@@ -196,17 +200,20 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
 
 const constVoid = () => {}
 
+const invalidTaskletOptions = (options: unknown): InvalidOptions => {
+  const decoded = Options.decodeTaskletOptions(options)
+  return Either.isLeft(decoded)
+    ? decoded.left
+    : new InvalidOptions({ option: "options", value: options, expected: "tasklet options" })
+}
+
 /**
- * Decodes a duration option. `Duration.decodeUnknown` clamps negative numbers
- * to zero; here they are rejected, as is NaN.
+ * A non-negative duration, or `undefined`: `Options.parseDuration`, kept
+ * here for the modules that import it from the agenda.
  *
  * @internal
  */
-export const decodeDuration = (input: unknown): Duration.Duration | undefined => {
-  if (typeof input === "number" && !(input >= 0)) return undefined
-  const d = Duration.decodeUnknown(input)
-  return Option.isSome(d) ? d.value : undefined
-}
+export const decodeDuration = (input: unknown): Duration.Duration | undefined => Options.parseDuration(input)
 
 interface BlockedSubmitter {
   readonly run: AnyRun
@@ -569,32 +576,23 @@ export class AgendaImpl {
     let obsoleteAt: number | undefined = undefined
     const createdAt = this.now()
     if (options !== undefined) {
-      if (options.priority !== undefined) {
-        if (options.priority !== "High" && options.priority !== "Normal" && options.priority !== "Low") {
-          return new InvalidOptions({
-            option: "priority",
-            value: options.priority,
-            expected: `one of "High", "Normal", "Low"`
-          })
-        }
-        level = Priority.toIndex(options.priority)
+      // Fast acceptance of valid options; anything else is reported by the
+      // shared schema (`Options.decodeTaskletOptions`), so every entry point
+      // gives the same error for the same input.
+      if (typeof options !== "object" || options === null) return invalidTaskletOptions(options)
+      const { label: l, obsoleteAfter, priority } = options
+      if (priority !== undefined) {
+        if (priority !== "High" && priority !== "Normal" && priority !== "Low") return invalidTaskletOptions(options)
+        level = Priority.toIndex(priority)
       }
-      if (options.label !== undefined) {
-        if (typeof options.label !== "string") {
-          return new InvalidOptions({ option: "label", value: options.label, expected: "a string" })
-        }
-        label = options.label
+      if (l !== undefined) {
+        if (typeof l !== "string") return invalidTaskletOptions(options)
+        label = l
       }
-      if (options.obsoleteAfter !== undefined) {
-        const d = decodeDuration(options.obsoleteAfter)
-        if (d === undefined) {
-          return new InvalidOptions({
-            option: "obsoleteAfter",
-            value: options.obsoleteAfter,
-            expected: "a non-negative Duration (e.g. \"5 seconds\" or 5000)"
-          })
-        }
-        obsoleteAt = createdAt + Duration.toMillis(d)
+      if (obsoleteAfter !== undefined) {
+        const d = Options.parseDuration(obsoleteAfter)
+        if (d === undefined) return invalidTaskletOptions(options)
+        if (Duration.isFinite(d)) obsoleteAt = createdAt + Duration.toMillis(d)
       }
     }
     if (!Effect.isEffect(effect)) {

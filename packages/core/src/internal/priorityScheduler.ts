@@ -6,6 +6,9 @@ import { RingQueue } from "./ringQueue.js"
 /** @internal */
 export interface PrioritySchedulerOptions {
   readonly sliceSize: number
+  /** See `SLICE_MILLIS`, the default. */
+  readonly sliceMillis: number
+  readonly now: () => number
 }
 
 /**
@@ -20,12 +23,12 @@ export interface PrioritySchedulerOptions {
  * whatever operation the fiber is at, and inside `withSchedulingPriority(-1)`
  * it re-queues the fiber behind every Low fiber.
  */
-const SLICE_MILLIS = 2
+export const SLICE_MILLIS = 2
 
 /**
  * One FIFO per level. A drain runs the highest non-empty level first and
  * re-checks after every task, because a task often schedules a higher one.
- * After `sliceSize` tasks, or once the slice ran `SLICE_MILLIS`, the rest
+ * After `sliceSize` tasks, or once the slice ran `sliceMillis` (`SLICE_MILLIS` by default), the rest
  * waits for `setImmediate`, so timers and I/O callbacks run between slices.
  *
  * @internal
@@ -40,9 +43,12 @@ export class PrioritySchedulerImpl implements Scheduler.Scheduler {
   /** Number of slices that ended with work left over. */
   slicesCut = 0
 
-  constructor(readonly options: PrioritySchedulerOptions) {}
+  private readonly now: () => number
+  constructor(readonly options: PrioritySchedulerOptions) {
+    this.now = options.now
+  }
 
-  /** When the current slice must end (`performance.now()`); infinite outside a slice. */
+  /** When the current slice must end (on `now`); infinite outside a slice. */
   private sliceEnd = Infinity
 
   shouldYield(fiber: Fiber.RuntimeFiber<unknown, unknown>): number | false {
@@ -57,7 +63,7 @@ export class PrioritySchedulerImpl implements Scheduler.Scheduler {
    * in which case the caller should yield so the slice can end.
    */
   sliceOver(): boolean {
-    return performance.now() > this.sliceEnd
+    return this.now() > this.sliceEnd
   }
 
   scheduleTask(task: Scheduler.Task, priority: number): void {
@@ -75,7 +81,7 @@ export class PrioritySchedulerImpl implements Scheduler.Scheduler {
   }
 
   private readonly drain = (): void => {
-    this.sliceEnd = performance.now() + SLICE_MILLIS
+    this.sliceEnd = this.now() + this.options.sliceMillis
     try {
       this.runSlice()
     } finally {
@@ -98,7 +104,7 @@ export class PrioritySchedulerImpl implements Scheduler.Scheduler {
       else if ((task = this.low.shift()) !== undefined) this.ran[2]++
       else return
       task()
-      if (performance.now() > this.sliceEnd) return
+      if (this.now() > this.sliceEnd) return
     }
   }
 }
