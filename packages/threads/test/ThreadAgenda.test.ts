@@ -59,6 +59,29 @@ describe("ThreadAgenda options", () => {
       expect(error).toMatchObject({ option: "heapCollection" })
     }))
 
+  it.scopedLive("options shared with Agenda get the same typed error from both", () =>
+    Effect.gen(function*() {
+      const shared: ReadonlyArray<Record<string, unknown>> = [
+        { closeTimeout: "-5 seconds" },
+        { closeTimeout: "3000" },
+        { closeTimeout: null },
+        { gcTimeout: -1 },
+        { capacity: null },
+        { capacity: { High: 0 } },
+        { aging: 0 },
+        { name: "" },
+        { onClose: "later" },
+        { logFailures: "yes" }
+      ]
+      for (const options of shared) {
+        const fromThreads = yield* Effect.flip(ThreadAgenda.make(options as never))
+        const fromAgenda = yield* Effect.flip(Agenda.make(options as never))
+        expect(fromThreads).toBeInstanceOf(AgendaError.InvalidOptions)
+        expect({ ...fromThreads }).toEqual({ ...fromAgenda })
+      }
+      expect(yield* Effect.flip(ThreadAgenda.make(null as never))).toBeInstanceOf(AgendaError.InvalidOptions)
+    }))
+
   it.scopedLive("rejects resourceLimits too small to start a thread, naming the minimum, before starting any", () =>
     Effect.gen(function*() {
       // 2 MB old / 1 MB young: the thread cannot load its modules, and newer Node aborts the process.
@@ -307,6 +330,25 @@ layer(
       expect(error).toMatchObject({ reason: "Unsupported" })
     }))
   // Last in this block: the replacement threads may still be starting when it ends.
+  it.effect("a bad quit timeout or tasklet option fails with the typed error Agenda gives, and changes nothing", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.ThreadAgenda
+      const core = yield* Agenda.make({ workers: 1 })
+      for (const timeout of [-1, "3000", null, "-5 seconds", Number.NaN]) {
+        const error = yield* Effect.flip(agenda.quit({ timeout } as ThreadAgenda.QuitOptions))
+        expect(error).toBeInstanceOf(AgendaError.InvalidOptions)
+        expect(error).toMatchObject({ option: "timeout", value: timeout })
+        expect({ ...error }).toEqual({ ...(yield* Effect.flip(core.quit({ timeout } as Agenda.QuitOptions))) })
+      }
+      expect((yield* agenda.stats).state).toBe("running")
+      for (const options of [{ obsoleteAfter: "-5 seconds" }, { obsoleteAfter: -10n }, { priority: "Urgent" }, { label: 7 }]) {
+        const error = yield* Effect.flip(agenda.submit(tasks.square, 2, options as never))
+        expect(error).toBeInstanceOf(AgendaError.InvalidOptions)
+        expect({ ...error }).toEqual({ ...(yield* Effect.flip(core.submit(Effect.void, options as never))) })
+      }
+      expect(yield* agenda.run(tasks.square, 6, { priority: "High", label: "six", obsoleteAfter: "1 minute" })).toBe(36)
+    }).pipe(Effect.scoped))
+
   it.effect("a result or error that cannot be structured-cloned fails only its own tasklet, naming the value's path", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.ThreadAgenda

@@ -1,11 +1,16 @@
 /**
- * Decoding of `ThreadAgenda` options that need more than a range check.
+ * The option set of `ThreadAgenda.make`, as one `effect/Schema`: the fields
+ * it shares with the core agendas (name, capacity, aging, logFailures,
+ * onClose, closeTimeout, gcTimeout) are core's `Options.AgendaOptions`
+ * fields, so the same input gets the same typed error from `Agenda` and
+ * `ThreadAgenda`; the rest are the thread pool's own.
  *
  * @internal
  */
 import { InvalidOptions } from "@refpersys/core/AgendaError"
-import * as Effect from "effect/Effect"
+import * as Options from "@refpersys/core/Options"
 import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { ResourceLimits } from "node:worker_threads"
 
@@ -25,7 +30,9 @@ export const minimumResourceLimits = {
   stackSizeMb: 1
 } as const
 
-const reasons: Record<keyof typeof minimumResourceLimits, string> = {
+type LimitField = keyof typeof minimumResourceLimits
+
+const reasons: Record<LimitField, string> = {
   maxOldGenerationSizeMb: "a thread needs about 15 MB of old generation to load Effect and its task modules, " +
     "and does not start with less",
   maxYoungGenerationSizeMb: "with less, newer Node versions abort the whole process while the thread starts",
@@ -33,46 +40,78 @@ const reasons: Record<keyof typeof minimumResourceLimits, string> = {
   stackSizeMb: "a thread's stack, in MB"
 }
 
-const fieldSchema = (minimum: number) => Schema.Number.pipe(Schema.finite(), Schema.greaterThanOrEqualTo(minimum))
+const limitFields = Object.keys(minimumResourceLimits) as Array<LimitField>
 
-const fieldSchemas = {
-  maxOldGenerationSizeMb: fieldSchema(minimumResourceLimits.maxOldGenerationSizeMb),
-  maxYoungGenerationSizeMb: fieldSchema(minimumResourceLimits.maxYoungGenerationSizeMb),
-  codeRangeSizeMb: fieldSchema(minimumResourceLimits.codeRangeSizeMb),
-  stackSizeMb: fieldSchema(minimumResourceLimits.stackSizeMb)
-}
+/**
+ * A schema from `unknown` whose decoding is `check`; a failure carries
+ * `expected` as its message, which `Options.decoder` turns into
+ * `InvalidOptions { option, value, expected }`.
+ */
+const checked = <A>(identifier: string, expected: string, check: (u: unknown) => u is A): Schema.Schema<A> =>
+  Schema.transformOrFail(Schema.Unknown, Schema.declare(check), {
+    strict: true,
+    decode: (u, _, ast) => check(u) ? ParseResult.succeed(u) : ParseResult.fail(new ParseResult.Type(ast, u, expected)),
+    encode: ParseResult.succeed
+  }).annotations({ identifier }) as unknown as Schema.Schema<A>
 
-/** The `resourceLimits` option: each field unset (Node's default) or at least its minimum. */
-export const ResourceLimitsSchema = Schema.Struct({
-  maxOldGenerationSizeMb: Schema.optional(fieldSchemas.maxOldGenerationSizeMb),
-  maxYoungGenerationSizeMb: Schema.optional(fieldSchemas.maxYoungGenerationSizeMb),
-  codeRangeSizeMb: Schema.optional(fieldSchemas.codeRangeSizeMb),
-  stackSizeMb: Schema.optional(fieldSchemas.stackSizeMb)
+const integer = (min: number, max: number) =>
+  checked(
+    "Integer",
+    `an integer from ${min} to ${max}`,
+    (u): u is number => typeof u === "number" && Number.isInteger(u) && u >= min && u <= max
+  )
+
+/** `resourceLimits`: each field unset (Node's default) or at least its minimum, reported at its own path. */
+const ResourceLimitsSchema: Schema.Schema<ResourceLimits> = Schema.transformOrFail(
+  Schema.Unknown,
+  Schema.declare((_u): _u is ResourceLimits => true),
+  {
+    strict: true,
+    decode: (u, _, ast) => {
+      if (typeof u !== "object" || u === null || Array.isArray(u)) {
+        return ParseResult.fail(new ParseResult.Type(ast, u, "an object of worker_threads ResourceLimits"))
+      }
+      const limits = u as Record<string, unknown>
+      for (const field of limitFields) {
+        const value = limits[field]
+        const minimum = minimumResourceLimits[field]
+        if (value === undefined || (typeof value === "number" && Number.isFinite(value) && value >= minimum)) continue
+        return ParseResult.fail(
+          new ParseResult.Pointer(
+            field,
+            u,
+            new ParseResult.Type(ast, value, `a number of MB, at least ${minimum}, or unset: ${reasons[field]}`)
+          )
+        )
+      }
+      return ParseResult.succeed(u as ResourceLimits)
+    },
+    encode: ParseResult.succeed
+  }
+).annotations({ identifier: "ResourceLimits" }) as unknown as Schema.Schema<ResourceLimits>
+
+const { scheduler: _scheduler, workers: _workers, ...shared } = Options.AgendaOptions.fields
+
+/** Schema of `ThreadAgenda.Options`. */
+export const ThreadAgendaOptions = Schema.Struct({
+  ...shared,
+  threads: Schema.optional(integer(1, 256)),
+  localQueue: Schema.optional(integer(1, 65_536)),
+  concurrency: Schema.optional(integer(1, 65_536)),
+  resourceLimits: Schema.optional(ResourceLimitsSchema),
+  heapCollection: Schema.optional(
+    checked(
+      "HeapCollection",
+      `"exposed", "force" or "off"`,
+      (u): u is "exposed" | "force" | "off" => u === "exposed" || u === "force" || u === "off"
+    )
+  )
 })
 
-const decodeEither = Schema.decodeUnknownEither(ResourceLimitsSchema)
-const fields = Object.keys(minimumResourceLimits) as Array<keyof typeof minimumResourceLimits>
-const isField = (field: keyof typeof minimumResourceLimits, value: unknown): boolean =>
-  value === undefined || Schema.is(fieldSchemas[field])(value)
+const decode = Options.decoder(ThreadAgendaOptions)
 
-/** Checks `resourceLimits`, naming the first field out of range and its minimum. */
-export const decodeResourceLimits = (input: unknown): Effect.Effect<ResourceLimits | undefined, InvalidOptions> => {
-  if (input === undefined) return Effect.succeed(undefined)
-  if (Either.isRight(decodeEither(input))) return Effect.succeed(input as ResourceLimits)
-  if (typeof input !== "object" || input === null) {
-    return Effect.fail(
-      new InvalidOptions({ option: "resourceLimits", value: input, expected: "an object of worker_threads ResourceLimits" })
-    )
-  }
-  const field = fields.find((f) => !isField(f, (input as Record<string, unknown>)[f]))
-  if (field === undefined) {
-    return Effect.fail(new InvalidOptions({ option: "resourceLimits", value: input, expected: "worker_threads ResourceLimits" }))
-  }
-  return Effect.fail(
-    new InvalidOptions({
-      option: `resourceLimits.${field}`,
-      value: (input as Record<string, unknown>)[field],
-      expected: `at least ${minimumResourceLimits[field]} or unset: ${reasons[field]}`
-    })
-  )
-}
+/** Decodes `ThreadAgenda.Options`; `undefined` decodes as `{}`. */
+export const decodeThreadAgendaOptions = (
+  input: unknown
+): Either.Either<typeof ThreadAgendaOptions.Type, InvalidOptions> =>
+  input === undefined ? Either.right({}) : decode(input)

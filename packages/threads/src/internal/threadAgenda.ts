@@ -16,6 +16,7 @@ import * as NodeWorker from "@effect/platform-node/NodeWorker"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "@refpersys/core/AgendaError"
 import { AgendaStats, PriorityStats, ShutdownReport } from "@refpersys/core/AgendaStats"
 import type * as Platform from "@refpersys/core/Platform"
+import * as OptionSchemas from "@refpersys/core/Options"
 import * as Priority from "@refpersys/core/Priority"
 import type * as Tasklet from "@refpersys/core/Tasklet"
 import { TaskletDropped, TaskletObsolete } from "@refpersys/core/Tasklet"
@@ -25,6 +26,7 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
@@ -66,6 +68,7 @@ export interface Config {
   readonly logFailures: boolean
   readonly onClose: "quit" | "exit"
   readonly closeTimeout: Duration.Duration | undefined
+  readonly gcTimeout: Duration.Duration | undefined
   readonly resourceLimits: WT.ResourceLimits | undefined
   readonly heapCollection: "exposed" | "force" | "off"
 }
@@ -586,33 +589,12 @@ export class ThreadAgendaImpl {
     let obsoleteAt: number | undefined = undefined
     const createdAt = this.now()
     if (options !== undefined) {
-      if (options.priority !== undefined) {
-        if (!Priority.isPriority(options.priority)) {
-          return new InvalidOptions({
-            option: "priority",
-            value: options.priority,
-            expected: `one of "High", "Normal", "Low"`
-          })
-        }
-        level = Priority.toIndex(options.priority)
-      }
-      if (options.label !== undefined) {
-        if (typeof options.label !== "string") {
-          return new InvalidOptions({ option: "label", value: options.label, expected: "a string" })
-        }
-        label = options.label
-      }
-      if (options.obsoleteAfter !== undefined) {
-        const d = decodeDuration(options.obsoleteAfter)
-        if (d === undefined) {
-          return new InvalidOptions({
-            option: "obsoleteAfter",
-            value: options.obsoleteAfter,
-            expected: "a non-negative Duration (e.g. \"5 seconds\" or 5000)"
-          })
-        }
-        obsoleteAt = createdAt + Duration.toMillis(d)
-      }
+      // The core agenda's decoder: the same options get the same typed error.
+      const decoded = OptionSchemas.decodeTaskletOptions(options)
+      if (Either.isLeft(decoded)) return decoded.left
+      level = Priority.toIndex(decoded.right.priority)
+      label = decoded.right.label
+      if (decoded.right.obsoleteAfter !== undefined) obsoleteAt = createdAt + Duration.toMillis(decoded.right.obsoleteAfter)
     }
     const codec = codecOf(task)
     const encoded = codec.encodeArgs(args)
@@ -1509,16 +1491,4 @@ const uniqueCollectors = (
     else group.push(r)
   }
   return Array.from(groups)
-}
-
-/**
- * Decodes a duration option, rejecting negative numbers and NaN (which
- * `Duration.decodeUnknown` would clamp or accept).
- *
- * @internal
- */
-export const decodeDuration = (input: unknown): Duration.Duration | undefined => {
-  if (typeof input === "number" && !(input >= 0)) return undefined
-  const d = Duration.decodeUnknown(input)
-  return Option.isSome(d) ? d.value : undefined
 }
