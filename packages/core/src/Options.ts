@@ -278,7 +278,7 @@ const CapacitySchema: Schema.Schema<Capacity> = Schema.transformOrFail(
 /**
  * Schema of the option set shared by the agendas (`Agenda.make`,
  * `PromiseAgenda.make`): name, workers, capacity, aging, logFailures,
- * onClose, closeTimeout, gcTimeout and scheduler. Absent fields keep their
+ * onClose, closeTimeout, gcTimeout, abandonAfter and scheduler. Absent fields keep their
  * defaults, which the constructor applies.
  *
  * @since 0.1.0
@@ -306,6 +306,7 @@ export const AgendaOptions = Schema.Struct({
   ),
   closeTimeout: Schema.optional(Duration),
   gcTimeout: Schema.optional(Duration),
+  abandonAfter: Schema.optional(Duration),
   scheduler: Schema.optional(
     fromParse(
       "Scheduler",
