@@ -34,7 +34,7 @@
  * @since 0.1.0
  */
 import type * as Agenda from "@refpersys/core/Agenda"
-import type { AgendaClosed, AgendaFull } from "@refpersys/core/AgendaError"
+import type { AgendaClosed, AgendaFull, GcTimeout } from "@refpersys/core/AgendaError"
 import { InvalidOptions } from "@refpersys/core/AgendaError"
 import type { AgendaStats, ShutdownReport } from "@refpersys/core/AgendaStats"
 import type * as OptionTypes from "@refpersys/core/Options"
@@ -198,8 +198,15 @@ export interface ThreadAgenda {
    * {@link Options.heapCollection}, collects its own heap; then `collector`
    * runs once on the main thread while no tasklet code runs on any thread;
    * then all resume. Requests made while a barrier forms join it.
+   *
+   * Bounded by {@link Options.gcTimeout}: when a thread never reaches a safe
+   * point, or a collector never ends, the request fails with `GcTimeout`
+   * (listing the tasklets that did not park) and the threads resume. Exit
+   * always wins: pending requests fail with `AgendaClosed` and a running
+   * collector is interrupted. A request made from inside a collector of
+   * this agenda runs its collector at once (the threads are parked).
    */
-  readonly requestGc: <E>(collector: Effect.Effect<void, E>) => Effect.Effect<void, E | AgendaClosed>
+  readonly requestGc: <E>(collector: Effect.Effect<void, E>) => Effect.Effect<void, E | AgendaClosed | GcTimeout>
   /**
    * Stops accepting, lets queued and running tasklets finish, closes the
    * threads and reports. With a timeout, falls back to exit when it passes
@@ -452,7 +459,8 @@ export const whenIdle: Effect.Effect<void, never, ThreadAgenda> = Effect.flatMap
  */
 export const requestGc = <E>(
   collector: Effect.Effect<void, E>
-): Effect.Effect<void, E | AgendaClosed, ThreadAgenda> => Effect.flatMap(ThreadAgenda, (a) => a.requestGc(collector))
+): Effect.Effect<void, E | AgendaClosed | GcTimeout, ThreadAgenda> =>
+  Effect.flatMap(ThreadAgenda, (a) => a.requestGc(collector))
 
 /**
  * Quits the agenda in context.

@@ -568,6 +568,70 @@ describe("ThreadAgenda shutdown bounds", () => {
     }), 60_000)
 })
 
+describe("ThreadAgenda GC barrier bounds", () => {
+  it.scopedLive("gcTimeout bounds a barrier that never forms and a collector that never ends; the threads go on", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.make({ threads: 2, gcTimeout: "300 millis", onClose: "exit", logFailures: false })
+      // A tasklet that never reaches a safe point: the barrier cannot form.
+      const stuck = yield* agenda.submit(tasks.stuck, undefined, { label: "spins" })
+      yield* eventually(Effect.sync(() => stuck.status === "Running"), "the stuck tasklet runs")
+      const collected = yield* Ref.make(0)
+      const forming = yield* Effect.flip(agenda.requestGc(Ref.update(collected, (n) => n + 1)))
+      expect(forming).toBeInstanceOf(AgendaError.GcTimeout)
+      expect(forming).toMatchObject({ phase: "forming", timeoutMs: 300, busy: ["spins"] })
+      expect(yield* Ref.get(collected)).toBe(0)
+      // The other thread parked and was let go: it runs tasklets again.
+      expect(yield* agenda.run(tasks.square, 3)).toBe(9)
+      // Collectors that never end, even uninterruptibly: interrupted or left behind, the threads resume.
+      for (const collector of [Effect.never, Effect.uninterruptible(Effect.never)]) {
+        const other = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "300 millis", onClose: "exit" })
+        const collecting = yield* Effect.flip(other.requestGc(collector))
+        expect(collecting).toMatchObject({ _tag: "GcTimeout", phase: "collecting", timeoutMs: 300 })
+        expect(yield* other.run(tasks.square, 4)).toBe(16)
+        expect((yield* other.workers).map((w) => w.state)).toEqual(["Idle"])
+        expect((yield* other.stats).gcCycles).toBe(0)
+      }
+      const report = yield* agenda.exit
+      expect(stuck.outcome).toBe("Interrupted")
+      expectBalanced(report.stats)
+    }), 60_000)
+
+  it.scopedLive("exit wins over a barrier that never forms and over a collector that never ends", () =>
+    Effect.gen(function*() {
+      for (const phase of ["forming", "collecting"] as const) {
+        const agenda = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "infinity", logFailures: false })
+        const stuck = phase === "forming" ? yield* agenda.submit(tasks.stuck, undefined) : undefined
+        if (stuck !== undefined) yield* eventually(Effect.sync(() => stuck.status === "Running"), "the stuck tasklet runs")
+        const started = yield* Deferred.make<void>()
+        const request = yield* Effect.fork(agenda.requestGc(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)))
+        if (phase === "collecting") yield* Deferred.await(started)
+        else yield* eventually(Effect.map(agenda.workers, (ws) => ws[0].state === "Run"), "the barrier is forming")
+        const report = yield* agenda.exit.pipe(
+          Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error(`exit did not return (${phase})`) })
+        )
+        const error = failureOf(yield* Fiber.await(request))
+        expect(error).toBeInstanceOf(AgendaError.AgendaClosed)
+        expect(error).toMatchObject({ state: "stopped", action: "requestGc" })
+        expect((error as AgendaError.AgendaClosed).message).toContain("GC request")
+        if (stuck !== undefined) expect(stuck.outcome).toBe("Interrupted")
+        expectBalanced(report.stats)
+      }
+    }), 60_000)
+
+  it.scopedLive("a GC request from inside a collector is served by the barrier it runs in", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "10 seconds", onClose: "exit" })
+      const states = yield* Ref.make<ReadonlyArray<string>>([])
+      const inner = Effect.flatMap(agenda.workers, (ws) => Ref.set(states, ws.map((w) => w.state)))
+      yield* agenda.requestGc(agenda.requestGc(inner)).pipe(
+        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("a nested GC request deadlocked") })
+      )
+      expect(yield* Ref.get(states)).toEqual(["GC"])
+      expect((yield* agenda.stats).gcCycles).toBe(1)
+      expect(yield* agenda.run(tasks.square, 2)).toBe(4)
+    }), 30_000)
+})
+
 describe("commands from worker threads", () => {
   const viaLoop = (platform: Layer.Layer<Platform.Platform, Platform.PlatformError>) =>
     Effect.gen(function*() {

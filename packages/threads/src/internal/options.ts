@@ -90,7 +90,9 @@ const ResourceLimitsSchema: Schema.Schema<ResourceLimits> = Schema.transformOrFa
   }
 ).annotations({ identifier: "ResourceLimits" }) as unknown as Schema.Schema<ResourceLimits>
 
-const { scheduler: _scheduler, workers: _workers, ...shared } = Options.AgendaOptions.fields
+// Not ThreadAgenda's: the core agenda's worker fibers, scheduler and
+// abandonment of tasklets that ignore interruption (exit terminates threads).
+const { abandonAfter: _abandonAfter, scheduler: _scheduler, workers: _workers, ...shared } = Options.AgendaOptions.fields
 
 /** Schema of `ThreadAgenda.Options`. */
 export const ThreadAgendaOptions = Schema.Struct({

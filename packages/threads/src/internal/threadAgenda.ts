@@ -13,7 +13,7 @@
 import * as Worker from "@effect/platform/Worker"
 import { WorkerError } from "@effect/platform/WorkerError"
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
-import { AgendaClosed, AgendaFull, InvalidOptions } from "@refpersys/core/AgendaError"
+import { AgendaClosed, AgendaFull, GcTimeout, InvalidOptions } from "@refpersys/core/AgendaError"
 import { AgendaStats, PriorityStats, ShutdownReport } from "@refpersys/core/AgendaStats"
 import type * as Platform from "@refpersys/core/Platform"
 import * as OptionSchemas from "@refpersys/core/Options"
@@ -30,6 +30,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as fs from "node:fs"
@@ -255,7 +256,18 @@ interface BlockedSubmitter {
 interface GcRequest {
   readonly collector: Effect.Effect<void, unknown>
   readonly resume: (effect: Effect.Effect<void, unknown>) => void
+  /** Resumed (or abandoned by its caller): nothing may resume it again. */
+  settled: boolean
 }
+
+const settleGc = (request: GcRequest, exit: Exit.Exit<void, unknown>): void => {
+  if (request.settled) return
+  request.settled = true
+  request.resume(exit)
+}
+
+/** The agenda whose barrier the current fiber collects for (set on collector fibers). */
+const insideBarrier = FiberRef.unsafeMake<unknown>(undefined)
 
 const counters = (): [number, number, number] => [0, 0, 0]
 
@@ -333,6 +345,10 @@ export class ThreadAgendaImpl {
   private gcEpoch = 0
   private gcForming = false
   gcRunning = false
+  /** The requests whose collectors run now, the collectors' fiber, and the bound's timer. */
+  private gcBatch: Array<GcRequest> = []
+  private gcCollector: Fiber.RuntimeFiber<void, never> | undefined = undefined
+  private gcTimer: ReturnType<typeof setTimeout> | undefined = undefined
   gcCycles = 0
 
   private drainWaiters: Array<(effect: Effect.Effect<void>) => void> = []
@@ -1155,15 +1171,27 @@ export class ThreadAgendaImpl {
 
   // ---- GC barrier --------------------------------------------------------
 
-  requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed> {
-    return Effect.async<void, E | AgendaClosed>((resume) => {
-      if (this.lifecycle === "stopped") return resume(Effect.fail(this.closedError()))
-      const request: GcRequest = { collector, resume: resume as GcRequest["resume"] }
-      this.gcRequests.push(request)
-      this.formGc()
-      return Effect.sync(() => {
-        const i = this.gcRequests.indexOf(request)
-        if (i >= 0) this.gcRequests.splice(i, 1)
+  /**
+   * Invariants: at most one barrier is forming or collecting (`gcEpoch`
+   * names it); each request is resumed exactly once (`settled`), by its
+   * collector's end, the `gcTimeout` bound, or a stop, whichever comes first.
+   */
+  requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed | GcTimeout> {
+    return Effect.flatMap(FiberRef.get(insideBarrier), (inside) => {
+      // Called from a collector of this agenda's barrier: every thread is
+      // parked already, so the request is served at once (waiting for the
+      // next barrier would wait for the collector that waits for it).
+      if (inside === this) return collector
+      return Effect.async<void, E | AgendaClosed | GcTimeout>((resume) => {
+        if (this.lifecycle === "stopped") return resume(Effect.fail(this.gcClosedError()))
+        const request: GcRequest = { collector, resume: resume as GcRequest["resume"], settled: false }
+        this.gcRequests.push(request)
+        this.formGc()
+        return Effect.sync(() => {
+          const i = this.gcRequests.indexOf(request)
+          if (i >= 0) this.gcRequests.splice(i, 1)
+          request.settled = true
+        })
       })
     })
   }
@@ -1171,9 +1199,16 @@ export class ThreadAgendaImpl {
   private formGc(): void {
     if (this.gcForming || this.gcRunning || this.gcRequests.length === 0) return
     this.gcForming = true
-    this.gcEpoch++
+    const epoch = ++this.gcEpoch
     this.updateBusy()
-    Atomics.store(this.control, P.GC_WANTED, this.gcEpoch)
+    const bound = this.config.gcTimeout
+    if (bound !== undefined) {
+      // Real time, like the threads: a barrier that never forms or a
+      // collector that never ends is abandoned after the bound.
+      this.gcTimer = setTimeout(() => this.gcTimedOut(epoch), Math.min(Duration.toMillis(bound), 2 ** 31 - 1))
+      this.gcTimer.unref()
+    }
+    Atomics.store(this.control, P.GC_WANTED, epoch)
     // Idle threads sleep in their event loop: a message wakes them to park.
     for (const thread of this.threads) this.post(thread, { k: P.M_WAKE })
     this.checkGc()
@@ -1192,32 +1227,91 @@ export class ThreadAgendaImpl {
     }
     this.gcForming = false
     this.gcRunning = true
+    const epoch = this.gcEpoch
     const batch = this.gcRequests
     this.gcRequests = []
+    this.gcBatch = batch
     const collect = Effect.forEach(uniqueCollectors(batch), ([collector, requests]) =>
       Effect.map(Effect.exit(collector), (exit) => {
-        for (const r of requests) r.resume(exit)
-      }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => this.endGc(true))))
-    Runtime.runFork(this.runtime)(collect)
+        for (const r of requests) settleGc(r, exit)
+      }), { discard: true }).pipe(
+        Effect.locally(insideBarrier, this),
+        Effect.ensuring(Effect.sync(() => {
+          // Not when the bound or a stop already ended this barrier.
+          if (this.gcRunning && this.gcEpoch === epoch) this.endGc(true)
+        }))
+      )
+    this.gcCollector = Runtime.runFork(this.runtime)(collect)
   }
 
   private endGc(collected: boolean): void {
     this.gcRunning = false
+    this.gcBatch = []
+    this.gcCollector = undefined
+    if (this.gcTimer !== undefined) {
+      clearTimeout(this.gcTimer)
+      this.gcTimer = undefined
+    }
     if (collected) this.gcCycles++
     Atomics.store(this.control, P.GC_RELEASED, this.gcEpoch)
     Atomics.notify(this.control, P.GC_RELEASED)
-    if (this.gcRequests.length > 0) this.formGc()
+    if (this.gcRequests.length > 0 && this.lifecycle !== "stopped") this.formGc()
     else this.updateBusy()
   }
 
+  /** The `gcTimeout` bound of barrier `epoch` passed: give it up, fail its requests, let the threads go. */
+  private gcTimedOut(epoch: number): void {
+    this.gcTimer = undefined
+    if (epoch !== this.gcEpoch) return
+    const timeoutMs = Duration.toMillis(this.config.gcTimeout!)
+    if (this.gcForming) {
+      const error = new GcTimeout({ phase: "forming", timeoutMs, busy: this.unparkedTasklets(epoch) })
+      const requests = this.gcRequests
+      this.gcRequests = []
+      this.gcForming = false
+      for (const r of requests) settleGc(r, Exit.fail(error))
+      this.endGc(false)
+    } else if (this.gcRunning) {
+      const error = new GcTimeout({ phase: "collecting", timeoutMs, busy: [] })
+      this.abandonCollector(error)
+    }
+  }
+
+  /** Interrupts the running collector without waiting for it (it may ignore interruption), and fails its requests. */
+  private abandonCollector(error: GcTimeout | AgendaClosed): void {
+    const batch = this.gcBatch
+    this.gcCollector?.unsafeInterruptAsFork(FiberId.none)
+    for (const r of batch) settleGc(r, Exit.fail(error))
+    this.endGc(false)
+  }
+
+  /** Labels of the tasklets running on threads that have not parked for barrier `epoch`. */
+  private unparkedTasklets(epoch: number): Array<string> {
+    const labels: Array<string> = []
+    for (const thread of this.threads) {
+      if (Atomics.load(this.control, P.parked(thread.index)) >= epoch) continue
+      for (const run of thread.runs) {
+        if (run !== undefined && this.slotState(run) === P.RUNNING) labels.push(run.label)
+      }
+    }
+    return labels
+  }
+
+  private gcClosedError(): AgendaClosed {
+    return new AgendaClosed({ state: this.lifecycle === "quitting" ? "quitting" : "stopped", action: "requestGc" })
+  }
+
+  /** Exit wins over any barrier: pending requests fail, a running collector is interrupted and left behind. */
   private failGcRequests(): void {
     const requests = this.gcRequests
     this.gcRequests = []
-    const error = this.closedError()
-    for (const r of requests) r.resume(Effect.fail(error))
+    const error = this.gcClosedError()
+    for (const r of requests) settleGc(r, Exit.fail(error))
     if (this.gcForming) {
       this.gcForming = false
       this.endGc(false)
+    } else if (this.gcRunning) {
+      this.abandonCollector(error)
     }
   }
 
