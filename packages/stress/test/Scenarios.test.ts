@@ -39,6 +39,13 @@ const shown: Record<string, (report: Report) => void> = {
   },
   "properties": (r) => {
     expect(r.arrived).toBe(r.sent)
+  },
+  "thread-codec-faults": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "outcomesNotAsExpected")).toBe(0)
+    expect(figure(r, "threadCrashes")).toBe(0)
+    expect(figure(r, "codecErrors")).toBeGreaterThan(0)
+    expect(figure(r, "innocent")).toBeGreaterThan(figure(r, "codecErrors") as number)
   }
 }
 

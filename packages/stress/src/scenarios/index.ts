@@ -11,12 +11,13 @@ import * as properties from "./properties.js"
 import * as shutdownUnderLoad from "./shutdownUnderLoad.js"
 import * as signalStorm from "./signalStorm.js"
 import * as taskletFaults from "./taskletFaults.js"
+import * as threadCodecFaults from "./threadCodecFaults.js"
 
 /**
  * @since 0.1.0
  * @category scenarios
  */
-export const all: ReadonlyArray<Scenario> = [signalStorm.scenario, commandFuzz.scenario, fdFaults.scenario, taskletFaults.scenario, memoryPressure.scenario, shutdownUnderLoad.scenario, properties.scenario]
+export const all: ReadonlyArray<Scenario> = [signalStorm.scenario, commandFuzz.scenario, fdFaults.scenario, taskletFaults.scenario, memoryPressure.scenario, shutdownUnderLoad.scenario, properties.scenario, threadCodecFaults.scenario]
 
 /**
  * The scenario of that name, if any.
