@@ -37,6 +37,16 @@ const shown: Record<string, (report: Report) => void> = {
     expect(figure(r, "mode quit")).toBeGreaterThan(0)
     expect(figure(r, "mode exit")).toBeGreaterThan(0)
   },
+  "self-stop": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "reportsSeen")).toBe(figure(r, "rounds"))
+    for (const stop of ["quit", "quit-timeout", "exit", "forked-quit"]) expect(figure(r, `stops ${stop}`)).toBeGreaterThan(0)
+    expect(figure(r, "gcFromTasklets")).toBeGreaterThan(0)
+  },
+  "stuck-collector": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "gcTimeouts")).toBeGreaterThan(0)
+  },
   "properties": (r) => {
     expect(r.arrived).toBe(r.sent)
   },

@@ -909,7 +909,7 @@ export class AgendaImpl {
   checkGc(): void {
     const barrier = this.forming
     if (this.collecting !== undefined || barrier === undefined) return
-    for (const w of this.workers) if (w.state === "Run" && w.fiber !== undefined) return
+    for (const w of this.workers) if (w.state === "Run" && w.fiber !== undefined && !this.isParkedCaller(w)) return
     this.forming = undefined
     this.collecting = barrier
     barrier.phase = "collecting"
@@ -962,7 +962,9 @@ export class AgendaImpl {
       : new GcTimeout({
         phase: barrier.phase,
         timeoutMs: this.config.gcTimeout === undefined ? Infinity : Duration.toMillis(this.config.gcTimeout),
-        busy: this.workers.flatMap((w) => w.state === "Run" && w.current !== undefined ? [w.current.label] : [])
+        busy: this.workers.flatMap((w) =>
+          w.state === "Run" && w.current !== undefined && !this.isParkedCaller(w) ? [w.current.label] : []
+        )
       })
     for (const r of barrier.requests) this.settleRequest(r, Effect.fail(error))
     // A forming barrier shares the parked workers with a collecting one:
@@ -994,6 +996,17 @@ export class AgendaImpl {
    * did). A stop does not wait for them: they are the ones waiting for it.
    */
   private readonly callers = new Set<AnyRun>()
+
+  /**
+   * Tasklets blocked in their own quit or exit on their worker's own fiber:
+   * no code of theirs runs until the stop returns, so a GC barrier counts
+   * them as parked (it would otherwise wait for them, and they for it).
+   */
+  private readonly parkedCallers = new Set<AnyRun>()
+
+  isParkedCaller(w: Worker): boolean {
+    return this.parkedCallers.size > 0 && w.current !== undefined && this.parkedCallers.has(w.current)
+  }
 
   private callersRunning(): number {
     let n = 0
@@ -1137,17 +1150,24 @@ export class AgendaImpl {
     return abandoned
   }
 
-  /** The tasklet calling, when the caller is one of this agenda's tasklets or a fiber it forked. */
-  private callerOf(fiber: Fiber.RuntimeFiber<unknown, unknown>): AnyRun | undefined {
+  /**
+   * Records the tasklet calling quit or exit, when the caller is one of this
+   * agenda's tasklets or a fiber it forked; see `callers`.
+   */
+  private addCaller(fiber: Fiber.RuntimeFiber<unknown, unknown>): void {
     const w = fiber.getFiberRef(currentWorker)
-    return w !== undefined && w.agenda === this && w.current !== undefined ? w.current : undefined
+    if (w === undefined || w.agenda !== this || w.current === undefined) return
+    this.callers.add(w.current)
+    if (w.fiber === fiber) {
+      this.parkedCallers.add(w.current)
+      this.checkGc()
+    }
   }
 
   quit(timeout: Duration.Duration | undefined): Effect.Effect<ShutdownReport> {
     return Effect.withFiberRuntime((fiber) => {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
-      const caller = this.callerOf(fiber)
-      if (caller !== undefined) this.callers.add(caller)
+      this.addCaller(fiber)
       if (this.lifecycle === "running") {
         this.lifecycle = "quitting"
         this.rejectBlocked()
@@ -1158,8 +1178,7 @@ export class AgendaImpl {
 
   exit(): Effect.Effect<ShutdownReport> {
     return Effect.withFiberRuntime((fiber) => {
-      const caller = this.callerOf(fiber)
-      if (caller !== undefined && this.stopped === undefined) this.callers.add(caller)
+      if (this.stopped === undefined) this.addCaller(fiber)
       return this.stop("exit", false)
     })
   }
@@ -1215,6 +1234,8 @@ export class AgendaImpl {
           abandoned,
           stats: this.stats()
         })
+        // The callers run on from here: no longer parked.
+        this.parkedCallers.clear()
         Deferred.unsafeDone(stopped, Exit.succeed(report))
         return Deferred.await(stopped)
       })

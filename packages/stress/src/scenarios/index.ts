@@ -8,8 +8,10 @@ import * as commandFuzz from "./commandFuzz.js"
 import * as fdFaults from "./fdFaults.js"
 import * as memoryPressure from "./memoryPressure.js"
 import * as properties from "./properties.js"
+import * as selfStop from "./selfStop.js"
 import * as shutdownUnderLoad from "./shutdownUnderLoad.js"
 import * as signalStorm from "./signalStorm.js"
+import * as stuckCollector from "./stuckCollector.js"
 import * as taskletFaults from "./taskletFaults.js"
 import * as threadCodecFaults from "./threadCodecFaults.js"
 
@@ -17,7 +19,7 @@ import * as threadCodecFaults from "./threadCodecFaults.js"
  * @since 0.1.0
  * @category scenarios
  */
-export const all: ReadonlyArray<Scenario> = [signalStorm.scenario, commandFuzz.scenario, fdFaults.scenario, taskletFaults.scenario, memoryPressure.scenario, shutdownUnderLoad.scenario, properties.scenario, threadCodecFaults.scenario]
+export const all: ReadonlyArray<Scenario> = [signalStorm.scenario, commandFuzz.scenario, fdFaults.scenario, taskletFaults.scenario, memoryPressure.scenario, shutdownUnderLoad.scenario, selfStop.scenario, stuckCollector.scenario, properties.scenario, threadCodecFaults.scenario]
 
 /**
  * The scenario of that name, if any.
