@@ -8,18 +8,19 @@
  * the counts must add up.
  *
  * Needs the built packages (`tsc -b`): worker threads load the task module
- * from `dist`.
+ * from `dist`. `@refpersys/threads` is loaded when the scenario runs, so
+ * child processes running other scenarios do not load it.
  *
  * @since 0.1.0
  */
-import { ThreadAgenda, ThreadAgendaError } from "@refpersys/threads"
+import type { ThreadAgendaError } from "@refpersys/threads"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import { Checks } from "../internal/checks.js"
 import * as Scenario from "../Scenario.js"
-import { Carrying, codecFault } from "./threadCodecTasks.js"
+import type * as Tasks from "./threadCodecTasks.js"
 
 const NAME = "thread-codec-faults"
 
@@ -41,13 +42,19 @@ const argsOf = (c: Case, n: number) =>
   c === "argsWithFunction" ? { kind: "ok" as const, n, extra: { log: () => n } } : { kind: c, n }
 
 /** Whether `exit` is the outcome case `c` of tasklet `n` must have; a description of what it was otherwise. */
-const verdict = (c: Case, n: number, exit: Exit.Exit<unknown, unknown>): string | undefined => {
+const verdict = (
+  c: Case,
+  n: number,
+  exit: Exit.Exit<unknown, unknown>,
+  classes: { readonly Carrying: typeof Tasks.Carrying; readonly TaskCodecError: typeof ThreadAgendaError.TaskCodecError }
+): string | undefined => {
+  const { Carrying, TaskCodecError } = classes
   const failure = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
   const got = () => Exit.isSuccess(exit) ? `success ${String(exit.value)}` : Cause.pretty(exit.cause).split("\n")[0]
   if (c === "ok") return Exit.isSuccess(exit) && exit.value === 2 * n ? undefined : got()
   if (c === "fail") return failure instanceof Carrying && failure.payload === n ? undefined : got()
   const codec = expectedCodec[c]!
-  return failure instanceof ThreadAgendaError.TaskCodecError && failure.stage === codec.stage &&
+  return failure instanceof TaskCodecError && failure.stage === codec.stage &&
       failure.path === codec.path
     ? undefined
     : got()
@@ -67,6 +74,9 @@ export const scenario: Scenario.Scenario = Scenario.make({
     Effect.gen(function*() {
       const { boundSeconds, tasklets: n } = sizes[size]
       const checks = new Checks()
+      const { ThreadAgenda, ThreadAgendaError } = yield* Effect.promise(() => import("@refpersys/threads"))
+      const { Carrying, codecFault } = yield* Effect.promise(() => import("./threadCodecTasks.js"))
+      const classes = { Carrying, TaskCodecError: ThreadAgendaError.TaskCodecError }
       const agenda = yield* ThreadAgenda.make({ threads: 2, localQueue: 16, logFailures: false, onClose: "exit" })
       const handles = yield* Effect.forEach(
         Array.from({ length: n }, (_, i) => i),
@@ -87,7 +97,7 @@ export const scenario: Scenario.Scenario = Scenario.make({
         const c = cases[i % cases.length]
         if (expectedCodec[c] === undefined) innocent++
         else codecErrors++
-        const wrong = verdict(c, i, exit)
+        const wrong = verdict(c, i, exit, classes)
         if (wrong === undefined) asExpected++
         else checks.add(`tasklet ${i} (${c}): ${wrong}`)
       })
