@@ -155,8 +155,12 @@ export interface ThreadAgenda {
   /**
    * Submits a tasklet: `args` are encoded with the task's Schema now (a
    * value that does not encode fails with `TaskCodecError`, nothing is
-   * submitted). Waits for room at capacity; fails with `AgendaClosed` once
-   * quit or exit began, `InvalidOptions` for bad options.
+   * submitted). Encoded arguments that cannot be structured-cloned (a
+   * function or a Symbol let through by `Schema.Any`) are found when the
+   * tasklet is dispatched: its handle fails with `TaskCodecError` (stage
+   * `encodeArgs`, with the value's `path`) and it never starts. Waits for
+   * room at capacity; fails with `AgendaClosed` once quit or exit began,
+   * `InvalidOptions` for bad options.
    */
   readonly submit: <Args, A, E>(
     task: ThreadTask<Args, A, E>,
