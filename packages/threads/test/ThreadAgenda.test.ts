@@ -584,9 +584,10 @@ describe("ThreadAgenda GC barrier bounds", () => {
       expect(yield* agenda.run(tasks.square, 3)).toBe(9)
       // Collectors that never end, even uninterruptibly: interrupted or left behind, the threads resume.
       for (const collector of [Effect.never, Effect.uninterruptible(Effect.never)]) {
-        const other = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "300 millis", onClose: "exit" })
+        // Long enough for an idle thread to park on a loaded machine: the collector must start.
+        const other = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "2 seconds", onClose: "exit" })
         const collecting = yield* Effect.flip(other.requestGc(collector))
-        expect(collecting).toMatchObject({ _tag: "GcTimeout", phase: "collecting", timeoutMs: 300 })
+        expect(collecting).toMatchObject({ _tag: "GcTimeout", phase: "collecting", timeoutMs: 2000 })
         expect(yield* other.run(tasks.square, 4)).toBe(16)
         expect((yield* other.workers).map((w) => w.state)).toEqual(["Idle"])
         expect((yield* other.stats).gcCycles).toBe(0)
