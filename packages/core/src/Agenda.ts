@@ -27,7 +27,7 @@ import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
 import type * as Scheduler from "effect/Scheduler"
 import type * as Scope from "effect/Scope"
-import type { AgendaClosed, AgendaFull } from "./AgendaError.js"
+import type { AgendaClosed, AgendaFull, GcTimeout } from "./AgendaError.js"
 import { InvalidOptions } from "./AgendaError.js"
 import type { AgendaStats, ShutdownReport } from "./AgendaStats.js"
 import * as internal from "./internal/agenda.js"
@@ -62,9 +62,20 @@ export interface Options {
   readonly onClose?: "quit" | "exit"
   /**
    * How long a quit on scope close may drain before falling back to exit;
-   * default 30 seconds. `"infinity"` waits for ever.
+   * default 30 seconds. `"infinity"` waits for ever. Scope close then returns
+   * within `closeTimeout + abandonAfter` even if a tasklet never ends.
    */
   readonly closeTimeout?: OptionSchemas.DurationInput
+  /**
+   * How long an exit (or a quit past its timeout) waits for interrupted
+   * tasklets to end, finalizers included, before abandoning them; default 1
+   * second, `"infinity"` for ever. An abandoned tasklet (one that ignores
+   * interruption, e.g. `Effect.never` inside `Effect.uninterruptible`) is
+   * settled as `Interrupted` and counted in `ShutdownReport.abandoned`; its
+   * fiber is left to end on its own. A synchronous busy loop blocks the
+   * thread itself: nothing in JavaScript can stop it.
+   */
+  readonly abandonAfter?: OptionSchemas.DurationInput
   /**
    * The scheduler of the worker fibers. Default: the current scheduler if it
    * is a `PriorityScheduler` (e.g. installed by `PriorityScheduler.layer`),
@@ -72,10 +83,11 @@ export interface Options {
    */
   readonly scheduler?: Scheduler.Scheduler
   /**
-   * How long a garbage-collection barrier may take, from the request until the
-   * collector has ended; default 30 seconds, `"infinity"` for no bound. When
-   * it passes, the barrier is abandoned: parked workers resume, a collector
-   * still running is interrupted, and the requests fail with `GcTimeout`.
+   * How long a garbage-collection barrier may take, from its first request
+   * until its collectors ended; default 5 seconds, `"infinity"` for no bound.
+   * When it passes the barrier is given up: its requests fail with
+   * `GcTimeout`, a collector still running is interrupted (not waited for)
+   * and the parked workers resume.
    */
   readonly gcTimeout?: OptionSchemas.DurationInput
 }
@@ -149,16 +161,34 @@ export interface Agenda {
    * (between tasklets, or `safePoint` inside one), then `collector` runs once
    * while no tasklet code runs, then all resume. Requests made while a barrier
    * forms join it; a collector shared by several requests runs once. Succeeds
-   * or fails with the collector.
+   * or fails with the collector; fails with `GcTimeout` when the barrier did
+   * not end within `gcTimeout`, and with `AgendaClosed` when the agenda
+   * stopped first (exit always wins over a barrier). Called by a tasklet of
+   * this agenda on its own fiber, that tasklet counts as parked meanwhile.
    */
-  readonly requestGc: <E>(collector: Effect.Effect<void, E>) => Effect.Effect<void, E | AgendaClosed>
+  readonly requestGc: <E>(collector: Effect.Effect<void, E>) => Effect.Effect<void, E | AgendaClosed | GcTimeout>
   /**
    * Stops accepting, lets queued and running tasklets finish, stops the
    * workers and reports. With a timeout, falls back to exit when it passes.
-   * Idempotent: later calls return the same report.
+   * Idempotent: later calls return the same report. Fails with
+   * `InvalidOptions` for a bad timeout (negative, NaN, malformed, null).
+   *
+   * Called from one of this agenda's own tasklets (or a fiber it forked),
+   * quit does not wait for that tasklet, which is the one waiting: it
+   * returns once every other tasklet ended, with the caller shown as running
+   * in the report; the caller then runs to its end and its worker stops.
    */
   readonly quit: Quit
-  /** Interrupts running tasklets, drops queued ones, stops the workers and reports. */
+  /**
+   * Interrupts running tasklets, drops queued ones, stops the workers and
+   * reports. Waits at most `abandonAfter` for interrupted tasklets, then
+   * abandons those still running (see `Options.abandonAfter`). Called from
+   * one of its own tasklets (or a fiber it forked), exit neither interrupts
+   * nor waits for that tasklet, which is the one waiting: it gets the report
+   * (the caller shown as running), runs to its end, and its worker stops.
+   * Closing the agenda's scope waits for such callers too (bounded by
+   * `abandonAfter`, then they are interrupted).
+   */
   readonly exit: Effect.Effect<ShutdownReport>
   /** Histograms of wait and run time in ms, per level `[High, Normal, Low]`. */
   readonly metrics: {
@@ -177,7 +207,8 @@ export const Agenda: Context.Tag<Agenda, Agenda> = Context.GenericTag<Agenda>("@
 
 const DEFAULT_CAPACITY = 65_536
 const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(30)
-const DEFAULT_GC_TIMEOUT = Duration.seconds(30)
+const DEFAULT_GC_TIMEOUT = Duration.seconds(5)
+const DEFAULT_ABANDON_AFTER = Duration.seconds(1)
 
 const capacityOf = (c: Options["capacity"], level: "High" | "Normal" | "Low"): number =>
   c === undefined ? DEFAULT_CAPACITY : typeof c === "object" ? c[level] ?? DEFAULT_CAPACITY : c
@@ -186,6 +217,7 @@ const capacityOf = (c: Options["capacity"], level: "High" | "Normal" | "Low"): n
 const toConfig = (o: typeof OptionSchemas.AgendaOptions.Type): internal.AgendaConfig => {
     const closeTimeout = o.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
     const gcTimeout = o.gcTimeout ?? DEFAULT_GC_TIMEOUT
+    const abandonAfter = o.abandonAfter ?? DEFAULT_ABANDON_AFTER
     return {
       name: o.name ?? "agenda",
       workers: o.workers ?? 4,
@@ -194,7 +226,8 @@ const toConfig = (o: typeof OptionSchemas.AgendaOptions.Type): internal.AgendaCo
       logFailures: o.logFailures ?? true,
       onClose: o.onClose ?? "quit",
       closeTimeout: Duration.isFinite(closeTimeout) ? closeTimeout : undefined,
-      gcTimeout: Duration.isFinite(gcTimeout) ? gcTimeout : undefined
+      gcTimeout: Duration.isFinite(gcTimeout) ? gcTimeout : undefined,
+      abandonAfter: Duration.isFinite(abandonAfter) ? abandonAfter : undefined
     }
   }
 
@@ -274,7 +307,15 @@ export const make = (options: Options = {}): Effect.Effect<Agenda, InvalidOption
     const scheduler = decoded.scheduler ??
       (current instanceof PrioritySchedulerImpl ? current : PriorityScheduler.make())
     const impl = new internal.AgendaImpl(config, clock, runtime, scheduler)
-    yield* Effect.addFinalizer(() => config.onClose === "exit" ? impl.exit() : impl.quit(config.closeTimeout))
+    // Bounded however the tasklets behave: closeTimeout (drain), then
+    // abandonAfter (interrupted tasklets), then abandonAfter again for
+    // tasklets that called quit/exit themselves and were not waited for.
+    yield* Effect.addFinalizer(() =>
+      Effect.zipRight(
+        config.onClose === "exit" ? impl.exit() : impl.quit(config.closeTimeout),
+        impl.awaitAllWorkers()
+      )
+    )
     for (const worker of impl.workers) impl.spawn(worker)
     return toService(impl)
   })
@@ -386,7 +427,9 @@ export const whenIdle: Effect.Effect<void, never, Agenda> = Effect.flatMap(Agend
  * @since 0.1.0
  * @category accessors
  */
-export const requestGc = <E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed, Agenda> =>
+export const requestGc = <E>(
+  collector: Effect.Effect<void, E>
+): Effect.Effect<void, E | AgendaClosed | GcTimeout, Agenda> =>
   Effect.flatMap(Agenda, (a) => a.requestGc(collector))
 
 /**

@@ -13,10 +13,38 @@ import { Priority } from "./Priority.js"
  * @category errors
  */
 export class AgendaClosed extends Schema.TaggedError<AgendaClosed>()("AgendaClosed", {
-  state: Schema.Literal("quitting", "stopped")
+  state: Schema.Literal("quitting", "stopped"),
+  /** What was refused: a submission (the default) or a GC request. */
+  action: Schema.optionalWith(Schema.Literal("submit", "requestGc"), { default: () => "submit" as const })
 }) {
   override get message(): string {
-    return `the agenda is ${this.state} and accepts no new tasklets; submit before calling quit/exit, or build a new agenda`
+    return this.action === "requestGc"
+      ? `the GC request was not served: the agenda ${this.state === "stopped" ? "stopped" : "is quitting"} (exit fails pending GC requests and interrupts a running collector); request GC while the agenda runs, and await the barrier before calling quit/exit`
+      : `the agenda is ${this.state} and accepts no new tasklets; submit before calling quit/exit, or build a new agenda`
+  }
+}
+
+/**
+ * A garbage-collection barrier did not end within the agenda's `gcTimeout`.
+ * While it is `"forming"`, some running tasklets did not reach a safe point
+ * (`busy` lists their labels); while `"collecting"`, the collector ran too
+ * long and was interrupted (and abandoned if it ignores interruption). Either
+ * way the barrier was given up and the workers resumed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class GcTimeout extends Schema.TaggedError<GcTimeout>()("GcTimeout", {
+  phase: Schema.Literal("forming", "collecting"),
+  /** The bound that passed, in milliseconds. */
+  timeoutMs: Schema.Number,
+  /** Tasklets that had not reached a safe point (phase `"forming"`). */
+  busy: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return this.phase === "forming"
+      ? `the GC barrier did not form within ${this.timeoutMs} ms: ${this.busy.length === 0 ? "a tasklet" : this.busy.join(", ")} never reached a safe point; call Agenda.safePoint in long tasklets, or raise gcTimeout`
+      : `the GC collector did not end within ${this.timeoutMs} ms and was interrupted; make it shorter, or raise gcTimeout`
   }
 }
 

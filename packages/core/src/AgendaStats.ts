@@ -83,6 +83,8 @@ export class AgendaStats extends Schema.Class<AgendaStats>("AgendaStats")({
   workers: Schema.Array(WorkerState),
   /** Completed garbage-collection barriers. */
   gcCycles: Schema.Number,
+  /** Barriers given up when `gcTimeout` passed (see `GcTimeout`). */
+  gcTimeouts: Schema.optionalWith(Schema.Number, { default: () => 0 }),
   /** Lower-priority picks forced by aging. */
   agingPicks: Schema.Number
 }) {}
@@ -99,7 +101,13 @@ export class ShutdownReport extends Schema.Class<ShutdownReport>("ShutdownReport
   timedOut: Schema.Boolean,
   /** Queued tasklets dropped by this shutdown. */
   dropped: Schema.Number,
-  /** Running tasklets interrupted by this shutdown. */
+  /** Running tasklets interrupted by this shutdown (including the abandoned ones). */
   interrupted: Schema.Number,
+  /**
+   * Interrupted tasklets that had not ended `abandonAfter` later (e.g.
+   * `Effect.never` inside `Effect.uninterruptible`): settled as `Interrupted`
+   * without waiting any longer; their fibers were left to end on their own.
+   */
+  abandoned: Schema.optionalWith(Schema.Number, { default: () => 0 }),
   stats: AgendaStats
 }) {}

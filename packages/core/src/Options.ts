@@ -63,9 +63,30 @@ export const parseDuration = (input: unknown): Duration_.Duration | undefined =>
 }
 
 /**
- * Builds a schema from `unknown` whose decoding is `parse`; a failure carries
- * `expected` as its message, which the decoders turn into `InvalidOptions`.
+ * Builds an option's schema from `unknown` whose decoding is `parse`
+ * (`undefined`: rejected); a failure carries `expected` as its message,
+ * which the decoders turn into `InvalidOptions`.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Options } from "@refpersys/core"
+ *
+ * const Port = Options.option("Port", "an integer from 1 to 65535", (u) =>
+ *   typeof u === "number" && Number.isInteger(u) && u >= 1 && u <= 65535 ? u : undefined, (n) => n)
+ * const decode = Options.decoder(Schema.Struct({ port: Port }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
  */
+export const option = <A, I>(
+  identifier: string,
+  expected: string,
+  parse: (input: unknown) => A | undefined,
+  encode: (a: A) => I
+): Schema.Schema<A, I> => fromParse(identifier, expected, parse, encode)
+
 const fromParse = <A, I>(
   identifier: string,
   expected: string,
@@ -278,7 +299,7 @@ const CapacitySchema: Schema.Schema<Capacity> = Schema.transformOrFail(
 /**
  * Schema of the option set shared by the agendas (`Agenda.make`,
  * `PromiseAgenda.make`): name, workers, capacity, aging, logFailures,
- * onClose, closeTimeout, gcTimeout and scheduler. Absent fields keep their
+ * onClose, closeTimeout, gcTimeout, abandonAfter and scheduler. Absent fields keep their
  * defaults, which the constructor applies.
  *
  * @since 0.1.0
@@ -306,6 +327,7 @@ export const AgendaOptions = Schema.Struct({
   ),
   closeTimeout: Schema.optional(Duration),
   gcTimeout: Schema.optional(Duration),
+  abandonAfter: Schema.optional(Duration),
   scheduler: Schema.optional(
     fromParse(
       "Scheduler",
@@ -470,5 +492,46 @@ export const decodeTaskletOptions = (input: unknown): Either.Either<DecodedTaskl
  */
 export const decodeAgendaOptions: (input: unknown) => Either.Either<typeof AgendaOptions.Type, InvalidOptions> = (() => {
   const decode = decoder(AgendaOptions)
+  return (input: unknown) => input === undefined ? Either.right({}) : decode(input)
+})()
+
+/**
+ * Schema of `PromiseAgenda.AddOptions`: `priority` is a level or a finite
+ * number (p-queue style: positive High, 0 Normal, negative Low), `signal` an
+ * `AbortSignal`, `label` a string.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PromiseAddOptions = Schema.Struct({
+  priority: Schema.optional(
+    fromParse<Priority.Priority | number, Priority.Priority | number>(
+      "PromisePriority",
+      `one of "High", "Normal", "Low", or a finite number (positive High, 0 Normal, negative Low)`,
+      (u) => u === "High" || u === "Normal" || u === "Low" || (typeof u === "number" && Number.isFinite(u)) ? u : undefined,
+      (p) => p
+    )
+  ),
+  signal: Schema.optional(
+    fromParse<AbortSignal, AbortSignal>(
+      "AbortSignal",
+      "an AbortSignal (e.g. new AbortController().signal)",
+      (u) => typeof AbortSignal !== "undefined" && u instanceof AbortSignal ? u : undefined,
+      (s) => s
+    )
+  ),
+  label: Schema.optional(Label)
+})
+
+/**
+ * Decodes `PromiseAgenda.AddOptions`; `undefined` decodes as `{}`.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodePromiseAddOptions: (
+  input: unknown
+) => Either.Either<typeof PromiseAddOptions.Type, InvalidOptions> = (() => {
+  const decode = decoder(PromiseAddOptions)
   return (input: unknown) => input === undefined ? Either.right({}) : decode(input)
 })()

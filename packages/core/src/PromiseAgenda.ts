@@ -6,12 +6,14 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import * as Agenda from "./Agenda.js"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "./AgendaError.js"
 import type { AgendaStats, ShutdownReport } from "./AgendaStats.js"
+import * as Options from "./Options.js"
 import * as Priority from "./Priority.js"
 import type * as Tasklet from "./Tasklet.js"
 
@@ -58,7 +60,9 @@ export interface PromiseAgenda {
 }
 
 /**
- * Creates a Promise-facing agenda (its workers live until `close`).
+ * Creates a Promise-facing agenda (its workers live until `close`). Throws
+ * `InvalidOptions` for bad options (see `Options.AgendaOptions`); `add`
+ * rejects with it for bad task options (see `Options.PromiseAddOptions`).
  *
  * @example
  * ```ts
@@ -73,13 +77,22 @@ export interface PromiseAgenda {
  * @category constructors
  */
 export const make = (options: Agenda.Options = {}): PromiseAgenda => {
+  const decoded = Options.decodeAgendaOptions(options)
+  if (Either.isLeft(decoded)) throw decoded.left
   const scope = Effect.runSync(Scope.make())
   const agenda = Effect.runSync(Scope.extend(Agenda.make({ ...options, onClose: "exit" }), scope))
 
   const add = <T>(
     fn: (context: { readonly signal: AbortSignal }) => T | PromiseLike<T>,
-    addOptions: AddOptions = {}
+    rawOptions?: AddOptions
   ): Promise<T> => {
+    // Validated before anything else, so a bad option never runs the task.
+    const valid = Options.decodePromiseAddOptions(rawOptions)
+    if (Either.isLeft(valid)) return Promise.reject(valid.left)
+    const addOptions = valid.right
+    if (typeof fn !== "function") {
+      return Promise.reject(new InvalidOptions({ option: "fn", value: fn, expected: "a function" }))
+    }
     const signal = addOptions.signal
     if (signal?.aborted) return Promise.reject(signal.reason)
     const priority = typeof addOptions.priority === "number"

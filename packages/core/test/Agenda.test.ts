@@ -582,14 +582,20 @@ describe("Agenda", () => {
           { label: "long" }
         )
         yield* Deferred.await(inLoop)
+        const longWorker = (yield* agenda.workers).find((w) => w.current?.id === long.id)!.id
         yield* agenda.requestGc(Effect.sync(() => void events.push("collect")))
         expect(long.status).toBe("Running")
         yield* Deferred.succeed(stop, undefined)
         yield* long.await
         expect(events).toEqual(["collect", "long ends"])
         const workers = yield* agenda.workers
-        // Only the busy worker parks; the idle one is already at a safe point.
-        expect(workers.map((w) => w.gcParks).sort()).toEqual([0, 1])
+        // The busy worker parked once, inside its tasklet. Whether the other
+        // one parked depends on whether its fiber had reached its wait for
+        // work (a safe point, no park) or was between tasklets (it parks
+        // there) when the barrier formed: a matter of machine speed, so it
+        // is not asserted.
+        expect(workers[longWorker].gcParks).toBe(1)
+        expect(workers[longWorker].completed).toBe(1)
       }))
 
     it.scoped("safePoint is a no-op outside a GC barrier and outside workers", () =>

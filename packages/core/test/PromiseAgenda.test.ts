@@ -152,6 +152,44 @@ describe("PromiseAgenda", () => {
         expect(queue.stats().total.submitted).toBe(0)
       }))
 
+    it("rejects a non-finite priority, a signal that is not an AbortSignal and a bad label, without running the task", () =>
+      withQueue({}, async (queue) => {
+        let ran = 0
+        const cases: Array<[string, unknown, PromiseAgenda.AddOptions]> = [
+          ["priority", NaN, { priority: NaN }],
+          ["priority", Infinity, { priority: Infinity }],
+          ["priority", -Infinity, { priority: -Infinity }],
+          ["signal", "no", { signal: "no" as unknown as AbortSignal }],
+          ["label", 7, { label: 7 as unknown as string }],
+          ["options", null, null as unknown as PromiseAgenda.AddOptions]
+        ]
+        for (const [option, value, options] of cases) {
+          const result = queue.add(() => void ran++, options)
+          await expect(result).rejects.toBeInstanceOf(InvalidOptions)
+          await expect(result).rejects.toMatchObject({ option, value })
+        }
+        expect(ran).toBe(0)
+        expect(queue.stats().total.submitted).toBe(0)
+      }))
+
+    it("make throws InvalidOptions for bad agenda options, as Agenda.make fails with it", () => {
+      for (const [option, options] of [
+        ["options", null],
+        ["capacity", { capacity: null }],
+        ["scheduler", { scheduler: {} }],
+        ["closeTimeout", { closeTimeout: "-5 seconds" }]
+      ] as const) {
+        let thrown: unknown
+        try {
+          PromiseAgenda.make(options as unknown as Parameters<typeof PromiseAgenda.make>[0])
+        } catch (error) {
+          thrown = error
+        }
+        expect(thrown).toBeInstanceOf(InvalidOptions)
+        expect(thrown).toMatchObject({ option })
+      }
+    })
+
     it("shows the label of a running task in the worker snapshots", () =>
       withQueue({ workers: 1 }, async (queue) => {
         const blockers = await occupy(queue, 1, "holding the only worker")

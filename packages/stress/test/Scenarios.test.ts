@@ -44,6 +44,16 @@ const shown: Record<string, (report: Report) => void> = {
     expect(figure(r, "mode quit")).toBeGreaterThan(0)
     expect(figure(r, "mode exit")).toBeGreaterThan(0)
   },
+  "self-stop": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "reportsSeen")).toBe(figure(r, "rounds"))
+    for (const stop of ["quit", "quit-timeout", "exit", "forked-quit"]) expect(figure(r, `stops ${stop}`)).toBeGreaterThan(0)
+    expect(figure(r, "gcFromTasklets")).toBeGreaterThan(0)
+  },
+  "stuck-collector": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "gcTimeouts")).toBeGreaterThan(0)
+  },
   "properties": (r) => {
     expect(r.arrived).toBe(r.sent)
   },
@@ -57,6 +67,13 @@ const shown: Record<string, (report: Report) => void> = {
     expect(r.arrived).toBe(r.sent)
     expect(figure(r, "childrenThatExitedByThemselves")).toBe(figure(r, "runs"))
     for (const lost of ["stdout", "stderr", "rps.out"]) expect(figure(r, `lost ${lost}`)).toBeGreaterThan(0)
+  },
+  "thread-codec-faults": (r) => {
+    expect(r.arrived).toBe(r.sent)
+    expect(figure(r, "outcomesNotAsExpected")).toBe(0)
+    expect(figure(r, "threadCrashes")).toBe(0)
+    expect(figure(r, "codecErrors")).toBeGreaterThan(0)
+    expect(figure(r, "innocent")).toBeGreaterThan(figure(r, "codecErrors") as number)
   }
 }
 

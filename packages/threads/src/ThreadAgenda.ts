@@ -34,9 +34,11 @@
  * @since 0.1.0
  */
 import type * as Agenda from "@refpersys/core/Agenda"
-import type { AgendaClosed, AgendaFull } from "@refpersys/core/AgendaError"
+import type { AgendaClosed, AgendaFull, GcTimeout } from "@refpersys/core/AgendaError"
 import { InvalidOptions } from "@refpersys/core/AgendaError"
 import type { AgendaStats, ShutdownReport } from "@refpersys/core/AgendaStats"
+import type * as OptionTypes from "@refpersys/core/Options"
+import * as OptionSchemas from "@refpersys/core/Options"
 import * as Platform from "@refpersys/core/Platform"
 import type * as Tasklet from "@refpersys/core/Tasklet"
 import type { WorkerState } from "@refpersys/core/WorkerState"
@@ -44,11 +46,13 @@ import type { WorkerError } from "@effect/platform/WorkerError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as os from "node:os"
 import type { ResourceLimits } from "node:worker_threads"
+import { decodeThreadAgendaOptions, minimumResourceLimits as minimumLimits } from "./internal/options.js"
 import * as internal from "./internal/threadAgenda.js"
 import type { TaskCodecError, ThreadTaskError } from "./ThreadAgendaError.js"
 import type { ThreadStats } from "./ThreadStats.js"
@@ -89,9 +93,27 @@ export interface Options {
   readonly logFailures?: boolean
   /** What closing the scope does: `"quit"` (drain, the default) or `"exit"`. */
   readonly onClose?: "quit" | "exit"
-  /** How long a quit on scope close may drain before falling back to exit; default 30 seconds. */
-  readonly closeTimeout?: Duration.DurationInput
-  /** V8 heap limits of each worker thread (a thread that exceeds them dies and is replaced). */
+  /**
+   * How long a quit on scope close may drain before falling back to exit;
+   * default 30 seconds, `"infinity"` for no bound. The bound holds even when
+   * a tasklet is stuck in a synchronous loop: exit terminates its thread.
+   */
+  readonly closeTimeout?: OptionTypes.DurationInput
+  /**
+   * How long a GC barrier may take, from the request until its collectors
+   * have ended; default 30 seconds, `"infinity"` for no bound. When it
+   * passes (a thread never reaches a safe point, or a collector never ends),
+   * the barrier is abandoned: parked threads resume, a collector still
+   * running is interrupted, and the requests fail with `GcTimeout`.
+   */
+  readonly gcTimeout?: OptionTypes.DurationInput
+  /**
+   * V8 heap limits of each worker thread (a thread that exceeds them dies
+   * and is replaced: its tasklet fails with `ThreadCrashed`). Each field is
+   * unset (Node's default) or at least its {@link minimumResourceLimits}
+   * value; smaller limits fail `make` with `InvalidOptions` naming the field
+   * and its minimum.
+   */
   readonly resourceLimits?: ResourceLimits
   /**
    * Whether a thread parked for a GC barrier collects its own heap:
@@ -108,7 +130,7 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export type QuitOptions = Agenda.QuitOptions
+export type QuitOptions = OptionTypes.QuitOptions
 
 /**
  * A thread tasklet's handle: the core `TaskletHandle`, whose error also
@@ -133,8 +155,12 @@ export interface ThreadAgenda {
   /**
    * Submits a tasklet: `args` are encoded with the task's Schema now (a
    * value that does not encode fails with `TaskCodecError`, nothing is
-   * submitted). Waits for room at capacity; fails with `AgendaClosed` once
-   * quit or exit began, `InvalidOptions` for bad options.
+   * submitted). Encoded arguments that cannot be structured-cloned (a
+   * function or a Symbol let through by `Schema.Any`) are found when the
+   * tasklet is dispatched: its handle fails with `TaskCodecError` (stage
+   * `encodeArgs`, with the value's `path`) and it never starts. Waits for
+   * room at capacity; fails with `AgendaClosed` once quit or exit began,
+   * `InvalidOptions` for bad options.
    */
   readonly submit: <Args, A, E>(
     task: ThreadTask<Args, A, E>,
@@ -176,13 +202,23 @@ export interface ThreadAgenda {
    * {@link Options.heapCollection}, collects its own heap; then `collector`
    * runs once on the main thread while no tasklet code runs on any thread;
    * then all resume. Requests made while a barrier forms join it.
+   *
+   * Bounded by {@link Options.gcTimeout}: when a thread never reaches a safe
+   * point, or a collector never ends, the request fails with `GcTimeout`
+   * (listing the tasklets that did not park) and the threads resume. Exit
+   * always wins: pending requests fail with `AgendaClosed` and a running
+   * collector is interrupted. A request made from inside a collector of
+   * this agenda runs its collector at once (the threads are parked).
    */
-  readonly requestGc: <E>(collector: Effect.Effect<void, E>) => Effect.Effect<void, E | AgendaClosed>
+  readonly requestGc: <E>(collector: Effect.Effect<void, E>) => Effect.Effect<void, E | AgendaClosed | GcTimeout>
   /**
    * Stops accepting, lets queued and running tasklets finish, closes the
-   * threads and reports. With a timeout, falls back to exit when it passes.
+   * threads and reports. With a timeout, falls back to exit when it passes
+   * (even with a tasklet stuck in a synchronous loop: its thread is
+   * terminated). The process stays alive until the report is out. A bad
+   * timeout fails with `InvalidOptions` (as in `Agenda.quit`).
    */
-  readonly quit: (options?: QuitOptions) => Effect.Effect<ShutdownReport>
+  readonly quit: Agenda.Quit
   /**
    * Drops queued tasklets, terminates the threads (running tasklets end
    * `Interrupted`; their finalizers do not run) and reports.
@@ -200,28 +236,47 @@ export const ThreadAgenda: Context.Tag<ThreadAgenda, ThreadAgenda> = Context.Gen
   "@refpersys/threads/ThreadAgenda"
 )
 
+/**
+ * The smallest `resourceLimits` a thread starts with, in MB (old generation
+ * 32, young generation 4, stack 1): a started thread uses about 15 MB of old
+ * generation, and newer Node versions abort the whole process when a
+ * thread's young generation is too small to start it.
+ *
+ * @example
+ * ```ts
+ * import { ThreadAgenda } from "@refpersys/threads"
+ *
+ * const agenda = ThreadAgenda.make({
+ *   resourceLimits: { maxOldGenerationSizeMb: ThreadAgenda.minimumResourceLimits.maxOldGenerationSizeMb }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const minimumResourceLimits: {
+  readonly maxOldGenerationSizeMb: number
+  readonly maxYoungGenerationSizeMb: number
+  readonly codeRangeSizeMb: number
+  readonly stackSizeMb: number
+} = minimumLimits
+
 const DEFAULT_CAPACITY = 65_536
 
-const positiveInt = (option: string, value: unknown, max: number): Effect.Effect<number, InvalidOptions> =>
-  typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max
-    ? Effect.succeed(value)
-    : Effect.fail(new InvalidOptions({ option, value, expected: `an integer from 1 to ${max}` }))
+const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(30)
+const DEFAULT_GC_TIMEOUT = Duration.seconds(30)
 
-const capacityOf = (options: Options, level: "High" | "Normal" | "Low") => {
-  const c = options.capacity
-  const value = c === undefined ? DEFAULT_CAPACITY : typeof c === "object" ? c[level] ?? DEFAULT_CAPACITY : c
-  return positiveInt(`capacity${typeof c === "object" ? `.${level}` : ""}`, value, Number.MAX_SAFE_INTEGER)
-}
+const capacityOf = (c: Options["capacity"], level: "High" | "Normal" | "Low"): number =>
+  c === undefined ? DEFAULT_CAPACITY : typeof c === "object" ? c[level] ?? DEFAULT_CAPACITY : c
 
+const finite = (d: Duration.Duration): Duration.Duration | undefined => Duration.isFinite(d) ? d : undefined
+
+/** Decodes the options through their one Schema, then applies defaults and the checks across fields. */
 const resolveConfig = (options: Options): Effect.Effect<internal.Config, InvalidOptions> =>
   Effect.gen(function*() {
-    const name = options.name ?? "threads"
-    if (typeof name !== "string" || name.length === 0) {
-      return yield* new InvalidOptions({ option: "name", value: name, expected: "a non-empty string" })
-    }
-    const threads = yield* positiveInt("threads", options.threads ?? os.availableParallelism(), 256)
-    const concurrency = yield* positiveInt("concurrency", options.concurrency ?? 1, 65_536)
-    const localQueue = yield* positiveInt("localQueue", options.localQueue ?? Math.max(32, 2 * concurrency), 65_536)
+    const o = yield* decodeThreadAgendaOptions(options)
+    const concurrency = o.concurrency ?? 1
+    const localQueue = o.localQueue ?? Math.max(32, 2 * concurrency)
     if (localQueue < concurrency) {
       return yield* new InvalidOptions({
         option: "localQueue",
@@ -229,44 +284,19 @@ const resolveConfig = (options: Options): Effect.Effect<internal.Config, Invalid
         expected: `at least concurrency (${concurrency}): the local queue holds the running tasklets too`
       })
     }
-    const capacity = [
-      yield* capacityOf(options, "High"),
-      yield* capacityOf(options, "Normal"),
-      yield* capacityOf(options, "Low")
-    ] as const
-    const aging = options.aging === false ? 0 : yield* positiveInt("aging", options.aging ?? 8, 1_000_000)
-    const onClose = options.onClose ?? "quit"
-    if (onClose !== "quit" && onClose !== "exit") {
-      return yield* new InvalidOptions({ option: "onClose", value: onClose, expected: `"quit" or "exit"` })
-    }
-    const timeout = internal.decodeDuration(options.closeTimeout ?? "30 seconds")
-    if (timeout === undefined) {
-      return yield* new InvalidOptions({
-        option: "closeTimeout",
-        value: options.closeTimeout,
-        expected: `a non-negative Duration such as "10 seconds", or "infinity"`
-      })
-    }
-    const heapCollection = options.heapCollection ?? "exposed"
-    if (heapCollection !== "exposed" && heapCollection !== "force" && heapCollection !== "off") {
-      return yield* new InvalidOptions({
-        option: "heapCollection",
-        value: heapCollection,
-        expected: `"exposed", "force" or "off"`
-      })
-    }
     return {
-      name,
-      threads,
+      name: o.name ?? "threads",
+      threads: o.threads ?? Math.min(256, os.availableParallelism()),
       localQueue,
       concurrency,
-      capacity,
-      aging,
-      logFailures: options.logFailures ?? true,
-      onClose,
-      closeTimeout: Duration.isFinite(timeout) ? timeout : undefined,
-      resourceLimits: options.resourceLimits,
-      heapCollection
+      capacity: [capacityOf(o.capacity, "High"), capacityOf(o.capacity, "Normal"), capacityOf(o.capacity, "Low")],
+      aging: o.aging === false ? 0 : o.aging ?? 8,
+      logFailures: o.logFailures ?? true,
+      onClose: o.onClose ?? "quit",
+      closeTimeout: finite(o.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT),
+      gcTimeout: finite(o.gcTimeout ?? DEFAULT_GC_TIMEOUT),
+      resourceLimits: o.resourceLimits,
+      heapCollection: o.heapCollection ?? "exposed"
     }
   })
 
@@ -304,14 +334,12 @@ const toService = (impl: internal.ThreadAgendaImpl): ThreadAgenda => {
     workers: Effect.sync(() => impl.workerStates()),
     whenIdle: impl.awaitIdle,
     requestGc: (collector) => impl.requestGc(collector),
-    quit: (options) =>
+    quit: ((options?: unknown) =>
       Effect.suspend(() => {
-        if (options?.timeout === undefined) return impl.quit(undefined)
-        const timeout = internal.decodeDuration(options.timeout)
-        return timeout !== undefined ? impl.quit(timeout) : Effect.dieMessage(
-          `ThreadAgenda.quit: invalid timeout ${String(options.timeout)}; pass a Duration such as "5 seconds"`
-        )
-      }),
+        if (options === undefined) return impl.quit(undefined)
+        const decoded = OptionSchemas.decodeQuitOptions(options)
+        return Either.isRight(decoded) ? impl.quit(decoded.right.timeout) : Effect.fail(decoded.left)
+      })) as Agenda.Quit,
     exit: impl.exit()
   }
 }
@@ -435,7 +463,8 @@ export const whenIdle: Effect.Effect<void, never, ThreadAgenda> = Effect.flatMap
  */
 export const requestGc = <E>(
   collector: Effect.Effect<void, E>
-): Effect.Effect<void, E | AgendaClosed, ThreadAgenda> => Effect.flatMap(ThreadAgenda, (a) => a.requestGc(collector))
+): Effect.Effect<void, E | AgendaClosed | GcTimeout, ThreadAgenda> =>
+  Effect.flatMap(ThreadAgenda, (a) => a.requestGc(collector))
 
 /**
  * Quits the agenda in context.
@@ -443,8 +472,11 @@ export const requestGc = <E>(
  * @since 0.1.0
  * @category accessors
  */
-export const quit = (options?: QuitOptions): Effect.Effect<ShutdownReport, never, ThreadAgenda> =>
-  Effect.flatMap(ThreadAgenda, (a) => a.quit(options))
+export const quit: {
+  (options?: { readonly timeout?: Duration.Duration | undefined }): Effect.Effect<ShutdownReport, never, ThreadAgenda>
+  (options?: QuitOptions): Effect.Effect<ShutdownReport, InvalidOptions, ThreadAgenda>
+} = ((options?: QuitOptions): Effect.Effect<ShutdownReport, InvalidOptions, ThreadAgenda> =>
+  Effect.flatMap(ThreadAgenda, (a) => a.quit(options))) as any
 
 /**
  * Exits the agenda in context.

@@ -53,12 +53,20 @@ export class TaskCodecError extends Schema.TaggedError<TaskCodecError>()("TaskCo
   /** The task's export name. */
   task: Schema.String,
   stage: CodecStage,
-  /** The Schema's parse error, formatted. */
-  detail: Schema.String
+  /** The Schema's parse error, formatted, or what could not be cloned. */
+  detail: Schema.String,
+  /**
+   * Set when the value passed its Schema but cannot be structured-cloned to
+   * the other thread (a function, a Symbol, ...): where it sits in the
+   * encoded value, e.g. `nested[1].callback` (`""` for the value itself).
+   */
+  path: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    return `task ${this.task}: ${this.stage} failed: ${this.detail}; ` +
-      "make the value match the task's Schema, or widen the Schema"
+    return `task ${this.task}: ${this.stage} failed: ${this.detail}; ` + (this.path === undefined
+      ? "make the value match the task's Schema, or widen the Schema"
+      : "give that part a Schema that encodes it to plain data (Schema.Any and Schema.Unknown pass it through unchanged, " +
+        "and threads exchange values with structured-clone)")
   }
 }
 

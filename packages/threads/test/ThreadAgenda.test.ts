@@ -1,9 +1,10 @@
-import { WorkerError } from "@effect/platform/WorkerError"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Agenda, AgendaError, EventLoop, Platform, Tasklet } from "@refpersys/core"
 import { LinuxPlatform, NodePlatform } from "@refpersys/platform-linux"
 import { TestTime } from "@refpersys/testkit"
-import { Cause, Deferred, Effect, Exit, Layer, Logger, LogLevel, Option, Ref, Schema } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Ref, Schema, Scope } from "effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import * as ThreadAgenda from "../src/ThreadAgenda.js"
 import { TaskCodecError, TaskLoadError, ThreadCrashed } from "../src/ThreadAgendaError.js"
 import * as ThreadTask from "../src/ThreadTask.js"
@@ -58,13 +59,64 @@ describe("ThreadAgenda options", () => {
       expect(error).toMatchObject({ option: "heapCollection" })
     }))
 
-  it.scopedLive("fails with a WorkerError when a thread cannot start", () =>
+  it.scopedLive("options shared with Agenda get the same typed error from both", () =>
     Effect.gen(function*() {
-      // Too little heap to load the thread's modules: it dies before it is ready.
-      const tiny = { maxOldGenerationSizeMb: 2, maxYoungGenerationSizeMb: 1 }
-      const error = yield* Effect.flip(ThreadAgenda.make({ threads: 1, resourceLimits: tiny }))
-      expect(error).toBeInstanceOf(WorkerError)
+      const shared: ReadonlyArray<Record<string, unknown>> = [
+        { closeTimeout: "-5 seconds" },
+        { closeTimeout: "3000" },
+        { closeTimeout: null },
+        { gcTimeout: -1 },
+        { capacity: null },
+        { capacity: { High: 0 } },
+        { aging: 0 },
+        { name: "" },
+        { onClose: "later" },
+        { logFailures: "yes" }
+      ]
+      for (const options of shared) {
+        const fromThreads = yield* Effect.flip(ThreadAgenda.make(options as never))
+        const fromAgenda = yield* Effect.flip(Agenda.make(options as never))
+        expect(fromThreads).toBeInstanceOf(AgendaError.InvalidOptions)
+        expect({ ...fromThreads }).toEqual({ ...fromAgenda })
+      }
+      expect(yield* Effect.flip(ThreadAgenda.make(null as never))).toBeInstanceOf(AgendaError.InvalidOptions)
     }))
+
+  it.scopedLive("rejects resourceLimits too small to start a thread, naming the minimum, before starting any", () =>
+    Effect.gen(function*() {
+      // 2 MB old / 1 MB young: the thread cannot load its modules, and newer Node aborts the process.
+      const tiny = yield* Effect.flip(
+        ThreadAgenda.make({ threads: 1, resourceLimits: { maxOldGenerationSizeMb: 2, maxYoungGenerationSizeMb: 1 } })
+      )
+      expect(tiny).toBeInstanceOf(AgendaError.InvalidOptions)
+      expect(tiny).toMatchObject({ option: "resourceLimits.maxOldGenerationSizeMb", value: 2 })
+      expect(tiny.message).toContain(`at least ${ThreadAgenda.minimumResourceLimits.maxOldGenerationSizeMb}`)
+      const young = yield* Effect.flip(ThreadAgenda.make({ threads: 1, resourceLimits: { maxYoungGenerationSizeMb: 1 } }))
+      expect(young).toMatchObject({ option: "resourceLimits.maxYoungGenerationSizeMb", value: 1 })
+      expect(young.message).toContain(`at least ${ThreadAgenda.minimumResourceLimits.maxYoungGenerationSizeMb}`)
+      for (const bad of [null, { stackSizeMb: Number.NaN }, { maxOldGenerationSizeMb: "64" }]) {
+        expect(yield* Effect.flip(ThreadAgenda.make({ threads: 1, resourceLimits: bad as never }))).toBeInstanceOf(
+          AgendaError.InvalidOptions
+        )
+      }
+    }))
+
+  it.scopedLive("a thread at the minimum limits starts, and a tasklet exceeding them crashes it recoverably", () =>
+    Effect.gen(function*() {
+      const { maxOldGenerationSizeMb, maxYoungGenerationSizeMb } = ThreadAgenda.minimumResourceLimits
+      const agenda = yield* ThreadAgenda.make({
+        threads: 1,
+        logFailures: false,
+        resourceLimits: { maxOldGenerationSizeMb, maxYoungGenerationSizeMb }
+      })
+      expect(yield* agenda.run(tasks.square, 4)).toBe(16)
+      const oom = failureOf(yield* Effect.exit(agenda.run(tasks.crash, "oom")))
+      expect(oom).toBeInstanceOf(ThreadCrashed)
+      expect((oom as ThreadCrashed).detail).toContain("memory")
+      // Replaced: the next tasklet runs.
+      expect(yield* agenda.run(tasks.square, 5)).toBe(25)
+      expect((yield* agenda.threadStats).crashes).toBe(1)
+    }), 60_000)
 })
 
 layer(
@@ -278,6 +330,86 @@ layer(
       expect(error).toMatchObject({ reason: "Unsupported" })
     }))
   // Last in this block: the replacement threads may still be starting when it ends.
+  it.effect("a bad quit timeout or tasklet option fails with the typed error Agenda gives, and changes nothing", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.ThreadAgenda
+      const core = yield* Agenda.make({ workers: 1 })
+      for (const timeout of [-1, "3000", null, "-5 seconds", Number.NaN]) {
+        const error = yield* Effect.flip(agenda.quit({ timeout } as ThreadAgenda.QuitOptions))
+        expect(error).toBeInstanceOf(AgendaError.InvalidOptions)
+        expect(error).toMatchObject({ option: "timeout", value: timeout })
+        expect({ ...error }).toEqual({ ...(yield* Effect.flip(core.quit({ timeout } as Agenda.QuitOptions))) })
+      }
+      expect((yield* agenda.stats).state).toBe("running")
+      for (const options of [{ obsoleteAfter: "-5 seconds" }, { obsoleteAfter: -10n }, { priority: "Urgent" }, { label: 7 }]) {
+        const error = yield* Effect.flip(agenda.submit(tasks.square, 2, options as never))
+        expect(error).toBeInstanceOf(AgendaError.InvalidOptions)
+        expect({ ...error }).toEqual({ ...(yield* Effect.flip(core.submit(Effect.void, options as never))) })
+      }
+      expect(yield* agenda.run(tasks.square, 6, { priority: "High", label: "six", obsoleteAfter: "1 minute" })).toBe(36)
+    }).pipe(Effect.scoped))
+
+  it.effect("a result or error that cannot be structured-cloned fails only its own tasklet, naming the value's path", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.ThreadAgenda
+      const before = yield* agenda.threadStats
+      const kinds = ["ok", "function", "ok", "symbol", "ok", "error", "ok", "defect"] as const
+      const handles = yield* Effect.forEach(
+        Array.from({ length: 40 }, (_, n) => n),
+        (n) => agenda.submit(tasks.opaque, { kind: kinds[n % kinds.length], n })
+      )
+      const exits = yield* Effect.forEach(handles, (h) => h.await)
+      exits.forEach((exit, n) => {
+        const kind = kinds[n % kinds.length]
+        if (kind === "ok") return expect(exit).toEqual(Exit.succeed(n))
+        if (kind === "defect") {
+          // Still a defect, described in words the main thread can receive.
+          expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+          return expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("cleanup")
+        }
+        const error = failureOf(exit)
+        expect(error).toBeInstanceOf(TaskCodecError)
+        const expected = {
+          function: { stage: "encodeSuccess", path: "nested[1].callback" },
+          symbol: { stage: "encodeSuccess", path: "" },
+          error: { stage: "encodeFailure", path: "payload.retry" }
+        }[kind]
+        expect(error).toMatchObject({ task: "opaque", ...expected })
+        expect((error as TaskCodecError).message).toContain("structured-clone")
+      })
+      const after = yield* agenda.threadStats
+      expect(after.crashes).toBe(before.crashes)
+      expectBalanced(yield* agenda.stats)
+    }))
+
+  it.effect("arguments that cannot be structured-cloned fail only their own tasklet", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.ThreadAgenda
+      const before = yield* agenda.threadStats
+      // Submitted together, so they share dispatch messages.
+      const args = [{ n: 0 }, { n: 1, log: { write: () => {} } }, { n: 2 }, [Symbol("s")], { n: 4 }]
+      const handles = yield* Effect.forEach(args, (a) => agenda.submit(tasks.echo, a))
+      const exits = yield* Effect.forEach(handles, (h) => h.await)
+      expect(exits[0]).toEqual(Exit.succeed({ n: 0 }))
+      expect(exits[2]).toEqual(Exit.succeed({ n: 2 }))
+      expect(exits[4]).toEqual(Exit.succeed({ n: 4 }))
+      expect(failureOf(exits[1])).toMatchObject({ _tag: "TaskCodecError", stage: "encodeArgs", path: "log.write" })
+      expect(failureOf(exits[3])).toMatchObject({ _tag: "TaskCodecError", stage: "encodeArgs", path: "[0]" })
+      expect(handles[1].attempts).toBe(0)
+      expect((yield* agenda.threadStats).crashes).toBe(before.crashes)
+      expectBalanced(yield* agenda.stats)
+    }))
+
+  it.effect("a thread that dies of a thrown non-Error reports a readable ThreadCrashed detail", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.ThreadAgenda
+      const error = failureOf(yield* Effect.exit(agenda.run(tasks.crash, "domException")))
+      expect(error).toBeInstanceOf(ThreadCrashed)
+      expect((error as ThreadCrashed).detail).toContain("DataCloneError: a thread could not clone a value")
+      expect(yield* agenda.run(tasks.square, 5)).toBe(25)
+      expectBalanced(yield* agenda.stats)
+    }))
+
   it.effect("a thread that crashes is replaced; its tasklet fails, nothing queued is lost", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.ThreadAgenda
@@ -374,6 +506,131 @@ describe("ThreadAgenda shutdown", () => {
       expect(yield* Effect.flip(agenda.submit(tasks.square, 1))).toBeInstanceOf(AgendaError.AgendaClosed)
       expect(yield* Effect.flip(agenda.requestGc(Effect.void))).toBeInstanceOf(AgendaError.AgendaClosed)
     }))
+})
+
+describe("ThreadAgenda shutdown bounds", () => {
+  it.live("closeTimeout bounds scope close even with a tasklet stuck in a synchronous loop", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const agenda = yield* ThreadAgenda.make({ threads: 1, closeTimeout: "300 millis", logFailures: false }).pipe(
+        Scope.extend(scope)
+      )
+      const stuck = yield* agenda.submit(tasks.stuck, undefined)
+      const queued = yield* agenda.submit(tasks.square, 2)
+      yield* eventually(Effect.sync(() => stuck.status === "Running"), "the stuck tasklet runs")
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      // Generous bound for a loaded machine; the close itself waits 300 ms.
+      yield* Fiber.await(closing).pipe(
+        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("scope close did not return") })
+      )
+      expect(stuck.outcome).toBe("Interrupted")
+      expect(failureOf(yield* queued.await)).toBeInstanceOf(Tasklet.TaskletDropped)
+      const stats = yield* agenda.stats
+      expect(stats.state).toBe("stopped")
+      expect(stats.total).toMatchObject({ submitted: 2, interrupted: 1, dropped: 1, queued: 0, running: 0 })
+      expectBalanced(stats)
+    }), 30_000)
+
+  /** Runs `test/fixtures/quit-timeout.mjs` (the built package) as a child process; kills it after `bound`. */
+  const runQuitProgram = (kind: "nap" | "stuck", bound: number) =>
+    Effect.async<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
+      const child = spawn(process.execPath, [fileURLToPath(new URL("./fixtures/quit-timeout.mjs", import.meta.url)), kind], {
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (chunk) => (stdout += chunk))
+      child.stderr.on("data", (chunk) => (stderr += chunk))
+      const timer = setTimeout(() => child.kill("SIGKILL"), bound)
+      child.on("close", (code) => {
+        clearTimeout(timer)
+        resume(Effect.succeed({ code, stdout, stderr }))
+      })
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        child.kill("SIGKILL")
+      })
+    })
+
+  it.live("quit({ timeout }) keeps the process alive until it has reported, then lets it exit by itself", () =>
+    Effect.gen(function*() {
+      for (const kind of ["nap", "stuck"] as const) {
+        const { code, stderr, stdout } = yield* runQuitProgram(kind, 25_000)
+        expect({ kind, code, stderr }).toEqual({ kind, code: 0, stderr: "" })
+        expect(JSON.parse(stdout)).toEqual({
+          mode: "exit",
+          timedOut: true,
+          interrupted: 1,
+          outcome: "Interrupted",
+          balanced: true
+        })
+      }
+    }), 60_000)
+})
+
+describe("ThreadAgenda GC barrier bounds", () => {
+  it.scopedLive("gcTimeout bounds a barrier that never forms and a collector that never ends; the threads go on", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.make({ threads: 2, gcTimeout: "300 millis", onClose: "exit", logFailures: false })
+      // A tasklet that never reaches a safe point: the barrier cannot form.
+      const stuck = yield* agenda.submit(tasks.stuck, undefined, { label: "spins" })
+      yield* eventually(Effect.sync(() => stuck.status === "Running"), "the stuck tasklet runs")
+      const collected = yield* Ref.make(0)
+      const forming = yield* Effect.flip(agenda.requestGc(Ref.update(collected, (n) => n + 1)))
+      expect(forming).toBeInstanceOf(AgendaError.GcTimeout)
+      expect(forming).toMatchObject({ phase: "forming", timeoutMs: 300, busy: ["spins"] })
+      expect(yield* Ref.get(collected)).toBe(0)
+      // The other thread parked and was let go: it runs tasklets again.
+      expect(yield* agenda.run(tasks.square, 3)).toBe(9)
+      // Collectors that never end, even uninterruptibly: interrupted or left behind, the threads resume.
+      for (const collector of [Effect.never, Effect.uninterruptible(Effect.never)]) {
+        // Long enough for an idle thread to park on a loaded machine: the collector must start.
+        const other = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "2 seconds", onClose: "exit" })
+        const collecting = yield* Effect.flip(other.requestGc(collector))
+        expect(collecting).toMatchObject({ _tag: "GcTimeout", phase: "collecting", timeoutMs: 2000 })
+        expect(yield* other.run(tasks.square, 4)).toBe(16)
+        expect((yield* other.workers).map((w) => w.state)).toEqual(["Idle"])
+        expect((yield* other.stats).gcCycles).toBe(0)
+      }
+      const report = yield* agenda.exit
+      expect(stuck.outcome).toBe("Interrupted")
+      expectBalanced(report.stats)
+    }), 60_000)
+
+  it.scopedLive("exit wins over a barrier that never forms and over a collector that never ends", () =>
+    Effect.gen(function*() {
+      for (const phase of ["forming", "collecting"] as const) {
+        const agenda = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "infinity", logFailures: false })
+        const stuck = phase === "forming" ? yield* agenda.submit(tasks.stuck, undefined) : undefined
+        if (stuck !== undefined) yield* eventually(Effect.sync(() => stuck.status === "Running"), "the stuck tasklet runs")
+        const started = yield* Deferred.make<void>()
+        const request = yield* Effect.fork(agenda.requestGc(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)))
+        if (phase === "collecting") yield* Deferred.await(started)
+        else yield* eventually(Effect.map(agenda.workers, (ws) => ws[0].state === "Run"), "the barrier is forming")
+        const report = yield* agenda.exit.pipe(
+          Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error(`exit did not return (${phase})`) })
+        )
+        const error = failureOf(yield* Fiber.await(request))
+        expect(error).toBeInstanceOf(AgendaError.AgendaClosed)
+        expect(error).toMatchObject({ state: "stopped", action: "requestGc" })
+        expect((error as AgendaError.AgendaClosed).message).toContain("GC request")
+        if (stuck !== undefined) expect(stuck.outcome).toBe("Interrupted")
+        expectBalanced(report.stats)
+      }
+    }), 60_000)
+
+  it.scopedLive("a GC request from inside a collector is served by the barrier it runs in", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "10 seconds", onClose: "exit" })
+      const states = yield* Ref.make<ReadonlyArray<string>>([])
+      const inner = Effect.flatMap(agenda.workers, (ws) => Ref.set(states, ws.map((w) => w.state)))
+      yield* agenda.requestGc(agenda.requestGc(inner)).pipe(
+        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("a nested GC request deadlocked") })
+      )
+      expect(yield* Ref.get(states)).toEqual(["GC"])
+      expect((yield* agenda.stats).gcCycles).toBe(1)
+      expect(yield* agenda.run(tasks.square, 2)).toBe(4)
+    }), 30_000)
 })
 
 describe("commands from worker threads", () => {

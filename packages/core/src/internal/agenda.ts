@@ -17,7 +17,7 @@ import * as MetricKey from "effect/MetricKey"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Scheduler from "effect/Scheduler"
-import { AgendaClosed, AgendaFull, InvalidOptions } from "../AgendaError.js"
+import { AgendaClosed, AgendaFull, GcTimeout, InvalidOptions } from "../AgendaError.js"
 import { AgendaStats, PriorityStats, ShutdownReport } from "../AgendaStats.js"
 import * as Options from "../Options.js"
 import * as Priority from "../Priority.js"
@@ -60,6 +60,8 @@ export interface AgendaConfig {
   readonly closeTimeout: Duration.Duration | undefined
   /** Bound of a GC barrier, from its first request to the collector's end; undefined = none. */
   readonly gcTimeout: Duration.Duration | undefined
+  /** How long a stop waits for interrupted tasklets before abandoning them; undefined = for ever. */
+  readonly abandonAfter: Duration.Duration | undefined
 }
 
 type AnyRun = Run<any, any>
@@ -223,6 +225,23 @@ interface BlockedSubmitter {
 interface GcRequest {
   readonly collector: Effect.Effect<void, unknown>
   readonly resume: (effect: Effect.Effect<void, unknown>) => void
+  /** Set when a tasklet asked on its worker's own fiber: that worker counts as parked meanwhile. */
+  readonly worker: Worker | undefined
+  done: boolean
+}
+
+/**
+ * One garbage-collection barrier: the requests it serves, its bound and, once
+ * every worker parked, the fiber running the collectors. At most one barrier
+ * forms and one collects at a time.
+ */
+class Barrier {
+  readonly requests: Array<GcRequest> = []
+  phase: "forming" | "collecting" = "forming"
+  /** Sleeps for `gcTimeout`, then gives the barrier up. */
+  timer: Fiber.RuntimeFiber<void, never> | undefined = undefined
+  collector: Fiber.RuntimeFiber<void, never> | undefined = undefined
+  ended = false
 }
 
 /** The one field of Effect's fiber implementation `switchLevel` reads. */
@@ -266,10 +285,15 @@ export class Worker {
 
   constructor(readonly agenda: AgendaImpl, readonly id: number) {
     // The end of one tasklet is the start of the next: one clock reading serves both.
+    // `current` is unset when a stop abandoned this fiber's tasklet (it
+    // ignored interruption): the run is settled already and the fiber ends.
     const onSuccess = (value: unknown): Effect.Effect<void> =>
-      next(agenda.finish(this, value === undefined ? Exit.void : Exit.succeed(value)))
+      this.current === undefined
+        ? Effect.void
+        : next(agenda.finish(this, value === undefined ? Exit.void : Exit.succeed(value)))
     const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
-      const run = this.current!
+      const run = this.current
+      if (run === undefined) return Effect.void
       const now = agenda.finish(this, Exit.failCause(cause))
       return run.state === FAILED && agenda.config.logFailures
         ? Effect.zipRight(Effect.uninterruptible(agenda.logFailure(run, cause)), this.step)
@@ -450,8 +474,6 @@ export class AgendaImpl {
   private sinceLow = 0
   agingPicks = 0
 
-  gcRequests: Array<GcRequest> = []
-  gcRunning = false
   gcCycles = 0
   private gcEndWaiters: Array<(effect: Effect.Effect<void>) => void> = []
   readonly awaitGcEnd: Effect.Effect<void> = Effect.async<void>((resume) => {
@@ -460,7 +482,7 @@ export class AgendaImpl {
   })
 
   private drainWaiters: Array<(effect: Effect.Effect<void>) => void> = []
-  private stopWaiters: Array<(effect: Effect.Effect<void>) => void> = []
+  private stopWaiters: Array<() => void> = []
   /** Set by the first quit/exit to stop the workers; later calls share its report. */
   private stopped: Deferred.Deferred<ShutdownReport> | undefined = undefined
 
@@ -541,10 +563,8 @@ export class AgendaImpl {
     if (this.lifecycle !== "stopped") {
       worker.respawns++
       this.spawn(worker)
-    } else if (this.workers.every((w) => w.fiber === undefined)) {
-      const waiters = this.stopWaiters
-      this.stopWaiters = []
-      for (const resume of waiters) resume(Effect.void)
+    } else {
+      this.checkStopped()
     }
   }
 
@@ -601,8 +621,8 @@ export class AgendaImpl {
     return new Run(this, this.nextId++, level, label, effect, createdAt, obsoleteAt)
   }
 
-  closedError(): AgendaClosed {
-    return new AgendaClosed({ state: this.lifecycle === "quitting" ? "quitting" : "stopped" })
+  closedError(action: "submit" | "requestGc" = "submit"): AgendaClosed {
+    return new AgendaClosed({ state: this.lifecycle === "quitting" ? "quitting" : "stopped", action })
   }
 
   /** Whether a new run at this level must wait (full, or others already waiting). */
@@ -802,43 +822,158 @@ export class AgendaImpl {
 
   // ---- garbage-collection barrier ----------------------------------------
 
-  gcWanted(): boolean {
-    return this.gcRequests.length > 0 || this.gcRunning
+  /** A barrier forming (requests waiting for every worker to park). */
+  private forming: Barrier | undefined = undefined
+  /** A barrier whose collectors run. */
+  private collecting: Barrier | undefined = undefined
+  /** `forming || collecting`, kept as a field: workers read it before every pick. */
+  private gcActive = false
+  gcTimeouts = 0
+
+  get gcRunning(): boolean {
+    return this.collecting !== undefined
   }
 
-  requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed> {
-    return Effect.async<void, E | AgendaClosed>((resume) => {
-      if (this.lifecycle === "stopped") return resume(Effect.fail(this.closedError()))
-      const request: GcRequest = { collector, resume: resume as GcRequest["resume"] }
-      this.gcRequests.push(request)
-      this.checkGc()
-      return Effect.sync(() => {
-        const i = this.gcRequests.indexOf(request)
-        if (i >= 0) this.gcRequests.splice(i, 1)
+  gcWanted(): boolean {
+    return this.gcActive
+  }
+
+  private updateGc(): void {
+    this.gcActive = this.forming !== undefined || this.collecting !== undefined
+  }
+
+  /**
+   * A request from a tasklet on its worker's own fiber counts that worker as
+   * parked until the barrier ends (it is blocked in the request, so no code
+   * of it runs); otherwise the barrier would wait for the caller for ever.
+   * From any other fiber (including fibers a tasklet forked) the request
+   * waits like an outsider's, bounded by `gcTimeout`.
+   */
+  requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed | GcTimeout> {
+    return Effect.withFiberRuntime((fiber) => {
+      const w = fiber.getFiberRef(currentWorker)
+      const own = w !== undefined && w.agenda === this && w.fiber === fiber && w.current !== undefined ? w : undefined
+      return Effect.async<void, E | AgendaClosed | GcTimeout>((resume) => {
+        if (this.lifecycle === "stopped") return resume(Effect.fail(this.closedError("requestGc")))
+        const barrier = this.forming ?? this.formBarrier()
+        const request: GcRequest = { collector, resume: resume as GcRequest["resume"], worker: own, done: false }
+        barrier.requests.push(request)
+        if (own !== undefined) {
+          own.state = "GC"
+          own.gcParks++
+        }
+        this.checkGc()
+        return Effect.sync(() => this.cancelRequest(barrier, request))
       })
     })
   }
 
-  /** Starts the collection once every worker is at a safe point. */
-  checkGc(): void {
-    if (this.gcRunning || this.gcRequests.length === 0) return
-    for (const w of this.workers) if (w.state === "Run") return
-    this.gcRunning = true
-    const batch = this.gcRequests
-    this.gcRequests = []
-    const collect = Effect.forEach(uniqueCollectors(batch), ([collector, requests]) =>
-      Effect.map(Effect.exit(collector), (exit) => {
-        for (const r of requests) r.resume(exit)
-      }), { discard: true }).pipe(
-        Effect.ensuring(Effect.sync(() => this.endGc())),
-        Effect.withSchedulingPriority(1)
-      )
-    Runtime.runFork(this.runtime)(collect, { scheduler: this.scheduler, immediate: false })
+  private formBarrier(): Barrier {
+    const barrier = new Barrier()
+    this.forming = barrier
+    this.updateGc()
+    const bound = this.config.gcTimeout
+    if (bound !== undefined) {
+      barrier.timer = Runtime.runFork(this.runtime)(this.clock.sleep(bound), { scheduler: this.scheduler })
+      barrier.timer.addObserver((exit) => {
+        if (Exit.isSuccess(exit)) this.giveUpBarrier(barrier, "timeout")
+      })
+    }
+    return barrier
   }
 
-  private endGc(): void {
-    this.gcRunning = false
+  /** A requester stopped waiting: it leaves the barrier, which dissolves when no request is left. */
+  private cancelRequest(barrier: Barrier, request: GcRequest): void {
+    if (request.done) return
+    request.done = true
+    this.unparkCaller(request)
+    if (barrier.phase !== "forming" || barrier.ended) return
+    const i = barrier.requests.indexOf(request)
+    if (i >= 0) barrier.requests.splice(i, 1)
+    if (barrier.requests.length === 0) this.giveUpBarrier(barrier, "cancelled")
+  }
+
+  private unparkCaller(request: GcRequest): void {
+    const w = request.worker
+    if (w !== undefined && w.state === "GC" && w.unpark === undefined) w.state = w.current === undefined ? "Idle" : "Run"
+  }
+
+  private settleRequest(request: GcRequest, exit: Effect.Effect<void, unknown>): void {
+    if (request.done) return
+    request.done = true
+    this.unparkCaller(request)
+    request.resume(exit)
+  }
+
+  /** Starts the collection once every worker is at a safe point. */
+  checkGc(): void {
+    const barrier = this.forming
+    if (this.collecting !== undefined || barrier === undefined) return
+    for (const w of this.workers) if (w.state === "Run" && w.fiber !== undefined && !this.isParkedCaller(w)) return
+    this.forming = undefined
+    this.collecting = barrier
+    barrier.phase = "collecting"
+    const results: Array<[ReadonlyArray<GcRequest>, Exit.Exit<void, unknown>]> = []
+    // Requesters are told only once every collector ran: a requesting tasklet
+    // resumed earlier would run code while a later collector runs.
+    const collect = Effect.forEach(uniqueCollectors(barrier.requests), ([collector, requests]) =>
+      Effect.map(Effect.exit(collector), (exit) => {
+        results.push([requests, exit])
+      }), { discard: true }).pipe(
+        Effect.ensuring(Effect.sync(() => this.endBarrier(barrier, results))),
+        Effect.withSchedulingPriority(1)
+      )
+    barrier.collector = Runtime.runFork(this.runtime)(collect, { scheduler: this.scheduler, immediate: false })
+  }
+
+  private endBarrier(
+    barrier: Barrier,
+    results: ReadonlyArray<[ReadonlyArray<GcRequest>, Exit.Exit<void, unknown>]>
+  ): void {
+    if (barrier.ended) return
+    barrier.ended = true
+    barrier.timer?.unsafeInterruptAsFork(FiberId.none)
+    this.collecting = undefined
+    this.updateGc()
     this.gcCycles++
+    for (const [requests, exit] of results) for (const r of requests) this.settleRequest(r, exit)
+    // Requests whose collector never reported (it was interrupted).
+    for (const r of barrier.requests) this.settleRequest(r, Exit.interrupt(FiberId.none))
+    this.releaseWorkers()
+  }
+
+  /**
+   * Gives a barrier up: its bound passed, its last requester left, or the
+   * agenda stops. A running collector is interrupted but not waited for (it
+   * may ignore interruption); the workers resume at once.
+   */
+  private giveUpBarrier(barrier: Barrier, why: "timeout" | "cancelled" | "stopped"): void {
+    if (barrier.ended) return
+    barrier.ended = true
+    barrier.timer?.unsafeInterruptAsFork(FiberId.none)
+    barrier.collector?.unsafeInterruptAsFork(FiberId.none)
+    const wasCollecting = barrier.phase === "collecting"
+    if (this.forming === barrier) this.forming = undefined
+    if (this.collecting === barrier) this.collecting = undefined
+    this.updateGc()
+    if (why === "timeout") this.gcTimeouts++
+    const error = why === "stopped"
+      ? this.closedError("requestGc")
+      : new GcTimeout({
+        phase: barrier.phase,
+        timeoutMs: this.config.gcTimeout === undefined ? Infinity : Duration.toMillis(this.config.gcTimeout),
+        busy: this.workers.flatMap((w) =>
+          w.state === "Run" && w.current !== undefined && !this.isParkedCaller(w) ? [w.current.label] : []
+        )
+      })
+    for (const r of barrier.requests) this.settleRequest(r, Effect.fail(error))
+    // A forming barrier shares the parked workers with a collecting one:
+    // release them only when no collection holds them.
+    if (wasCollecting || this.collecting === undefined) this.releaseWorkers()
+  }
+
+  private releaseWorkers(): void {
+    if (this.collecting !== undefined) return
     for (const w of this.workers) {
       const unpark = w.unpark
       if (unpark !== undefined) {
@@ -854,18 +989,34 @@ export class AgendaImpl {
     if (!this.gcWanted()) this.wakeWorkers()
   }
 
-  private failGcRequests(): void {
-    const requests = this.gcRequests
-    this.gcRequests = []
-    const error = this.closedError()
-    for (const r of requests) r.resume(Effect.fail(error))
+  // ---- shutdown --------------------------------------------------------
+
+  /**
+   * Tasklets that called quit or exit on this agenda (or whose forked fibers
+   * did). A stop does not wait for them: they are the ones waiting for it.
+   */
+  private readonly callers = new Set<AnyRun>()
+
+  /**
+   * Tasklets blocked in their own quit or exit on their worker's own fiber:
+   * no code of theirs runs until the stop returns, so a GC barrier counts
+   * them as parked (it would otherwise wait for them, and they for it).
+   */
+  private readonly parkedCallers = new Set<AnyRun>()
+
+  isParkedCaller(w: Worker): boolean {
+    return this.parkedCallers.size > 0 && w.current !== undefined && this.parkedCallers.has(w.current)
   }
 
-  // ---- shutdown --------------------------------------------------------
+  private callersRunning(): number {
+    let n = 0
+    for (const run of this.callers) if (run.state === RUNNING) n++
+    return n
+  }
 
   private isDrained(): boolean {
     return this.queued[0] + this.queued[1] + this.queued[2] === 0 &&
-      this.running[0] + this.running[1] + this.running[2] === 0
+      this.running[0] + this.running[1] + this.running[2] === (this.callers.size === 0 ? 0 : this.callersRunning())
   }
 
   private checkDrained(): void {
@@ -884,36 +1035,171 @@ export class AgendaImpl {
     })
   })
 
-  private readonly awaitWorkersStopped: Effect.Effect<void> = Effect.async<void>((resume) => {
-    if (this.workers.every((w) => w.fiber === undefined)) return resume(Effect.void)
-    this.stopWaiters.push(resume)
-  })
-
-  /** Interrupts every worker fiber and waits until all have ended. */
-  private stopWorkers(): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const id = FiberId.none
-      for (const w of this.workers) w.fiber?.unsafeInterruptAsFork(id)
-      return this.awaitWorkersStopped
+  /**
+   * Waits until `register`'s callback is called (`true`) or `timeout` passes
+   * on the agenda's clock (`false`). It does not rely on being interrupted:
+   * scope finalizers run uninterruptibly, where `Effect.timeout` around a
+   * wait cannot cut it short.
+   */
+  private bounded(
+    timeout: Duration.Duration | undefined,
+    register: (done: () => void) => () => void
+  ): Effect.Effect<boolean> {
+    return Effect.async<boolean>((resume) => {
+      let settled = false
+      let unregister: (() => void) | undefined = undefined
+      let timer: Fiber.RuntimeFiber<void, never> | undefined = undefined
+      const finish = (ok: boolean) => {
+        if (settled) return
+        settled = true
+        unregister?.()
+        timer?.unsafeInterruptAsFork(FiberId.none)
+        resume(Effect.succeed(ok))
+      }
+      unregister = register(() => finish(true))
+      if (settled) unregister()
+      else if (timeout !== undefined) {
+        timer = Runtime.runFork(this.runtime)(this.clock.sleep(timeout), { scheduler: this.scheduler })
+        timer.addObserver((exit) => {
+          if (Exit.isSuccess(exit)) finish(false)
+        })
+      }
+      return Effect.sync(() => {
+        settled = true
+        unregister?.()
+        timer?.unsafeInterruptAsFork(FiberId.none)
+      })
     })
   }
 
-  quit(timeout: Duration.Duration | undefined): Effect.Effect<ShutdownReport> {
+  private awaitDrained(timeout: Duration.Duration | undefined): Effect.Effect<boolean> {
+    return this.bounded(timeout, (done) => {
+      if (this.isDrained()) {
+        done()
+        return constVoid
+      }
+      const resume = () => done()
+      this.drainWaiters.push(resume)
+      return () => {
+        const i = this.drainWaiters.indexOf(resume)
+        if (i >= 0) this.drainWaiters.splice(i, 1)
+      }
+    })
+  }
+
+  /** Whether every worker's fiber ended, except those running a caller of the stop. */
+  private workersStopped(): boolean {
+    for (const w of this.workers) {
+      if (w.fiber !== undefined && !(w.current !== undefined && this.callers.has(w.current))) return false
+    }
+    return true
+  }
+
+  private checkStopped(): void {
+    if (this.stopWaiters.length === 0 || !this.workersStopped()) return
+    const waiters = this.stopWaiters
+    this.stopWaiters = []
+    for (const resume of waiters) resume()
+  }
+
+  private awaitWorkersStopped(timeout: Duration.Duration | undefined): Effect.Effect<boolean> {
+    return this.bounded(timeout, (done) => {
+      if (this.workersStopped()) {
+        done()
+        return constVoid
+      }
+      const resume = () => done()
+      this.stopWaiters.push(resume)
+      return () => {
+        const i = this.stopWaiters.indexOf(resume)
+        if (i >= 0) this.stopWaiters.splice(i, 1)
+      }
+    })
+  }
+
+  /**
+   * Interrupts the worker fibers (sparing the tasklets that called the stop,
+   * which end on their own) and waits for them, at most `abandonAfter`. A fiber
+   * still running then (its tasklet ignores interruption: `Effect.never`
+   * inside `Effect.uninterruptible`, an uninterruptible busy loop) is
+   * abandoned: its tasklet is settled as interrupted and counted, and the
+   * fiber is left to end on its own. Returns how many were abandoned.
+   */
+  private stopWorkers(): Effect.Effect<number> {
     return Effect.suspend(() => {
+      const id = FiberId.none
+      for (const w of this.workers) {
+        if (w.current !== undefined && this.callers.has(w.current)) continue
+        w.fiber?.unsafeInterruptAsFork(id)
+      }
+      return Effect.map(this.awaitWorkersStopped(this.config.abandonAfter), (ok) => ok ? 0 : this.abandonWorkers())
+    })
+  }
+
+  private abandonWorkers(): number {
+    let abandoned = 0
+    for (const w of this.workers) {
+      if (w.fiber === undefined || (w.current !== undefined && this.callers.has(w.current))) continue
+      w.fiber = undefined
+      if (w.current !== undefined) {
+        this.finish(w, Exit.interrupt(FiberId.none))
+        abandoned++
+      }
+      w.state = "Idle"
+    }
+    return abandoned
+  }
+
+  /**
+   * Records the tasklet calling quit or exit, when the caller is one of this
+   * agenda's tasklets or a fiber it forked; see `callers`.
+   */
+  private addCaller(fiber: Fiber.RuntimeFiber<unknown, unknown>): void {
+    const w = fiber.getFiberRef(currentWorker)
+    if (w === undefined || w.agenda !== this || w.current === undefined) return
+    this.callers.add(w.current)
+    if (w.fiber === fiber) {
+      this.parkedCallers.add(w.current)
+      this.checkGc()
+    }
+  }
+
+  quit(timeout: Duration.Duration | undefined): Effect.Effect<ShutdownReport> {
+    return Effect.withFiberRuntime((fiber) => {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
+      this.addCaller(fiber)
       if (this.lifecycle === "running") {
         this.lifecycle = "quitting"
         this.rejectBlocked()
       }
-      const drained = timeout === undefined
-        ? Effect.as(this.awaitIdle, true)
-        : Effect.map(Effect.timeoutOption(this.awaitIdle, timeout), Option.isSome)
-      return Effect.flatMap(drained, (ok) => this.stop(ok ? "quit" : "exit", !ok))
+      return Effect.flatMap(this.awaitDrained(timeout), (ok) => this.stop(ok ? "quit" : "exit", !ok))
     })
   }
 
   exit(): Effect.Effect<ShutdownReport> {
-    return this.stop("exit", false)
+    return Effect.withFiberRuntime((fiber) => {
+      if (this.stopped === undefined) this.addCaller(fiber)
+      return this.stop("exit", false)
+    })
+  }
+
+  /**
+   * After a stop, waits until every worker fiber ended, including those
+   * running tasklets that called quit or exit themselves (the stop could not
+   * wait for them): they get `abandonAfter` to end on their own, then are
+   * interrupted and get `abandonAfter` again, then are abandoned. Scope
+   * close runs this, so it returns only when no tasklet runs, or the bounds
+   * passed.
+   */
+  awaitAllWorkers(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.callers.size === 0) return Effect.void
+      this.callers.clear()
+      return Effect.flatMap(this.awaitWorkersStopped(this.config.abandonAfter), (ok) => {
+        if (ok) return Effect.void
+        return this.stopWorkers().pipe(Effect.asVoid)
+      })
+    })
   }
 
   private stop(mode: "quit" | "exit", timedOut: boolean): Effect.Effect<ShutdownReport> {
@@ -924,7 +1210,10 @@ export class AgendaImpl {
       const wasQuitting = this.lifecycle === "quitting"
       this.lifecycle = "stopped"
       if (!wasQuitting) this.rejectBlocked()
-      this.failGcRequests()
+      // Exit wins over a GC barrier: its requests fail, a running collector is
+      // interrupted (not waited for) and parked workers are released.
+      if (this.forming !== undefined) this.giveUpBarrier(this.forming, "stopped")
+      if (this.collecting !== undefined) this.giveUpBarrier(this.collecting, "stopped")
       let dropped = 0
       for (const level of [0, 1, 2] as const) {
         for (const run of this.queues[level].drain()) {
@@ -935,15 +1224,18 @@ export class AgendaImpl {
         }
       }
       const interruptedBefore = this.sumOutcome(INTERRUPTED)
-      return Effect.flatMap(this.stopWorkers(), () => {
+      return Effect.flatMap(this.stopWorkers(), (abandoned) => {
         this.checkDrained()
         const report = new ShutdownReport({
           mode,
           timedOut,
           dropped,
           interrupted: this.sumOutcome(INTERRUPTED) - interruptedBefore,
+          abandoned,
           stats: this.stats()
         })
+        // The callers run on from here: no longer parked.
+        this.parkedCallers.clear()
         Deferred.unsafeDone(stopped, Exit.succeed(report))
         return Deferred.await(stopped)
       })
@@ -988,6 +1280,7 @@ export class AgendaImpl {
       total: this.levelStats([0, 1, 2]),
       workers: this.workers.map((w) => w.snapshot()),
       gcCycles: this.gcCycles,
+      gcTimeouts: this.gcTimeouts,
       agingPicks: this.agingPicks
     })
   }

@@ -11,9 +11,12 @@ import * as handlerGarbage from "./handlerGarbage.js"
 import * as memoryPressure from "./memoryPressure.js"
 import * as outputEpipe from "./outputEpipe.js"
 import * as properties from "./properties.js"
+import * as selfStop from "./selfStop.js"
 import * as shutdownUnderLoad from "./shutdownUnderLoad.js"
 import * as signalStorm from "./signalStorm.js"
+import * as stuckCollector from "./stuckCollector.js"
 import * as taskletFaults from "./taskletFaults.js"
+import * as threadCodecFaults from "./threadCodecFaults.js"
 
 /**
  * @since 0.1.0
@@ -29,7 +32,10 @@ export const all: ReadonlyArray<Scenario> = [
   shutdownUnderLoad.scenario,
   properties.scenario,
   hostileRuntimeDir.scenario,
-  outputEpipe.scenario
+  outputEpipe.scenario,
+  selfStop.scenario,
+  stuckCollector.scenario,
+  threadCodecFaults.scenario
 ]
 
 /**

@@ -71,6 +71,7 @@ export type ToThread = DispatchMessage | InterruptMessage | WakeMessage
 export const T_RESULTS = 0
 export const T_PARKED = 1
 export const T_COMMAND = 2
+export const T_FATAL = 3
 
 /** Fields per result in `ResultsMessage.r`. */
 export const RESULT_FIELDS = 6
@@ -91,7 +92,12 @@ export interface CommandMessage {
   readonly k: typeof T_COMMAND
   readonly byte: number
 }
-export type FromThread = ResultsMessage | ParkedMessage | CommandMessage
+/** Sent as a thread dies of an uncaught exception: its description, which the "error" event may lose. */
+export interface FatalMessage {
+  readonly k: typeof T_FATAL
+  readonly detail: string
+}
+export type FromThread = ResultsMessage | ParkedMessage | CommandMessage | FatalMessage
 
 /** Result kinds. */
 export const R_SUCCESS = 0
@@ -99,7 +105,7 @@ export const R_FAILURE = 1
 export const R_DEFECT = 2
 export const R_INTERRUPTED = 3
 export const R_OBSOLETE = 4
-/** value: `[stage, detail]`. */
+/** value: `[stage, detail]`, or `[stage, detail, path]` for a value that cannot be structured-cloned. */
 export const R_CODEC = 5
 /** value: detail. */
 export const R_LOAD = 6

@@ -13,9 +13,10 @@
 import * as Worker from "@effect/platform/Worker"
 import { WorkerError } from "@effect/platform/WorkerError"
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
-import { AgendaClosed, AgendaFull, InvalidOptions } from "@refpersys/core/AgendaError"
+import { AgendaClosed, AgendaFull, GcTimeout, InvalidOptions } from "@refpersys/core/AgendaError"
 import { AgendaStats, PriorityStats, ShutdownReport } from "@refpersys/core/AgendaStats"
 import type * as Platform from "@refpersys/core/Platform"
+import * as OptionSchemas from "@refpersys/core/Options"
 import * as Priority from "@refpersys/core/Priority"
 import type * as Tasklet from "@refpersys/core/Tasklet"
 import { TaskletDropped, TaskletObsolete } from "@refpersys/core/Tasklet"
@@ -25,18 +26,21 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as fs from "node:fs"
 import { fileURLToPath } from "node:url"
+import * as util from "node:util"
 import * as WT from "node:worker_threads"
 import { TaskCodecError, TaskLoadError, ThreadCrashed, type ThreadTaskError } from "../ThreadAgendaError.js"
 import { ThreadInfo, ThreadStats } from "../ThreadStats.js"
 import type { ThreadTask } from "../ThreadTask.js"
-import { type Codec, codecOf, decodeDefect } from "./codec.js"
+import { type Codec, codecOf, decodeDefect, findUncloneable, uncloneableDetail } from "./codec.js"
 import { Deque } from "./deque.js"
 import * as P from "./protocol.js"
 import { Summary } from "./summary.js"
@@ -65,6 +69,7 @@ export interface Config {
   readonly logFailures: boolean
   readonly onClose: "quit" | "exit"
   readonly closeTimeout: Duration.Duration | undefined
+  readonly gcTimeout: Duration.Duration | undefined
   readonly resourceLimits: WT.ResourceLimits | undefined
   readonly heapCollection: "exposed" | "force" | "off"
 }
@@ -212,6 +217,8 @@ export class Thread {
   /** Result messages received from it, and when the last one came (ms). */
   reports = 0
   lastReportAt = 0
+  /** What the thread said it died of (see `P.FatalMessage`), read when it is down. */
+  fatal: string | undefined = undefined
   /** Set for one dispatch round: it is running one tasklet for a while (see `stuckThreads`). */
   stuck = false
   // Counters for WorkerState and ThreadInfo.
@@ -249,7 +256,18 @@ interface BlockedSubmitter {
 interface GcRequest {
   readonly collector: Effect.Effect<void, unknown>
   readonly resume: (effect: Effect.Effect<void, unknown>) => void
+  /** Resumed (or abandoned by its caller): nothing may resume it again. */
+  settled: boolean
 }
+
+const settleGc = (request: GcRequest, exit: Exit.Exit<void, unknown>): void => {
+  if (request.settled) return
+  request.settled = true
+  request.resume(exit)
+}
+
+/** The agenda whose barrier the current fiber collects for (set on collector fibers). */
+const insideBarrier = FiberRef.unsafeMake<unknown>(undefined)
 
 const counters = (): [number, number, number] => [0, 0, 0]
 
@@ -265,11 +283,18 @@ const workerEntry = (): URL | undefined => {
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
   const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
-  if (error instanceof WorkerError) {
-    const inner = error.cause
-    return inner instanceof Error ? `${inner.name}: ${inner.message}` : String(inner ?? error.message)
+  return describeError(error instanceof WorkerError ? error.cause ?? error.message : error)
+}
+
+/** Readable text for what a worker reported; a thrown non-Error arrives as a plain object. */
+const describeError = (error: unknown): string => {
+  if (error instanceof Error) return `${error.name}: ${error.message}`
+  if (typeof error === "object" && error !== null) {
+    const { message, name } = error as { message?: unknown; name?: unknown }
+    if (typeof message === "string") return `${typeof name === "string" ? name : "Error"}: ${message}`
+    return `the thread threw a value that is not an Error: ${util.inspect(error, { depth: 2, breakLength: Infinity })}`
   }
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  return String(error)
 }
 
 /** @internal */
@@ -320,6 +345,10 @@ export class ThreadAgendaImpl {
   private gcEpoch = 0
   private gcForming = false
   gcRunning = false
+  /** The requests whose collectors run now, the collectors' fiber, and the bound's timer. */
+  private gcBatch: Array<GcRequest> = []
+  private gcCollector: Fiber.RuntimeFiber<void, never> | undefined = undefined
+  private gcTimer: ReturnType<typeof setTimeout> | undefined = undefined
   gcCycles = 0
 
   private drainWaiters: Array<(effect: Effect.Effect<void>) => void> = []
@@ -469,7 +498,7 @@ export class ThreadAgendaImpl {
   }
 
   /** The worker of `thread` ended (crash, or a stop): settle or give back its tasklets. */
-  private onDown(thread: Thread, detail: string): void {
+  private onDown(thread: Thread, reported: string): void {
     // Not ready first: the results read below must not send it more work.
     thread.ready = false
     const port = thread.port
@@ -482,6 +511,8 @@ export class ThreadAgendaImpl {
       }
       port.close()
     }
+    const detail = thread.fatal ?? reported
+    thread.fatal = undefined
     thread.port = undefined
     thread.worker = undefined
     const giveBack: Array<AnyRun> = []
@@ -574,33 +605,12 @@ export class ThreadAgendaImpl {
     let obsoleteAt: number | undefined = undefined
     const createdAt = this.now()
     if (options !== undefined) {
-      if (options.priority !== undefined) {
-        if (!Priority.isPriority(options.priority)) {
-          return new InvalidOptions({
-            option: "priority",
-            value: options.priority,
-            expected: `one of "High", "Normal", "Low"`
-          })
-        }
-        level = Priority.toIndex(options.priority)
-      }
-      if (options.label !== undefined) {
-        if (typeof options.label !== "string") {
-          return new InvalidOptions({ option: "label", value: options.label, expected: "a string" })
-        }
-        label = options.label
-      }
-      if (options.obsoleteAfter !== undefined) {
-        const d = decodeDuration(options.obsoleteAfter)
-        if (d === undefined) {
-          return new InvalidOptions({
-            option: "obsoleteAfter",
-            value: options.obsoleteAfter,
-            expected: "a non-negative Duration (e.g. \"5 seconds\" or 5000)"
-          })
-        }
-        obsoleteAt = createdAt + Duration.toMillis(d)
-      }
+      // The core agenda's decoder: the same options get the same typed error.
+      const decoded = OptionSchemas.decodeTaskletOptions(options)
+      if (Either.isLeft(decoded)) return decoded.left
+      level = Priority.toIndex(decoded.right.priority)
+      label = decoded.right.label
+      if (decoded.right.obsoleteAfter !== undefined) obsoleteAt = createdAt + Duration.toMillis(decoded.right.obsoleteAfter)
     }
     const codec = codecOf(task)
     const encoded = codec.encodeArgs(args)
@@ -819,12 +829,56 @@ export class ThreadAgendaImpl {
       thread.batch = []
       thread.reg = undefined
       if (port === undefined || e.length === 0) continue
-      port.postMessage({ k: P.M_DISPATCH, reg, e } satisfies P.DispatchMessage)
+      try {
+        port.postMessage({ k: P.M_DISPATCH, reg, e } satisfies P.DispatchMessage)
+      } catch {
+        // Arguments passed their Schema but cannot be structured-cloned:
+        // nothing was posted. Those tasklets fail; the rest go again.
+        this.rejectUncloneable(thread, e)
+        // The registrations go even with no entry left: the thread counts as knowing those tasks.
+        if (e.length === 0 && reg === undefined) continue
+        port.postMessage({ k: P.M_DISPATCH, reg, e } satisfies P.DispatchMessage)
+      }
       // After the post: a thread that sees the count move finds the message.
       Atomics.add(this.control, P.posted(thread.index), 1)
       this.batches++
       this.sent += e.length / P.ENTRY_FIELDS
     }
+  }
+
+  /**
+   * Removes from the batch `e` (in place) the entries whose arguments cannot
+   * be cloned, frees their slots and fails them with `TaskCodecError`
+   * (`encodeArgs`, with the value's path): they never started.
+   */
+  private rejectUncloneable(thread: Thread, e: Array<unknown>): void {
+    let kept = 0
+    for (let i = 0; i < e.length; i += P.ENTRY_FIELDS) {
+      const found = findUncloneable(e[i + 5])
+      if (found === undefined) {
+        for (let f = 0; f < P.ENTRY_FIELDS; f++) e[kept + f] = e[i + f]
+        kept += P.ENTRY_FIELDS
+        continue
+      }
+      const local = (e[i] as number) - thread.base
+      const run = thread.runs[local]!
+      Atomics.store(this.slots, e[i] as number, P.FREE)
+      thread.runs[local] = undefined
+      thread.free.push(local)
+      thread.received--
+      this.dispatched[run.level]--
+      run.thread = undefined
+      const error = new TaskCodecError({
+        task: run.task.export,
+        stage: "encodeArgs",
+        detail: uncloneableDetail(found),
+        path: found.path
+      })
+      this.logFailure(run, Cause.fail(error))
+      this.settle(run, FAILED, Exit.fail(error))
+    }
+    e.length = kept
+    this.afterEnd()
   }
 
   private post(thread: Thread, message: P.ToThread): void {
@@ -973,6 +1027,10 @@ export class ThreadAgendaImpl {
         this.checkGc()
         return
       }
+      case P.T_FATAL: {
+        thread.fatal = message.detail
+        return
+      }
       case P.T_COMMAND: {
         this.relayedCommands++
         try {
@@ -1037,8 +1095,11 @@ export class ThreadAgendaImpl {
           Exit.fail(new TaskletObsolete({ id: run.id, label: run.label, deadline: run.obsoleteAt ?? 0 }))
         )
       case P.R_CODEC: {
-        const [stage, detail] = value as [TaskCodecError["stage"], string]
-        return this.fail(thread, run, new TaskCodecError({ task, stage, detail }))
+        const [stage, detail, path] = value as [TaskCodecError["stage"], string, string | undefined]
+        const error = path === undefined
+          ? new TaskCodecError({ task, stage, detail })
+          : new TaskCodecError({ task, stage, detail, path })
+        return this.fail(thread, run, error)
       }
       default:
         return this.fail(
@@ -1110,15 +1171,27 @@ export class ThreadAgendaImpl {
 
   // ---- GC barrier --------------------------------------------------------
 
-  requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed> {
-    return Effect.async<void, E | AgendaClosed>((resume) => {
-      if (this.lifecycle === "stopped") return resume(Effect.fail(this.closedError()))
-      const request: GcRequest = { collector, resume: resume as GcRequest["resume"] }
-      this.gcRequests.push(request)
-      this.formGc()
-      return Effect.sync(() => {
-        const i = this.gcRequests.indexOf(request)
-        if (i >= 0) this.gcRequests.splice(i, 1)
+  /**
+   * Invariants: at most one barrier is forming or collecting (`gcEpoch`
+   * names it); each request is resumed exactly once (`settled`), by its
+   * collector's end, the `gcTimeout` bound, or a stop, whichever comes first.
+   */
+  requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed | GcTimeout> {
+    return Effect.flatMap(FiberRef.get(insideBarrier), (inside) => {
+      // Called from a collector of this agenda's barrier: every thread is
+      // parked already, so the request is served at once (waiting for the
+      // next barrier would wait for the collector that waits for it).
+      if (inside === this) return collector
+      return Effect.async<void, E | AgendaClosed | GcTimeout>((resume) => {
+        if (this.lifecycle === "stopped") return resume(Effect.fail(this.gcClosedError()))
+        const request: GcRequest = { collector, resume: resume as GcRequest["resume"], settled: false }
+        this.gcRequests.push(request)
+        this.formGc()
+        return Effect.sync(() => {
+          const i = this.gcRequests.indexOf(request)
+          if (i >= 0) this.gcRequests.splice(i, 1)
+          request.settled = true
+        })
       })
     })
   }
@@ -1126,9 +1199,16 @@ export class ThreadAgendaImpl {
   private formGc(): void {
     if (this.gcForming || this.gcRunning || this.gcRequests.length === 0) return
     this.gcForming = true
-    this.gcEpoch++
+    const epoch = ++this.gcEpoch
     this.updateBusy()
-    Atomics.store(this.control, P.GC_WANTED, this.gcEpoch)
+    const bound = this.config.gcTimeout
+    if (bound !== undefined) {
+      // Real time, like the threads: a barrier that never forms or a
+      // collector that never ends is abandoned after the bound.
+      this.gcTimer = setTimeout(() => this.gcTimedOut(epoch), Math.min(Duration.toMillis(bound), 2 ** 31 - 1))
+      this.gcTimer.unref()
+    }
+    Atomics.store(this.control, P.GC_WANTED, epoch)
     // Idle threads sleep in their event loop: a message wakes them to park.
     for (const thread of this.threads) this.post(thread, { k: P.M_WAKE })
     this.checkGc()
@@ -1147,32 +1227,91 @@ export class ThreadAgendaImpl {
     }
     this.gcForming = false
     this.gcRunning = true
+    const epoch = this.gcEpoch
     const batch = this.gcRequests
     this.gcRequests = []
+    this.gcBatch = batch
     const collect = Effect.forEach(uniqueCollectors(batch), ([collector, requests]) =>
       Effect.map(Effect.exit(collector), (exit) => {
-        for (const r of requests) r.resume(exit)
-      }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => this.endGc(true))))
-    Runtime.runFork(this.runtime)(collect)
+        for (const r of requests) settleGc(r, exit)
+      }), { discard: true }).pipe(
+        Effect.locally(insideBarrier, this),
+        Effect.ensuring(Effect.sync(() => {
+          // Not when the bound or a stop already ended this barrier.
+          if (this.gcRunning && this.gcEpoch === epoch) this.endGc(true)
+        }))
+      )
+    this.gcCollector = Runtime.runFork(this.runtime)(collect)
   }
 
   private endGc(collected: boolean): void {
     this.gcRunning = false
+    this.gcBatch = []
+    this.gcCollector = undefined
+    if (this.gcTimer !== undefined) {
+      clearTimeout(this.gcTimer)
+      this.gcTimer = undefined
+    }
     if (collected) this.gcCycles++
     Atomics.store(this.control, P.GC_RELEASED, this.gcEpoch)
     Atomics.notify(this.control, P.GC_RELEASED)
-    if (this.gcRequests.length > 0) this.formGc()
+    if (this.gcRequests.length > 0 && this.lifecycle !== "stopped") this.formGc()
     else this.updateBusy()
   }
 
+  /** The `gcTimeout` bound of barrier `epoch` passed: give it up, fail its requests, let the threads go. */
+  private gcTimedOut(epoch: number): void {
+    this.gcTimer = undefined
+    if (epoch !== this.gcEpoch) return
+    const timeoutMs = Duration.toMillis(this.config.gcTimeout!)
+    if (this.gcForming) {
+      const error = new GcTimeout({ phase: "forming", timeoutMs, busy: this.unparkedTasklets(epoch) })
+      const requests = this.gcRequests
+      this.gcRequests = []
+      this.gcForming = false
+      for (const r of requests) settleGc(r, Exit.fail(error))
+      this.endGc(false)
+    } else if (this.gcRunning) {
+      const error = new GcTimeout({ phase: "collecting", timeoutMs, busy: [] })
+      this.abandonCollector(error)
+    }
+  }
+
+  /** Interrupts the running collector without waiting for it (it may ignore interruption), and fails its requests. */
+  private abandonCollector(error: GcTimeout | AgendaClosed): void {
+    const batch = this.gcBatch
+    this.gcCollector?.unsafeInterruptAsFork(FiberId.none)
+    for (const r of batch) settleGc(r, Exit.fail(error))
+    this.endGc(false)
+  }
+
+  /** Labels of the tasklets running on threads that have not parked for barrier `epoch`. */
+  private unparkedTasklets(epoch: number): Array<string> {
+    const labels: Array<string> = []
+    for (const thread of this.threads) {
+      if (Atomics.load(this.control, P.parked(thread.index)) >= epoch) continue
+      for (const run of thread.runs) {
+        if (run !== undefined && this.slotState(run) === P.RUNNING) labels.push(run.label)
+      }
+    }
+    return labels
+  }
+
+  private gcClosedError(): AgendaClosed {
+    return new AgendaClosed({ state: this.lifecycle === "quitting" ? "quitting" : "stopped", action: "requestGc" })
+  }
+
+  /** Exit wins over any barrier: pending requests fail, a running collector is interrupted and left behind. */
   private failGcRequests(): void {
     const requests = this.gcRequests
     this.gcRequests = []
-    const error = this.closedError()
-    for (const r of requests) r.resume(Effect.fail(error))
+    const error = this.gcClosedError()
+    for (const r of requests) settleGc(r, Exit.fail(error))
     if (this.gcForming) {
       this.gcForming = false
       this.endGc(false)
+    } else if (this.gcRunning) {
+      this.abandonCollector(error)
     }
   }
 
@@ -1199,9 +1338,12 @@ export class ThreadAgendaImpl {
         this.lifecycle = "quitting"
         this.rejectBlocked()
       }
+      // The drain is interruptible even when quit runs as a finalizer (scope
+      // close runs finalizers uninterruptibly): otherwise the timeout could
+      // not interrupt it and a stuck tasklet would hold the close for ever.
       const drained = timeout === undefined
         ? Effect.as(this.awaitIdle, true)
-        : Effect.map(Effect.timeoutOption(this.awaitIdle, timeout), Option.isSome)
+        : Effect.map(Effect.timeoutOption(Effect.interruptible(this.awaitIdle), timeout), Option.isSome)
       return Effect.flatMap(drained, (ok) => this.stop(ok ? "quit" : "exit", !ok))
     })
   }
@@ -1215,6 +1357,10 @@ export class ThreadAgendaImpl {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
       const stopped = Deferred.unsafeMake<ShutdownReport>(FiberId.none)
       this.stopped = stopped
+      // The stop holds the process alive until its report is out: once the
+      // first thread is down the pool looks idle and unrefs the others, whose
+      // termination promises hold nothing, so Node could exit mid-stop.
+      const keepAlive = setInterval(constVoid, 1 << 30)
       const wasQuitting = this.lifecycle === "quitting"
       this.lifecycle = "stopped"
       if (!wasQuitting) this.rejectBlocked()
@@ -1258,7 +1404,8 @@ export class ThreadAgendaImpl {
           })
           Deferred.unsafeDone(stopped, Exit.succeed(report))
           return Deferred.await(stopped)
-        })
+        }),
+        Effect.ensuring(Effect.sync(() => clearInterval(keepAlive)))
       )
     }).pipe(Effect.uninterruptible)
   }
@@ -1438,16 +1585,4 @@ const uniqueCollectors = (
     else group.push(r)
   }
   return Array.from(groups)
-}
-
-/**
- * Decodes a duration option, rejecting negative numbers and NaN (which
- * `Duration.decodeUnknown` would clamp or accept).
- *
- * @internal
- */
-export const decodeDuration = (input: unknown): Duration.Duration | undefined => {
-  if (typeof input === "number" && !(input >= 0)) return undefined
-  const d = Duration.decodeUnknown(input)
-  return Option.isSome(d) ? d.value : undefined
 }

@@ -36,7 +36,7 @@ import * as vm from "node:vm"
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads"
 import { ThreadContext } from "../ThreadContext.js"
 import { type Implementation, isImplementation } from "../ThreadTask.js"
-import { type Codec, codecOf, encodeDefect } from "./codec.js"
+import { type Codec, codecOf, encodeDefect, findUncloneable, uncloneableDetail } from "./codec.js"
 import { Deque } from "./deque.js"
 import * as P from "./protocol.js"
 
@@ -240,7 +240,31 @@ const flush = (): void => {
   lastFlushAt = performance.now()
   const r = results
   results = []
-  port.postMessage({ k: P.T_RESULTS, r, idle } satisfies P.ResultsMessage)
+  try {
+    port.postMessage({ k: P.T_RESULTS, r, idle } satisfies P.ResultsMessage)
+  } catch {
+    // A value passed its Schema but cannot be structured-cloned (a function,
+    // a Symbol): nothing was posted. Only its own tasklet fails; the batch
+    // goes again with the others' real outcomes.
+    repairResults(r)
+    port.postMessage({ k: P.T_RESULTS, r, idle } satisfies P.ResultsMessage)
+  }
+}
+
+/** Replaces, in place, every result value that cannot be cloned with a codec error (or a described defect). */
+const repairResults = (r: Array<unknown>): void => {
+  for (let i = 0; i < r.length; i += P.RESULT_FIELDS) {
+    const found = findUncloneable(r[i + 3])
+    if (found === undefined) continue
+    const kind = r[i + 2]
+    const detail = uncloneableDetail(found)
+    if (kind === P.R_DEFECT) {
+      r[i + 3] = { name: "Error", message: `the tasklet died with a defect that cannot cross threads: ${detail}` }
+    } else {
+      r[i + 2] = P.R_CODEC
+      r[i + 3] = [kind === P.R_FAILURE ? "encodeFailure" : "encodeSuccess", detail, found.path]
+    }
+  }
 }
 
 /** Sends results early enough that the main thread refills before this thread runs dry. */
@@ -357,6 +381,18 @@ const start = (entry: Entry): void => {
   }
 }
 
+const describeThrown = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && typeof (error as Error).message === "string") {
+    const { message, name } = error as Error
+    return `${typeof name === "string" && name !== "" ? name : "Error"}: ${message}`
+  }
+  try {
+    return `uncaught ${typeof error}: ${typeof error === "object" ? JSON.stringify(error) : String(error)}`
+  } catch {
+    return `uncaught ${typeof error}`
+  }
+}
+
 // ---- the local queue and the loop
 
 /** Takes the next entry this thread wins the claim for, highest priority first. */
@@ -469,6 +505,15 @@ function pump(): void {
 // ---- start-up and shutdown
 
 Atomics.store(control, P.activity(me), P.IDLE)
+// The main thread's "error" event receives a thrown non-Error (a
+// DOMException, a plain object) as an empty object: say what it was first.
+process.on("uncaughtExceptionMonitor", (error) => {
+  try {
+    port.postMessage({ k: P.T_FATAL, detail: describeThrown(error) } satisfies P.FatalMessage)
+  } catch {
+    // The thread dies anyway; the main thread falls back to the event's cause.
+  }
+})
 port.on("message", (message: P.ToThread) => {
   onMessage(message)
   pump()
