@@ -599,7 +599,7 @@ export class AgendaImpl {
       // Fast acceptance of valid options; anything else is reported by the
       // shared schema (`Options.decodeTaskletOptions`), so every entry point
       // gives the same error for the same input.
-      if (typeof options !== "object" || options === null) return invalidTaskletOptions(options)
+      if (typeof options !== "object" || options === null || Array.isArray(options)) return invalidTaskletOptions(options)
       const { label: l, obsoleteAfter, priority } = options
       if (priority !== undefined) {
         if (priority !== "High" && priority !== "Normal" && priority !== "Low") return invalidTaskletOptions(options)
