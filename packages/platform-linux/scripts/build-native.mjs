@@ -90,7 +90,14 @@ const restoreNodePackageHeaders = () => {
   console.log(`@refpersys/platform-linux: the headers of the npm node package in ${prefix} are missing ` +
     "(npm prunes them on a later install); running its setup again to restore them")
   // Its setup spawns npm through a shell, which Node 24 flags (DEP0190); harmless here.
-  spawnSync(process.execPath, ["--disable-warning=DEP0190", setup], { cwd: prefix, stdio: ["ignore", "inherit", "inherit"] })
+  const result = spawnSync(process.execPath, ["--disable-warning=DEP0190", setup], {
+    cwd: prefix,
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 300_000
+  })
+  if (result.status !== 0) {
+    console.warn(`warning: @refpersys/platform-linux: the node package's setup ended with ${result.status ?? result.signal ?? result.error}`)
+  }
 }
 
 let { found, nodedir } = findHeaders()
@@ -136,7 +143,9 @@ const result = spawnSync(process.execPath, [nodeGyp, "configure", "build", `--no
   cwd: packageDir,
   // node-gyp also reads npm_config_nodedir, which would win over --nodedir.
   env: { ...process.env, npm_config_nodedir: nodedir },
-  stdio: ["ignore", "inherit", "inherit"]
+  stdio: ["ignore", "inherit", "inherit"],
+  // A bound, so that a stuck compiler cannot hang npm install.
+  timeout: 600_000
 })
 if (result.error) giveUp(`node-gyp could not run: ${result.error.message}`)
 if (result.status !== 0) giveUp(`node-gyp exited with ${result.status ?? result.signal} (see its output above)`)

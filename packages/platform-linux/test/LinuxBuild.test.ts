@@ -18,7 +18,9 @@ const buildWithBrokenCompiler = (env: Record<string, string>) => {
     const result = spawnSync(process.execPath, [path.join(dir, "scripts", "build-native.mjs")], {
       cwd: dir,
       env: { ...process.env, CC: "/bin/false", ...env },
-      encoding: "utf8"
+      encoding: "utf8",
+      // Bounded below the test timeout: a stuck build fails the test instead of hanging it.
+      timeout: 100_000
     })
     return { status: result.status, stderr: result.stderr, built: fs.existsSync(path.join(dir, "build", "Release", "rps_platform.node")) }
   } finally {
@@ -108,7 +110,9 @@ const build = (setup: (dir: string) => { node: string; env: Record<string, strin
     const result = spawnSync(node, [path.join(copy, "scripts", "build-native.mjs")], {
       cwd: copy,
       env: { ...process.env, REFPERSYS_REQUIRE_NATIVE: "", npm_config_nodedir: "", ...env },
-      encoding: "utf8"
+      encoding: "utf8",
+      // Bounded below the test timeout: a stuck build fails the test instead of hanging it.
+      timeout: 100_000
     })
     const nodedir = configuredNodedir(copy)
     return {
