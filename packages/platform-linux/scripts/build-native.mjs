@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Builds the native addon (build/Release/rps_platform.node) with node-gyp.
 //
-// Nothing is downloaded: node-gyp gets --nodedir, the headers of the Node
+// node-gyp downloads nothing: it gets --nodedir, the headers of the Node
 // running this script, found next to its binary (see below) and checked
-// against process.versions.node. node-gyp is npm's bundled copy, so the package needs no
-// dependency for it. When the build cannot happen, this prints why and exits
+// against process.versions.node. node-gyp is npm's bundled copy, so the
+// package needs no dependency for it. When the build cannot happen, this prints why and exits
 // 0, so that installing still works and the portable layer is used; with
 // REFPERSYS_REQUIRE_NATIVE=1 (CI) it exits 1 instead.
 import { spawnSync } from "node:child_process"
