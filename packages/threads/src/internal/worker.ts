@@ -94,7 +94,7 @@ let yieldScheduled = false
 
 declare const globalThis: { gc?: () => void }
 
-const forcedGc = (): (() => void) | undefined => {
+const forcedGcOnce = (): (() => void) | undefined => {
   // V8 reads --expose-gc when a context is created: a context made while the
   // flag is on has `gc`, which collects this thread's whole isolate. The flag
   // is process-wide, so it is switched off again at once.
@@ -106,6 +106,17 @@ const forcedGc = (): (() => void) | undefined => {
   } finally {
     v8.setFlagsFromString("--no-expose-gc")
   }
+}
+
+// Threads starting together race on the process-wide flag: another thread
+// may switch it off between this one's set and its context. The window is a
+// few instructions wide, so a few more tries always get through.
+const forcedGc = (): (() => void) | undefined => {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const gc = forcedGcOnce()
+    if (gc !== undefined) return gc
+  }
+  return undefined
 }
 
 const heapGc: (() => void) | undefined = data.heapCollection === "off"
