@@ -19,7 +19,7 @@ import * as Scenario from "../Scenario.js"
 
 const NAME = "self-stop"
 
-const sizes = { small: { rounds: 12, tasklets: 600 }, full: { rounds: 200, tasklets: 5_000 } }
+const sizes = { small: { rounds: 12, tasklets: 600 }, full: { rounds: 40, tasklets: 5_000 } }
 
 /** How a round's stopping tasklet stops its agenda. */
 type Stop = "quit" | "quit-timeout" | "exit" | "forked-quit"
