@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Platform } from "@refpersys/core"
-import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
+import { Chunk, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -177,6 +177,41 @@ if (addon !== undefined) {
           expect(ms).toBeGreaterThan(Platform.maxTimerChunkMillis - 60_000)
         }
         yield* timer.disarm
+      }))
+
+    it.scopedLive("the timer arms the delay to its deadline from the Clock's nanoseconds, not its whole milliseconds", () =>
+      Effect.gen(function*() {
+        // A Clock stopped 0.9 ms past a whole millisecond, as the live one is
+        // most of the time: its milliseconds say 1000, its nanoseconds 1000.9.
+        // A deadline of 2000 is then 999.1 ms away; read from the whole
+        // milliseconds it was armed 1000 ms away, up to 1 ms late.
+        const frozen: Clock.Clock = {
+          [Clock.ClockTypeId]: Clock.ClockTypeId,
+          unsafeCurrentTimeMillis: () => 1000,
+          currentTimeMillis: Effect.succeed(1000),
+          unsafeCurrentTimeNanos: () => BigInt(1_000_900_000),
+          currentTimeNanos: Effect.succeed(BigInt(1_000_900_000)),
+          sleep: () => Effect.never
+        }
+        const timerfds = () =>
+          fs.readdirSync("/proc/self/fd").flatMap((name) => {
+            try {
+              if (fs.readlinkSync(`/proc/self/fd/${name}`) !== "anon_inode:[timerfd]") return []
+              const m = /it_value: \((\d+), (\d+)\)/.exec(fs.readFileSync(`/proc/self/fdinfo/${name}`, "utf8"))
+              return m === null ? [] : [Number(m[1]) * 1000 + Number(m[2]) / 1e6]
+            } catch {
+              return []
+            }
+          })
+        const platform = yield* LinuxPlatform.make()
+        const timer = yield* Effect.withClock(platform.timer, frozen)
+        yield* timer.arm(2000)
+        // The kernel counts down from the armed delay, so what it shows is at
+        // most that delay whenever it is read.
+        const armed = timerfds().filter((ms) => ms > 0)
+        yield* timer.disarm
+        expect(armed.length).toBeGreaterThan(0)
+        for (const ms of armed) expect(ms).toBeLessThanOrEqual(999.1 + 0.001)
       }))
 
     it.scopedLive("timerSetDelay arms the monotonic timerfd for a delay, firing once, not before it", () =>

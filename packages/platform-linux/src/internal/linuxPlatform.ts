@@ -393,8 +393,11 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
       // deadlines are on the program's Clock. Each arming is a delay from
       // that Clock's reading, taken by the monotonic timerfd (relative), so a
       // wall-clock step does not move a timer already armed.
+      // Read in nanoseconds: the live Clock's milliseconds are Date.now()'s
+      // whole ones, and a delay computed from them is up to 1 ms late (a 1 ms
+      // periodic timer then skipped one tick in seven).
       const clock = yield* Effect.clock
-      const now = () => clock.unsafeCurrentTimeMillis()
+      const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1e6
       let deadline: number | undefined = undefined
       // A far deadline is a chain of armings of at most `chunk` ms each (the
       // addon clamps to that): every expiry looks at the Clock and arms the rest.
