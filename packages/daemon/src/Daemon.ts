@@ -67,13 +67,14 @@ export interface Config {
 
 /**
  * Exit codes: 0 after a quit or an exit asked for (signal, command, duration),
- * 1 when the daemon could not start or failed, 2 for bad flags, 130 after a
- * second `SIGINT`.
+ * 1 when the daemon could not start or failed, 2 for bad flags, 77 when it
+ * refused an untrusted runtime directory or FIFO (`Untrusted`, the same value
+ * as `RuntimeDir.untrustedExitCode`), 130 after a second `SIGINT`.
  *
  * @since 0.1.0
  * @category constants
  */
-export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, Interrupted: 130 } as const
+export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, Untrusted: 77, Interrupted: 130 } as const
 
 /**
  * Why the daemon could not start.

@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Exit, Scope } from "effect"
+import * as Daemon from "../src/Daemon.js"
 import * as RuntimeDir from "../src/RuntimeDir.js"
 import { removeTempDirs, tempDir as makeTempDir } from "./helpers/child.js"
 
@@ -33,6 +34,12 @@ const mkfifo = (where: string, mode: string) => {
 }
 
 describe("RuntimeDir", () => {
+  it("a refusal exits 77 (sysexits EX_NOPERM), listed among the daemon's exit codes", () => {
+    expect(RuntimeDir.untrustedExitCode).toBe(77)
+    expect(Daemon.ExitCode.Untrusted).toBe(RuntimeDir.untrustedExitCode)
+    expect(new Set(Object.values(Daemon.ExitCode)).size).toBe(Object.keys(Daemon.ExitCode).length)
+  })
+
   it("files names the FIFOs and the pid file inside the absolute directory", () => {
     const f = RuntimeDir.files("some/dir")
     expect(f.dir).toBe(path.resolve("some/dir"))
