@@ -11,6 +11,7 @@ import type * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as internal from "./internal/syncEffect.js"
 import type { DurationInput } from "./Options.js"
 import { Priority } from "./Priority.js"
 
@@ -145,6 +146,38 @@ export const InfoSchema = Schema.Struct({
   attempts: Schema.Number,
   obsoleteAt: Schema.UndefinedOr(Schema.Number)
 })
+
+/**
+ * A synchronous tasklet: an Effect that calls `thunk` and succeeds with its
+ * result. A throw becomes a defect, as in `Effect.sync`.
+ *
+ * It is an ordinary Effect (it can be composed, run with `Effect.runSync`,
+ * or submitted anywhere an Effect goes), and the agenda's workers and the
+ * event loop's inline handlers recognise it and call `thunk` right away,
+ * without a fiber step. Prefer it to `Effect.sync` for small tasklets and
+ * handlers: the agenda also takes `Effect.sync` inline, but only while the
+ * installed Effect lays its internals out as the agenda expects, which this
+ * constructor does not depend on. Composing it (`pipe(Effect.map(...))`)
+ * gives a regular effect, run on the worker's fiber.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agenda, Tasklet } from "@refpersys/core"
+ *
+ * let ticks = 0
+ * const tick = Tasklet.sync(() => ++ticks)
+ *
+ * const program = Effect.gen(function*() {
+ *   const handle = yield* Agenda.submit(tick, { priority: "High" })
+ *   return yield* handle.join // 1
+ * }).pipe(Effect.provide(Agenda.layer()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const sync: <A>(thunk: () => A) => Effect.Effect<A> = internal.makeSync
 
 /**
  * The errors a handle can report besides the tasklet's own.

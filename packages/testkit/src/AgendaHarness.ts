@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Agenda, type AgendaError, type AgendaStats } from "@refpersys/core"
+import { Agenda, type AgendaError, type AgendaStats, Tasklet } from "@refpersys/core"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -108,7 +108,9 @@ export const make = (
     })
     return {
       agenda,
-      record: (label) => Effect.sync(() => void started.push(label)),
+      // Tasklet.sync runs on the worker as it is picked, so the log is the
+      // start order whatever the installed Effect's internals look like.
+      record: (label) => Tasklet.sync(() => void started.push(label)),
       log: Effect.sync(() => started.slice()),
       holdWorkers,
       balanced: Effect.flatMap(agenda.stats, (stats) => {

@@ -307,8 +307,9 @@ export class Worker {
     // ends the fiber, and `onWorkerExit` settles the started tasklet as
     // interrupted.
     const handlers = { onSuccess, onFailure }
-    // Synchronous tasklets (`Effect.sync`, or an `Exit` such as
-    // `Effect.void`) are run right here, in a loop, without a fiber step:
+    // Synchronous tasklets (`Tasklet.sync`, `Effect.sync` while the guarded
+    // introspection is on, or an `Exit` such as `Effect.void`; see
+    // `syncEffect.ts`) are run right here, in a loop, without a fiber step:
     // the same outcome, a third of the cost. The loop hands the fiber back to
     // its scheduler when the scheduler's slice is over (checked every 16) or,
     // under another scheduler, after 2,048 tasklets, as Effect's op budget
