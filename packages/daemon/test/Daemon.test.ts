@@ -325,7 +325,10 @@ describe("rps-daemon output stays bounded", () => {
       stdio: "ignore"
     })
     expect(await new Promise((resolve) => writer.on("exit", resolve))).toBe(0)
-    writeCmd(dir, "D\n")
+    // The FIFO may still be full of the flood: a blocking write waits for room
+    // (a non-blocking one would fail with EAGAIN).
+    const dumper = spawn("sh", ["-c", `printf 'D\\n' > "$0"`, path.join(dir, "rps.cmd")], { stdio: "ignore" })
+    expect(await new Promise((resolve) => dumper.on("exit", resolve))).toBe(0)
     const dump = await daemon.waitFor(
       "a dump after every byte",
       event("dump", (d) => d.cause === "command D" && d.control.bytesRead >= size + 2),
