@@ -8,7 +8,7 @@ import { Effect, Schema } from "effect"
 import * as Client from "../src/Client.js"
 import * as Output from "../src/Output.js"
 import * as RuntimeDir from "../src/RuntimeDir.js"
-import { ctlBin, daemonBin, killAll, removeTempDirs, requireBuilt, run, start, tempDir } from "./helpers/child.js"
+import { ctlBin, daemonBin, killAll, removeTempDirs, requireBuilt, run, start, tempDir, writeCmd } from "./helpers/child.js"
 
 beforeAll(() => requireBuilt(daemonBin, ctlBin))
 afterEach(killAll)
@@ -25,15 +25,6 @@ const event = <K extends Output.Line["event"]>(
   if (typeof value !== "object" || value === null || (value as { event?: unknown }).event !== kind) return undefined
   const line = decodeLine(value) as Extract<Output.Line, { event: K }>
   return where(line) ? line : undefined
-}
-
-const writeCmd = (dir: string, text: string) => {
-  const fd = fs.openSync(path.join(dir, "rps.cmd"), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
-  try {
-    fs.writeSync(fd, text)
-  } finally {
-    fs.closeSync(fd)
-  }
 }
 
 const call = (dir: string, method: string, params?: Record<string, unknown>) =>

@@ -3,12 +3,10 @@
 // workers resume while that tasklet still runs, instead of all work stopping
 // until it ends.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as fs from "node:fs"
-import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import * as Client from "../src/Client.js"
 import * as Output from "../src/Output.js"
-import { ctlBin, daemonBin, killAll, removeTempDirs, requireBuilt, run, start, tempDir } from "./helpers/child.js"
+import { ctlBin, daemonBin, killAll, removeTempDirs, requireBuilt, run, start, tempDir, writeCmd } from "./helpers/child.js"
 
 beforeAll(() => requireBuilt(daemonBin, ctlBin))
 afterEach(killAll)
@@ -24,15 +22,6 @@ const status = (where: (line: Output.Status) => boolean) => (value: unknown): Ou
 
 const event = (kind: string) => (value: unknown): any =>
   typeof value === "object" && value !== null && (value as { event?: unknown }).event === kind ? value : undefined
-
-const writeCmd = (dir: string, text: string) => {
-  const fd = fs.openSync(path.join(dir, "rps.cmd"), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
-  try {
-    fs.writeSync(fd, text)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
 
 const dump = (dir: string) =>
   Effect.runPromise(Client.call(dir, "dump", { timeout: "15 seconds" })) as Promise<Output.Dump>

@@ -155,3 +155,16 @@ export const run = async (
   const exit = await child.exited
   return { ...exit, stdout: child.stdout(), stderr: child.stderr() }
 }
+
+/**
+ * Writes `text` to the daemon's rps.cmd without blocking (the FIFO must have
+ * room: for a write after a flood, use a blocking writer).
+ */
+export const writeCmd = (dir: string, text: string): void => {
+  const fd = fs.openSync(path.join(dir, "rps.cmd"), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+  try {
+    fs.writeSync(fd, text)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
