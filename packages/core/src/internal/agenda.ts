@@ -1074,16 +1074,30 @@ export class AgendaImpl {
   }
 
   private awaitDrained(timeout: Duration.Duration | undefined): Effect.Effect<boolean> {
+    return this.awaitCondition(timeout, () => this.isDrained(), "drainWaiters")
+  }
+
+  /**
+   * Waits, at most `timeout`, until `holds()`: at once if it holds already,
+   * else until the check that empties the `list` waiters resumes this one.
+   */
+  private awaitCondition(
+    timeout: Duration.Duration | undefined,
+    holds: () => boolean,
+    list: "drainWaiters" | "stopWaiters"
+  ): Effect.Effect<boolean> {
     return this.bounded(timeout, (done) => {
-      if (this.isDrained()) {
+      if (holds()) {
         done()
         return constVoid
       }
       const resume = () => done()
-      this.drainWaiters.push(resume)
+      this[list].push(resume)
       return () => {
-        const i = this.drainWaiters.indexOf(resume)
-        if (i >= 0) this.drainWaiters.splice(i, 1)
+        // The list is read again here: a check swaps in a fresh one when it resumes.
+        const waiters: Array<unknown> = this[list]
+        const i = waiters.indexOf(resume)
+        if (i >= 0) waiters.splice(i, 1)
       }
     })
   }
@@ -1104,18 +1118,7 @@ export class AgendaImpl {
   }
 
   private awaitWorkersStopped(timeout: Duration.Duration | undefined): Effect.Effect<boolean> {
-    return this.bounded(timeout, (done) => {
-      if (this.workersStopped()) {
-        done()
-        return constVoid
-      }
-      const resume = () => done()
-      this.stopWaiters.push(resume)
-      return () => {
-        const i = this.stopWaiters.indexOf(resume)
-        if (i >= 0) this.stopWaiters.splice(i, 1)
-      }
-    })
+    return this.awaitCondition(timeout, () => this.workersStopped(), "stopWaiters")
   }
 
   /**
