@@ -19,7 +19,7 @@ const event = (i) => events[i & (EVENTS - 1)]
 const counter = (n, done) => {
   let seen = 0
   return () => {
-    if (++seen === n) Deferred.unsafeDone(done, Exit.void)
+    if (++seen === n) Deferred.doneUnsafe(done, Exit.void)
   }
 }
 
@@ -34,7 +34,7 @@ const eventLoop = (n) =>
       handle: () => Effect.sync(count)
     })
     const t0 = performance.now()
-    const producer = yield* Effect.fork(Effect.gen(function*() {
+    const producer = yield* Effect.forkChild(Effect.gen(function*() {
       for (let i = 0; i < n; i++) yield* loop.post(event(i))
     }))
     yield* Deferred.await(done)
@@ -48,9 +48,9 @@ const effectQueue = (bounded) => (n) =>
     const queue = yield* (bounded ? Queue.bounded(CAPACITY) : Queue.unbounded())
     const done = yield* Deferred.make()
     const count = counter(n, done)
-    const consumer = yield* Effect.fork(Effect.forever(Effect.flatMap(Queue.take(queue), () => Effect.sync(count))))
+    const consumer = yield* Effect.forkChild(Effect.forever(Effect.flatMap(Queue.take(queue), () => Effect.sync(count))))
     const t0 = performance.now()
-    const producer = yield* Effect.fork(Effect.gen(function*() {
+    const producer = yield* Effect.forkChild(Effect.gen(function*() {
       for (let i = 0; i < n; i++) yield* Queue.offer(queue, event(i))
     }))
     yield* Deferred.await(done)
@@ -68,12 +68,12 @@ const streamMerge = (chunk) => (n) =>
     const done = yield* Deferred.make()
     const count = counter(n, done)
     const options = chunk === undefined ? undefined : { maxChunkSize: chunk }
-    const consumer = yield* Effect.fork(
+    const consumer = yield* Effect.forkChild(
       Stream.runForEach(Stream.merge(Stream.fromQueue(a, options), Stream.fromQueue(b, options)), () => Effect.sync(count))
     )
     const t0 = performance.now()
     const produce = (queue, k) =>
-      Effect.fork(Effect.gen(function*() {
+      Effect.forkChild(Effect.gen(function*() {
         for (let i = 0; i < k; i++) yield* Queue.offer(queue, event(i))
       }))
     const pa = yield* produce(a, Math.floor(n / 2))

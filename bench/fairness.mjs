@@ -95,16 +95,16 @@ const effectPool = () =>
     const finished = yield* Deferred.make()
     let done = 0
     const count = Effect.sync(() => {
-      if (++done === TASKS) Deferred.unsafeDone(finished, Exit.void)
+      if (++done === TASKS) Deferred.doneUnsafe(finished, Exit.void)
     })
-    const worker = Effect.forever(Effect.flatMap(Queue.take(queue), (effect) => Effect.zipRight(effect, count)))
+    const worker = Effect.forever(Effect.flatMap(Queue.take(queue), (effect) => Effect.andThen(effect, count)))
     const fibers = []
-    for (let i = 0; i < CONCURRENCY; i++) fibers.push(yield* Effect.fork(worker))
+    for (let i = 0; i < CONCURRENCY; i++) fibers.push(yield* Effect.forkChild(worker))
     const task = Effect.sync(work)
     const t0 = performance.now()
-    for (let i = 0; i < TASKS; i++) Queue.unsafeOffer(queue, task)
+    for (let i = 0; i < TASKS; i++) Queue.offerUnsafe(queue, task)
     const scheduledAt = performance.now()
-    const sleeper = yield* Effect.fork(Effect.as(Effect.sleep(Duration.millis(TIMEOUT_MS)), undefined).pipe(
+    const sleeper = yield* Effect.forkChild(Effect.as(Effect.sleep(Duration.millis(TIMEOUT_MS)), undefined).pipe(
       Effect.map(() => performance.now())
     ))
     yield* Deferred.await(finished)

@@ -22,7 +22,7 @@ const baseline = () => {
 const agenda = (n) =>
   Effect.runPromise(Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const agenda = yield* Scope.extend(Agenda.make({ workers: CONCURRENCY, capacity: n, onClose: "exit" }), scope)
+    const agenda = yield* Scope.provide(Agenda.make({ workers: CONCURRENCY, capacity: n, onClose: "exit" }), scope)
     // One never-ending tasklet per worker keeps the rest queued.
     for (let i = 0; i < CONCURRENCY; i++) agenda.unsafeSubmit(Effect.never, { priority: "High" })
     yield* Effect.yieldNow()
@@ -93,7 +93,7 @@ const effectQueue = (n) =>
     const queue = yield* Queue.unbounded()
     const task = Effect.void
     const before = baseline()
-    for (let i = 0; i < n; i++) Queue.unsafeOffer(queue, task)
+    for (let i = 0; i < n; i++) Queue.offerUnsafe(queue, task)
     const bytes = perItem(before, n)
     yield* Queue.shutdown(queue)
     return bytes

@@ -27,7 +27,7 @@ const roundTrips = (trips, register, fire) =>
     yield* register(loop, () =>
       Effect.sync(() => {
         latencies.push((performance.now() - t0) * 1000)
-        Deferred.unsafeDone(gate, Effect.void)
+        Deferred.doneUnsafe(gate, Effect.void)
       }))
     for (let i = 0; i < trips + WARM; i++) {
       gate = yield* Deferred.make()
@@ -89,7 +89,7 @@ const storm = (count) =>
       handle: () =>
         Effect.sync(() => {
           lastAt = performance.now()
-          if (++received === count) Deferred.unsafeDone(done, Effect.void)
+          if (++received === count) Deferred.doneUnsafe(done, Effect.void)
         })
     })
     const t0 = performance.now()

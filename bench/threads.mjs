@@ -69,7 +69,7 @@ const suite = {
     const smallTasks = quick ? 20_000 : 100_000
 
     const scope = Effect.runSync(Scope.make())
-    const agenda = (options) => Effect.runPromise(Scope.extend(ThreadAgenda.make(options), scope))
+    const agenda = (options) => Effect.runPromise(Scope.provide(ThreadAgenda.make(options), scope))
     progress?.("starting pools")
     const one = await agenda({ name: "bench-1", threads: 1, logFailures: false, capacity: smallTasks })
     const two = await agenda({ name: "bench-2", threads: 2, logFailures: false, capacity: smallTasks })

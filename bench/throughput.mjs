@@ -85,13 +85,13 @@ const effectPool = (unsafe) => (n) =>
     const finished = yield* Deferred.make()
     let done = 0
     const count = Effect.sync(() => {
-      if (++done === n) Deferred.unsafeDone(finished, Exit.void)
+      if (++done === n) Deferred.doneUnsafe(finished, Exit.void)
     })
-    const worker = Effect.forever(Effect.flatMap(Queue.take(queue), (effect) => Effect.zipRight(effect, count)))
+    const worker = Effect.forever(Effect.flatMap(Queue.take(queue), (effect) => Effect.andThen(effect, count)))
     const fibers = []
-    for (let i = 0; i < CONCURRENCY; i++) fibers.push(yield* Effect.fork(worker))
+    for (let i = 0; i < CONCURRENCY; i++) fibers.push(yield* Effect.forkChild(worker))
     const t0 = performance.now()
-    if (unsafe) for (let i = 0; i < n; i++) Queue.unsafeOffer(queue, task)
+    if (unsafe) for (let i = 0; i < n; i++) Queue.offerUnsafe(queue, task)
     else for (let i = 0; i < n; i++) yield* Queue.offer(queue, task)
     yield* Deferred.await(finished)
     const result = perSecond(n, t0)

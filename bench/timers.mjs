@@ -37,7 +37,7 @@ const timeouts = (ticks) =>
           times.push(performance.now())
           missedAt.push(handle?.missed ?? 0)
         }
-        if (times.length === ticks) Deferred.unsafeDone(done, Effect.void)
+        if (times.length === ticks) Deferred.doneUnsafe(done, Effect.void)
       }),
       { label: "bench tick" }
     )

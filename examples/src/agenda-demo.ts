@@ -76,7 +76,7 @@ const program = Effect.scoped(Effect.gen(function*() {
   let interrupts = 0
   process.on("SIGINT", () => {
     interrupts++
-    if (interrupts === 1) Deferred.unsafeDone(stop, Effect.succeed("signal"))
+    if (interrupts === 1) Deferred.doneUnsafe(stop, Effect.succeed("signal"))
     else Effect.runFork(agenda.exit)
   })
   const tty = process.stdout.isTTY === true
@@ -105,11 +105,11 @@ const program = Effect.scoped(Effect.gen(function*() {
         }), { discard: true })
     }, { discard: true })
   })
-  const producer = yield* Effect.fork(
+  const producer = yield* Effect.forkChild(
     Effect.repeat(produce, Schedule.spaced("10 millis")).pipe(Effect.withSchedulingPriority(1))
   )
 
-  const status = yield* Effect.fork(Effect.repeat(
+  const status = yield* Effect.forkChild(Effect.repeat(
     Effect.flatMap(agenda.stats, (stats) =>
       Effect.sync(() => {
         const text = line(stats, (performance.now() - start) / 1000)
@@ -119,7 +119,7 @@ const program = Effect.scoped(Effect.gen(function*() {
     Schedule.spaced(tty ? "200 millis" : "1 second")
   ))
 
-  const gc = yield* Effect.fork(Effect.gen(function*() {
+  const gc = yield* Effect.forkChild(Effect.gen(function*() {
     yield* Effect.sleep(Duration.millis(seconds * 500))
     const t0 = performance.now()
     yield* agenda.requestGc(Effect.sync(() => {
@@ -147,7 +147,7 @@ const program = Effect.scoped(Effect.gen(function*() {
   console.log(
     `accounting: submitted ${t.submitted} = completed ${t.completed} + failed ${t.failed} + interrupted ${t.interrupted} + dropped ${t.dropped} + obsolete ${t.obsolete}: ${t.balanced ? "balanced" : "UNBALANCED"}`
   )
-  if (!t.balanced) return yield* Effect.dieMessage("agenda accounting does not add up")
+  if (!t.balanced) return yield* Effect.die(new Error("agenda accounting does not add up"))
 }))
 
 Effect.runPromise(program.pipe(Effect.provide(PriorityScheduler.layer()))).then(

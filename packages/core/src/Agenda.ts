@@ -203,7 +203,7 @@ export interface Agenda {
  * @since 0.1.0
  * @category tags
  */
-export const Agenda: Context.Tag<Agenda, Agenda> = Context.GenericTag<Agenda>("@refpersys/core/Agenda")
+export const Agenda: Context.Tag<Agenda, Agenda> = Context.Service<Agenda>("@refpersys/core/Agenda")
 
 const DEFAULT_CAPACITY = 65_536
 const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(30)
@@ -311,7 +311,7 @@ export const make = (options: Options = {}): Effect.Effect<Agenda, InvalidOption
     // abandonAfter (interrupted tasklets), then abandonAfter again for
     // tasklets that called quit/exit themselves and were not waited for.
     yield* Effect.addFinalizer(() =>
-      Effect.zipRight(
+      Effect.andThen(
         config.onClose === "exit" ? impl.exit() : impl.quit(config.closeTimeout),
         impl.awaitAllWorkers()
       )
@@ -336,7 +336,7 @@ export const make = (options: Options = {}): Effect.Effect<Agenda, InvalidOption
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<Agenda, InvalidOptions> =>
-  Layer.scoped(Agenda, make(options))
+  Layer.effect(Agenda, make(options))
 
 /**
  * Submits a tasklet to the agenda in context, waiting for room if needed.
@@ -464,13 +464,13 @@ export const exit: Effect.Effect<ShutdownReport, never, Agenda> = Effect.flatMap
  * import { Agenda } from "@refpersys/core"
  *
  * const longTasklet = Effect.forEach([1, 2, 3], (chunk) =>
- *   Effect.zipRight(Effect.log(`chunk ${chunk}`), Agenda.safePoint))
+ *   Effect.andThen(Effect.log(`chunk ${chunk}`), Agenda.safePoint))
  * ```
  *
  * @since 0.1.0
  * @category combinators
  */
-export const safePoint: Effect.Effect<void> = Effect.withFiberRuntime((fiber) => {
+export const safePoint: Effect.Effect<void> = Effect.withFiber((fiber) => {
   const worker = fiber.getFiberRef(internal.currentWorker)
   if (worker === undefined || worker.fiber !== fiber || !worker.agenda.gcWanted()) return Effect.void
   return worker.parkInTasklet

@@ -13,9 +13,9 @@ import { Priority } from "./Priority.js"
  * @category errors
  */
 export class AgendaClosed extends Schema.TaggedError<AgendaClosed>()("AgendaClosed", {
-  state: Schema.Literal("quitting", "stopped"),
+  state: Schema.Literals(["quitting", "stopped"]),
   /** What was refused: a submission (the default) or a GC request. */
-  action: Schema.optionalWith(Schema.Literal("submit", "requestGc"), { default: () => "submit" as const })
+  action: Schema.optionalWith(Schema.Literals(["submit", "requestGc"]), { default: () => "submit" as const })
 }) {
   override get message(): string {
     return this.action === "requestGc"
@@ -35,7 +35,7 @@ export class AgendaClosed extends Schema.TaggedError<AgendaClosed>()("AgendaClos
  * @category errors
  */
 export class GcTimeout extends Schema.TaggedError<GcTimeout>()("GcTimeout", {
-  phase: Schema.Literal("forming", "collecting"),
+  phase: Schema.Literals(["forming", "collecting"]),
   /** The bound that passed, in milliseconds. */
   timeoutMs: Schema.Number,
   /** Tasklets that had not reached a safe point (phase `"forming"`). */

@@ -96,7 +96,7 @@ export class AgendaStats extends Schema.Class<AgendaStats>("AgendaStats")({
  * @category schemas
  */
 export class ShutdownReport extends Schema.Class<ShutdownReport>("ShutdownReport")({
-  mode: Schema.Literal("quit", "exit"),
+  mode: Schema.Literals(["quit", "exit"]),
   /** `true` when a quit hit its deadline and fell back to exit. */
   timedOut: Schema.Boolean,
   /** Queued tasklets dropped by this shutdown. */

@@ -107,7 +107,7 @@ export interface Options {
    * 30 seconds when the loop's scope closes). The loop waits at most one
    * second more for the agenda's report, then stops without it.
    */
-  readonly quitTimeout?: Duration.DurationInput
+  readonly quitTimeout?: Duration.Input
   /**
    * Unknown command bytes warned about per second (default 10; 0 logs only
    * the summaries). Every unknown byte is counted in `unknownCommands`; the
@@ -161,7 +161,7 @@ const perKind = Schema.Struct({
  */
 export class LoopStats extends Schema.Class<LoopStats>("LoopStats")({
   /** `failed`: the loop fiber ended on a defect (see `LoopFailed`). */
-  state: Schema.Literal("running", "quitting", "stopped", "failed"),
+  state: Schema.Literals(["running", "quitting", "stopped", "failed"]),
   /** Batches taken from the queue. */
   iterations: Schema.Number,
   /** Events received per kind. */
@@ -214,7 +214,7 @@ export class Dump extends Schema.Class<Dump>("Dump")({
  * @category schemas
  */
 export class Stopped extends Schema.Class<Stopped>("Stopped")({
-  reason: Schema.Literal("quit", "exit"),
+  reason: Schema.Literals(["quit", "exit"]),
   /** What triggered it, e.g. `"command Q"`, `"SIGTERM"`, `"quit()"`. */
   cause: Schema.String,
   agenda: ShutdownReport,
@@ -288,7 +288,7 @@ export interface EventLoop {
  * @since 0.1.0
  * @category tags
  */
-export const EventLoop: Context.Tag<EventLoop, EventLoop> = Context.GenericTag<EventLoop>(
+export const EventLoop: Context.Tag<EventLoop, EventLoop> = Context.Service<EventLoop>(
   "@refpersys/core/EventLoop"
 )
 
@@ -338,4 +338,4 @@ export const make = (
 export const layer = (
   options: Options = {}
 ): Layer.Layer<EventLoop, InvalidOptions | Platform.PlatformError, Platform.Platform | Agenda.Agenda> =>
-  Layer.scoped(EventLoop, make(options))
+  Layer.effect(EventLoop, make(options))

@@ -205,7 +205,7 @@ export interface Platform {
  * @since 0.1.0
  * @category tags
  */
-export const Platform: Context.Tag<Platform, Platform> = Context.GenericTag<Platform>("@refpersys/core/Platform")
+export const Platform: Context.Tag<Platform, Platform> = Context.Service<Platform>("@refpersys/core/Platform")
 
 /**
  * Every standard Linux signal name (real-time ones are `SIGRTMIN+n`), claimable

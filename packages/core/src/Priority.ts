@@ -28,7 +28,7 @@ export type Priority = "High" | "Normal" | "Low"
  * @since 0.1.0
  * @category schemas
  */
-export const Priority: Schema.Literal<["High", "Normal", "Low"]> = Schema.Literal("High", "Normal", "Low")
+export const Priority: Schema.Literal<["High", "Normal", "Low"]> = Schema.Literals(["High", "Normal", "Low"])
 
 /**
  * All levels, highest first.

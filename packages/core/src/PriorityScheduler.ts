@@ -117,7 +117,7 @@ export class CurrentPriorityScheduler extends Context.Tag("@refpersys/core/Prior
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<CurrentPriorityScheduler, InvalidOptions> =>
-  Layer.unwrapEffect(Effect.map(
+  Layer.unwrap(Effect.map(
     Effect.try({ try: () => make(options), catch: (error) => error as InvalidOptions }),
     (scheduler) => Layer.merge(Layer.setScheduler(scheduler), Layer.succeed(CurrentPriorityScheduler, scheduler))
   ))

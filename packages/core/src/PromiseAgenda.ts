@@ -80,7 +80,7 @@ export const make = (options: Agenda.Options = {}): PromiseAgenda => {
   const decoded = Options.decodeAgendaOptions(options)
   if (Either.isLeft(decoded)) throw decoded.left
   const scope = Effect.runSync(Scope.make())
-  const agenda = Effect.runSync(Scope.extend(Agenda.make({ ...options, onClose: "exit" }), scope))
+  const agenda = Effect.runSync(Scope.provide(Agenda.make({ ...options, onClose: "exit" }), scope))
 
   const add = <T>(
     fn: (context: { readonly signal: AbortSignal }) => T | PromiseLike<T>,
@@ -120,7 +120,7 @@ export const make = (options: Agenda.Options = {}): PromiseAgenda => {
       waiter.addObserver((exit) => {
         signal?.removeEventListener("abort", onAbort)
         if (Exit.isSuccess(exit)) return resolve(observe(exit.value, signal))
-        reject(Cause.isInterruptedOnly(exit.cause) && signal?.aborted ? signal.reason : Cause.squash(exit.cause))
+        reject(Cause.hasInterruptsOnly(exit.cause) && signal?.aborted ? signal.reason : Cause.squash(exit.cause))
       })
     })
   }
@@ -132,7 +132,7 @@ export const make = (options: Agenda.Options = {}): PromiseAgenda => {
       handle.unsafeAddObserver((exit) => {
         signal?.removeEventListener("abort", onAbort)
         if (Exit.isSuccess(exit)) return resolve(exit.value)
-        if (Cause.isInterruptedOnly(exit.cause)) {
+        if (Cause.hasInterruptsOnly(exit.cause)) {
           return reject(signal?.aborted ? signal.reason : new Error(`task ${handle.label} was interrupted`))
         }
         reject(Cause.squash(exit.cause))

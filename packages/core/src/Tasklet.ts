@@ -52,7 +52,7 @@ export type Status = "Queued" | "Running" | "Done"
  * @since 0.1.0
  * @category schemas
  */
-export const Status: Schema.Literal<["Queued", "Running", "Done"]> = Schema.Literal("Queued", "Running", "Done")
+export const Status: Schema.Literal<["Queued", "Running", "Done"]> = Schema.Literals(["Queued", "Running", "Done"])
 
 /**
  * The agenda exited (`Agenda.exit`, or a quit whose deadline passed) before the

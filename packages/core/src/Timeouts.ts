@@ -137,7 +137,7 @@ export interface Timeouts {
    * infinite duration.
    */
   readonly after: (
-    duration: Duration.DurationInput,
+    duration: Duration.Input,
     effect: Effect.Effect<void, unknown>,
     options?: ScheduleOptions
   ) => Effect.Effect<TimeoutHandle, InvalidOptions>
@@ -157,7 +157,7 @@ export interface Timeouts {
    * interval is finite and positive.
    */
   readonly every: (
-    interval: Duration.DurationInput,
+    interval: Duration.Input,
     effect: Effect.Effect<void, unknown>,
     options?: ScheduleOptions
   ) => Effect.Effect<TimeoutHandle, InvalidOptions>
@@ -176,7 +176,7 @@ export interface Timeouts {
  * @since 0.1.0
  * @category tags
  */
-export const Timeouts: Context.Tag<Timeouts, Timeouts> = Context.GenericTag<Timeouts>("@refpersys/core/Timeouts")
+export const Timeouts: Context.Tag<Timeouts, Timeouts> = Context.Service<Timeouts>("@refpersys/core/Timeouts")
 
 /**
  * Options of {@link make} and {@link layer}.
@@ -286,7 +286,7 @@ export const make = (options: Options = {}): Effect.Effect<Timeouts, PlatformErr
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<Timeouts, PlatformError, Platform> =>
-  Layer.scoped(Timeouts, make(options))
+  Layer.effect(Timeouts, make(options))
 
 /**
  * Schedules a one-shot timeout on the {@link Timeouts} in context (see
@@ -305,7 +305,7 @@ export const layer = (options: Options = {}): Layer.Layer<Timeouts, PlatformErro
  * @category accessors
  */
 export const after = <R>(
-  duration: Duration.DurationInput,
+  duration: Duration.Input,
   effect: Effect.Effect<void, unknown, R>,
   options?: ScheduleOptions
 ): Effect.Effect<TimeoutHandle, InvalidOptions, Timeouts | R> =>
@@ -341,7 +341,7 @@ export const at = <R>(
  * @category accessors
  */
 export const every = <R>(
-  interval: Duration.DurationInput,
+  interval: Duration.Input,
   effect: Effect.Effect<void, unknown, R>,
   options?: ScheduleOptions
 ): Effect.Effect<TimeoutHandle, InvalidOptions, Timeouts | R> =>

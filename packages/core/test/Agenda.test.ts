@@ -10,7 +10,7 @@ const eventually = TestTime.eventually
 
 describe("Agenda", () => {
   describe("running tasklets", () => {
-    it.scoped("runs a tasklet and returns its result with metadata", () =>
+    it.effect("runs a tasklet and returns its result with metadata", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 2 })
         const handle = yield* agenda.submit(Effect.succeed(42), { label: "answer", priority: "High" })
@@ -27,7 +27,7 @@ describe("Agenda", () => {
         expect(stats.total.balanced).toBe(true)
       }))
 
-    it.scoped("gives each tasklet a distinct id and a default label", () =>
+    it.effect("gives each tasklet a distinct id and a default label", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make()
         const a = yield* agenda.submit(Effect.void)
@@ -37,7 +37,7 @@ describe("Agenda", () => {
         expect(a.priority).toBe("Normal")
       }))
 
-    it.scoped("accessors use the Agenda from context and pass services to the tasklet", () =>
+    it.effect("accessors use the Agenda from context and pass services to the tasklet", () =>
       Effect.gen(function*() {
         const answer = yield* Agenda.run(Effect.succeed("via layer"), { priority: "Low" })
         expect(answer).toBe("via layer")
@@ -51,7 +51,7 @@ describe("Agenda", () => {
         expect((yield* Agenda.workers).length).toBe(3)
       }).pipe(Effect.provide(Agenda.layer({ workers: 3 }))))
 
-    it.scoped("poll shows nothing until the tasklet is done", () =>
+    it.effect("poll shows nothing until the tasklet is done", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1 })
         const hold = yield* h.holdWorkers
@@ -63,12 +63,12 @@ describe("Agenda", () => {
         expect(yield* handle.poll).toEqual(Option.some(Exit.succeed("x")))
       }))
 
-    it.scoped("worker snapshots show the running tasklet", () =>
+    it.effect("worker snapshots show the running tasklet", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 2 })
         const gate = yield* Deferred.make<void>()
         const started = yield* Deferred.make<void>()
-        yield* agenda.submit(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)), {
+        yield* agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(gate)), {
           label: "long job",
           priority: "Low"
         })
@@ -86,7 +86,7 @@ describe("Agenda", () => {
   })
 
   describe("priority order", () => {
-    it.scoped("takes High, then Normal, then Low, FIFO within a level (strict mode)", () =>
+    it.effect("takes High, then Normal, then Low, FIFO within a level (strict mode)", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1, aging: false })
         const hold = yield* h.holdWorkers
@@ -104,7 +104,7 @@ describe("Agenda", () => {
         expect(yield* h.log).toEqual(["H1", "H2", "N1", "N2", "L1", "L2"])
       }))
 
-    it.scoped("aging serves Normal and Low while High never empties", () =>
+    it.effect("aging serves Normal and Low while High never empties", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1, aging: 2 })
         const hold = yield* h.holdWorkers
@@ -120,11 +120,11 @@ describe("Agenda", () => {
         expect(stats.agingPicks).toBe(4)
       }))
 
-    it.scoped("a worker runs its tasklet at the tasklet's scheduling priority", () =>
+    it.effect("a worker runs its tasklet at the tasklet's scheduling priority", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const seen: Array<number> = []
-        const probe = Effect.withFiberRuntime<void>((fiber) => {
+        const probe = Effect.withFiber<void>((fiber) => {
           seen.push(fiber.getFiberRef(FiberRef.currentSchedulingPriority))
           return Effect.void
         })
@@ -134,7 +134,7 @@ describe("Agenda", () => {
   })
 
   describe("capacity and backpressure", () => {
-    it.scoped("trySubmit fails with AgendaFull; submit waits for room, FIFO", () =>
+    it.effect("trySubmit fails with AgendaFull; submit waits for room, FIFO", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1, capacity: { Low: 2 } })
         const hold = yield* h.holdWorkers
@@ -145,8 +145,8 @@ describe("Agenda", () => {
         expect(full.message).toContain("Low queue is full (2 tasklets)")
         // Other levels are not affected.
         yield* h.agenda.trySubmit(h.record("n"), { priority: "Normal" })
-        const c = yield* Effect.fork(h.agenda.submit(h.record("c"), { priority: "Low" }))
-        const d = yield* Effect.fork(h.agenda.submit(h.record("d"), { priority: "Low" }))
+        const c = yield* Effect.forkChild(h.agenda.submit(h.record("c"), { priority: "Low" }))
+        const d = yield* Effect.forkChild(h.agenda.submit(h.record("d"), { priority: "Low" }))
         yield* eventually(Effect.map(h.agenda.stats, (s) => s.byPriority.Low.blockedSubmitters === 2), "2 blocked")
         expect(Option.isNone(yield* Fiber.poll(c))).toBe(true)
         // While submitters wait, trySubmit must not jump the line.
@@ -159,12 +159,12 @@ describe("Agenda", () => {
         yield* h.balanced
       }))
 
-    it.scoped("an interrupted blocked submitter never submits", () =>
+    it.effect("an interrupted blocked submitter never submits", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1, capacity: 1 })
         const hold = yield* h.holdWorkers
         yield* h.agenda.submit(h.record("a"))
-        const blocked = yield* Effect.fork(h.agenda.submit(h.record("never")))
+        const blocked = yield* Effect.forkChild(h.agenda.submit(h.record("never")))
         yield* eventually(Effect.map(h.agenda.stats, (s) => s.total.blockedSubmitters === 1), "blocked")
         yield* Fiber.interrupt(blocked)
         yield* hold.release
@@ -174,7 +174,7 @@ describe("Agenda", () => {
         expect(stats.total.blockedSubmitters).toBe(0)
       }))
 
-    it.scoped("unsafeSubmit returns the typed error as a value", () =>
+    it.effect("unsafeSubmit returns the typed error as a value", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1, capacity: 1 })
         const hold = yield* h.holdWorkers
@@ -206,7 +206,7 @@ describe("Agenda", () => {
       ["options", null as unknown as Agenda.Options]
     ]
     for (const [option, options] of bad) {
-      it.scoped(`rejects invalid option ${option}: ${JSON.stringify(options)}`, () =>
+      it.effect(`rejects invalid option ${option}: ${JSON.stringify(options)}`, () =>
         Effect.gen(function*() {
           const error = yield* Effect.flip(Agenda.make(options))
           expect(error).toBeInstanceOf(InvalidOptions)
@@ -215,7 +215,7 @@ describe("Agenda", () => {
         }))
     }
 
-    it.scoped("rejects a bad priority, label, deadline or effect at submission", () =>
+    it.effect("rejects a bad priority, label, deadline or effect at submission", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make()
         const cases: Array<[string, Effect.Effect<unknown, unknown>]> = [
@@ -238,7 +238,7 @@ describe("Agenda", () => {
         expect(stats.total.submitted).toBe(0)
       }))
 
-    it.scoped("quit rejects a bad timeout with InvalidOptions and keeps running", () =>
+    it.effect("quit rejects a bad timeout with InvalidOptions and keeps running", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const bad: ReadonlyArray<unknown> = [-1, "3000", null, "-5 seconds", [-1, 0], -10n, NaN]
@@ -254,7 +254,7 @@ describe("Agenda", () => {
         expect(report.mode).toBe("quit")
       }))
 
-    it.scoped("accepts an infinite closeTimeout and obsoleteAfter", () =>
+    it.effect("accepts an infinite closeTimeout and obsoleteAfter", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ closeTimeout: "infinity" })
         const handle = yield* agenda.submit(Effect.succeed(1), { obsoleteAfter: "infinity" })
@@ -262,14 +262,14 @@ describe("Agenda", () => {
         expect(handle.obsoleteAt).toBeUndefined()
       }))
 
-    it.scoped("fails with AgendaClosed while quitting and once stopped", () =>
+    it.effect("fails with AgendaClosed while quitting and once stopped", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const gate = yield* Deferred.make<void>()
         const started = yield* Deferred.make<void>()
-        yield* agenda.submit(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)))
+        yield* agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(gate)))
         yield* Deferred.await(started)
-        const quitting = yield* Effect.fork(agenda.quit())
+        const quitting = yield* Effect.forkChild(agenda.quit())
         yield* eventually(Effect.map(agenda.stats, (s) => s.state === "quitting"), "quitting")
         const e1 = yield* Effect.flip(agenda.submit(Effect.void))
         expect(e1).toBeInstanceOf(AgendaClosed)
@@ -283,16 +283,16 @@ describe("Agenda", () => {
         expect(yield* Effect.flip(agenda.requestGc(Effect.void))).toBeInstanceOf(AgendaClosed)
       }))
 
-    it.scoped("quit rejects submitters blocked on a full queue", () =>
+    it.effect("quit rejects submitters blocked on a full queue", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1, capacity: 1 })
         const hold = yield* h.holdWorkers
         yield* h.agenda.submit(Effect.void)
-        const blocked = yield* Effect.fork(h.agenda.submit(Effect.void))
+        const blocked = yield* Effect.forkChild(h.agenda.submit(Effect.void))
         yield* eventually(Effect.map(h.agenda.stats, (s) => s.total.blockedSubmitters === 1), "blocked")
-        const quitting = yield* Effect.fork(h.agenda.quit())
+        const quitting = yield* Effect.forkChild(h.agenda.quit())
         const exit = yield* Fiber.await(blocked)
-        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(
+        expect(Exit.isFailure(exit) && Cause.findErrorOption(exit.cause)).toEqual(
           Option.some(new AgendaClosed({ state: "quitting" }))
         )
         yield* hold.release
@@ -302,7 +302,7 @@ describe("Agenda", () => {
   })
 
   describe("obsolescence", () => {
-    it.scoped("drops a tasklet not started by its deadline, runs one that is", () =>
+    it.effect("drops a tasklet not started by its deadline, runs one that is", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1 })
         const hold = yield* h.holdWorkers
@@ -319,20 +319,20 @@ describe("Agenda", () => {
         expect(yield* h.log).toEqual(["fresh"])
         const stats = yield* h.balanced
         expect(stats.byPriority.Normal.obsolete).toBe(1)
-        const error = Cause.failureOption((exit as Exit.Failure<unknown, TaskletObsolete>).cause)
+        const error = Cause.findErrorOption((exit as Exit.Failure<unknown, TaskletObsolete>).cause)
         expect(Option.getOrThrow(error).message).toContain("not started by its deadline")
       }))
   })
 
   describe("cancellation", () => {
-    it.scoped("interrupting a queued tasklet removes it; it never runs", () =>
+    it.effect("interrupting a queued tasklet removes it; it never runs", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1 })
         const hold = yield* h.holdWorkers
         const doomed = yield* h.agenda.submit(h.record("doomed"))
         const kept = yield* h.agenda.submit(h.record("kept"))
         const exit = yield* doomed.interrupt
-        expect(Exit.isInterrupted(exit)).toBe(true)
+        expect(Exit.hasInterrupts(exit)).toBe(true)
         expect(doomed.outcome).toBe("Interrupted")
         yield* hold.release
         yield* kept.await
@@ -342,20 +342,20 @@ describe("Agenda", () => {
         expect(stats.total.queued).toBe(0)
       }))
 
-    it.scoped("interrupting a running tasklet stops it; its worker is replaced and goes on", () =>
+    it.effect("interrupting a running tasklet stops it; its worker is replaced and goes on", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const started = yield* Deferred.make<void>()
         const finalized = yield* Deferred.make<void>()
         const running = yield* agenda.submit(
-          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+          Effect.andThen(Deferred.succeed(started, undefined), Effect.never).pipe(
             Effect.onInterrupt(() => Deferred.succeed(finalized, undefined))
           ),
           { label: "forever" }
         )
         yield* Deferred.await(started)
         const exit = yield* running.interrupt
-        expect(Exit.isInterrupted(exit)).toBe(true)
+        expect(Exit.hasInterrupts(exit)).toBe(true)
         expect(yield* Deferred.isDone(finalized)).toBe(true)
         expect(yield* agenda.run(Effect.succeed("next"))).toBe("next")
         const [worker] = yield* agenda.workers
@@ -367,7 +367,7 @@ describe("Agenda", () => {
         expect(stats.total.balanced).toBe(true)
       }))
 
-    it.scoped("interrupting a finished tasklet keeps its outcome", () =>
+    it.effect("interrupting a finished tasklet keeps its outcome", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make()
         const handle = yield* agenda.submit(Effect.succeed(1))
@@ -376,19 +376,19 @@ describe("Agenda", () => {
         expect(handle.outcome).toBe("Completed")
       }))
 
-    it.scoped("a tasklet may interrupt itself through its own handle", () =>
+    it.effect("a tasklet may interrupt itself through its own handle", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const self = yield* Deferred.make<{ interruptFork: Effect.Effect<void> }>()
         const handle = yield* agenda.submit(
-          Effect.flatMap(Deferred.await(self), (h) => Effect.zipRight(h.interruptFork, Effect.never))
+          Effect.flatMap(Deferred.await(self), (h) => Effect.andThen(h.interruptFork, Effect.never))
         )
         yield* Deferred.succeed(self, handle)
-        expect(Exit.isInterrupted(yield* handle.await)).toBe(true)
+        expect(Exit.hasInterrupts(yield* handle.await)).toBe(true)
         expect(yield* agenda.run(Effect.succeed(2))).toBe(2)
       }))
 
-    it.scoped("an observer can be removed before the outcome", () =>
+    it.effect("an observer can be removed before the outcome", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1 })
         const hold = yield* h.holdWorkers
@@ -405,7 +405,7 @@ describe("Agenda", () => {
   })
 
   describe("failure isolation", () => {
-    it.scoped("failures and defects are logged with their label and counted; the worker lives", () =>
+    it.effect("failures and defects are logged with their label and counted; the worker lives", () =>
       Effect.gen(function*() {
         const logs: Array<string> = []
         const logger = Logger.make(({ message, annotations }) => {
@@ -430,7 +430,7 @@ describe("Agenda", () => {
         expect(stats.total.failed).toBe(2)
       }))
 
-    it.scoped("logFailures: false keeps failures quiet but counted", () =>
+    it.effect("logFailures: false keeps failures quiet but counted", () =>
       Effect.gen(function*() {
         const logs: Array<unknown> = []
         const logger = Logger.make(({ message }) => void logs.push(message))
@@ -444,13 +444,13 @@ describe("Agenda", () => {
   })
 
   describe("quit and exit", () => {
-    it.scoped("quit drains queued and running tasklets and reports", () =>
+    it.effect("quit drains queued and running tasklets and reports", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 2 })
         const hold = yield* h.holdWorkers
         const handles = []
         for (let i = 0; i < 10; i++) handles.push(yield* h.agenda.submit(h.record(`t${i}`)))
-        const quitting = yield* Effect.fork(h.agenda.quit())
+        const quitting = yield* Effect.forkChild(h.agenda.quit())
         yield* hold.release
         const report = yield* Fiber.join(quitting)
         expect(report.mode).toBe("quit")
@@ -466,7 +466,7 @@ describe("Agenda", () => {
         expect(yield* h.agenda.exit).toBe(report)
       }))
 
-    it.scoped("exit interrupts running tasklets, drops queued ones and says how many", () =>
+    it.effect("exit interrupts running tasklets, drops queued ones and says how many", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 2 })
         yield* h.holdWorkers
@@ -484,12 +484,12 @@ describe("Agenda", () => {
         expect(yield* h.log).toEqual([])
       }))
 
-    it.scoped("quit with a timeout falls back to exit", () =>
+    it.effect("quit with a timeout falls back to exit", () =>
       Effect.gen(function*() {
         const h = yield* AgendaHarness.make({ workers: 1 })
         yield* h.holdWorkers
         yield* h.agenda.submit(h.record("late"))
-        const quitting = yield* Effect.fork(h.agenda.quit({ timeout: "5 seconds" }))
+        const quitting = yield* Effect.forkChild(h.agenda.quit({ timeout: "5 seconds" }))
         yield* eventually(Effect.map(TestClock.sleeps(), (s) => s.length === 1), "quit timer armed")
         yield* TestClock.adjust("5 seconds")
         const report = yield* Fiber.join(quitting)
@@ -524,7 +524,7 @@ describe("Agenda", () => {
         expect(handles.map((x) => x.outcome)).toEqual(["Dropped", "Dropped"])
       }))
 
-    it.scoped("quit waits for tasklets submitted before it, across priorities", () =>
+    it.effect("quit waits for tasklets submitted before it, across priorities", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const hs = []
@@ -538,7 +538,7 @@ describe("Agenda", () => {
   })
 
   describe("GC barrier", () => {
-    it.scoped("the collector runs exactly once, while no tasklet code runs", () =>
+    it.effect("the collector runs exactly once, while no tasklet code runs", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 4 })
         let active = 0
@@ -562,7 +562,7 @@ describe("Agenda", () => {
         expect(stats.total.completed).toBe(200)
       }))
 
-    it.scoped("a long tasklet parks at safePoint; the rest of it runs after the collector", () =>
+    it.effect("a long tasklet parks at safePoint; the rest of it runs after the collector", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 2 })
         const events: Array<string> = []
@@ -598,26 +598,26 @@ describe("Agenda", () => {
         expect(workers[longWorker].completed).toBe(1)
       }))
 
-    it.scoped("safePoint is a no-op outside a GC barrier and outside workers", () =>
+    it.effect("safePoint is a no-op outside a GC barrier and outside workers", () =>
       Effect.gen(function*() {
         yield* Agenda.safePoint
         const agenda = yield* Agenda.make({ workers: 1 })
         expect(yield* agenda.run(Effect.as(Agenda.safePoint, "ok"))).toBe("ok")
       }))
 
-    it.scoped("requests made while a barrier forms coalesce into one cycle", () =>
+    it.effect("requests made while a barrier forms coalesce into one cycle", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const started = yield* Deferred.make<void>()
         const gate = yield* Deferred.make<void>()
-        yield* agenda.submit(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)))
+        yield* agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(gate)))
         yield* Deferred.await(started)
         let shared = 0
         let other = 0
         const sharedCollector = Effect.sync(() => void shared++)
-        const r1 = yield* Effect.fork(agenda.requestGc(sharedCollector))
-        const r2 = yield* Effect.fork(agenda.requestGc(sharedCollector))
-        const r3 = yield* Effect.fork(agenda.requestGc(Effect.sync(() => void other++)))
+        const r1 = yield* Effect.forkChild(agenda.requestGc(sharedCollector))
+        const r2 = yield* Effect.forkChild(agenda.requestGc(sharedCollector))
+        const r3 = yield* Effect.forkChild(agenda.requestGc(Effect.sync(() => void other++)))
         yield* Effect.yieldNow()
         expect(shared + other).toBe(0)
         yield* Deferred.succeed(gate, undefined)
@@ -628,7 +628,7 @@ describe("Agenda", () => {
         expect((yield* agenda.stats).gcCycles).toBe(1)
       }))
 
-    it.scoped("a failing collector fails its request; the agenda goes on", () =>
+    it.effect("a failing collector fails its request; the agenda goes on", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 2 })
         const error = yield* Effect.flip(agenda.requestGc(Effect.fail("no memory" as const)))
@@ -636,23 +636,23 @@ describe("Agenda", () => {
         expect(yield* agenda.run(Effect.succeed(1))).toBe(1)
       }))
 
-    it.scoped("exit while a barrier waits for a busy worker fails the request with AgendaClosed", () =>
+    it.effect("exit while a barrier waits for a busy worker fails the request with AgendaClosed", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const started = yield* Deferred.make<void>()
-        yield* agenda.submit(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never))
+        yield* agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Effect.never))
         yield* Deferred.await(started)
-        const request = yield* Effect.fork(agenda.requestGc(Effect.void))
+        const request = yield* Effect.forkChild(agenda.requestGc(Effect.void))
         yield* Effect.yieldNow()
         const report = yield* agenda.exit
         expect(report.interrupted).toBe(1)
         const exit = yield* Fiber.await(request)
-        expect(Exit.isFailure(exit) && Option.getOrThrow(Cause.failureOption(exit.cause))).toBeInstanceOf(AgendaClosed)
+        expect(Exit.isFailure(exit) && Option.getOrThrow(Cause.findErrorOption(exit.cause))).toBeInstanceOf(AgendaClosed)
       }))
   })
 
   describe("metrics", () => {
-    it.scoped("wait and run time histograms count every started tasklet", () =>
+    it.effect("wait and run time histograms count every started tasklet", () =>
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ name: "metrics-test", workers: 1 })
         const before = (yield* Metric.value(agenda.metrics.waitTime[0])).count
@@ -670,7 +670,7 @@ describe("Agenda", () => {
 })
 
 describe("Agenda accessors", () => {
-  it.scoped("requestGc, quit and exit reach the Agenda in context", () =>
+  it.effect("requestGc, quit and exit reach the Agenda in context", () =>
     Effect.gen(function*() {
       let collected = 0
       yield* Agenda.requestGc(Effect.sync(() => void collected++))
@@ -684,7 +684,7 @@ describe("Agenda accessors", () => {
 })
 
 describe("Agenda under faulty user code", () => {
-  it.scoped("an outcome observer that throws keeps neither the other observers nor a join from the outcome", () =>
+  it.effect("an outcome observer that throws keeps neither the other observers nor a join from the outcome", () =>
     Effect.gen(function*() {
       const logs: Array<string> = []
       const logger = Logger.make(({ message }) => {
@@ -698,7 +698,7 @@ describe("Agenda under faulty user code", () => {
         throw new Error("a bug in an observer")
       })
       handle.unsafeAddObserver(() => void told++)
-      const joiner = yield* Effect.fork(handle.join)
+      const joiner = yield* Effect.forkChild(handle.join)
       yield* eventually(Effect.sync(() => handle.status === "Running"), "the tasklet to run")
       yield* Effect.yieldNow()
       yield* Deferred.succeed(gate, undefined)
@@ -710,11 +710,11 @@ describe("Agenda under faulty user code", () => {
       yield* eventually(Effect.sync(() => logs.some((l) => l.includes("observer of tasklet") && l.includes("observed"))), "the log")
     }))
 
-  it.scoped("every worker starts, even while a High tasklet that keeps yielding holds another one", () =>
+  it.effect("every worker starts, even while a High tasklet that keeps yielding holds another one", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 4 })
       let started = 0
-      const spin = Effect.zipRight(Effect.sync(() => void started++), Effect.forever(Effect.yieldNow()))
+      const spin = Effect.andThen(Effect.sync(() => void started++), Effect.forever(Effect.yieldNow()))
       const handles = []
       for (let i = 0; i < 4; i++) {
         const handle = agenda.unsafeSubmit(spin, { priority: "High", label: `spin#${i}` })
@@ -722,6 +722,6 @@ describe("Agenda under faulty user code", () => {
         handles.push(handle)
       }
       yield* eventually(Effect.sync(() => started === 4), "all four spinning tasklets to start")
-      for (const handle of handles) expect(Exit.isInterrupted(yield* handle.interrupt)).toBe(true)
+      for (const handle of handles) expect(Exit.hasInterrupts(yield* handle.interrupt)).toBe(true)
     }))
 })

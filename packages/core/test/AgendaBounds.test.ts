@@ -5,14 +5,14 @@ import * as Agenda from "../src/Agenda.js"
 import { AgendaClosed, GcTimeout } from "../src/AgendaError.js"
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
 
 /** Submits a tasklet that ignores interruption for ever, and waits until it runs. */
 const stuck = (agenda: Agenda.Agenda, label = "stuck") =>
   Effect.gen(function*() {
     const started = yield* Deferred.make<void>()
     const handle = yield* agenda.submit(
-      Effect.uninterruptible(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)),
+      Effect.uninterruptible(Effect.andThen(Deferred.succeed(started, undefined), Effect.never)),
       { label }
     )
     yield* Deferred.await(started)
@@ -22,17 +22,17 @@ const stuck = (agenda: Agenda.Agenda, label = "stuck") =>
 const isDone = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isSome)
 
 describe("Agenda shutdown bounds", () => {
-  it.scoped("closeTimeout bounds scope close even when a tasklet ignores interruption", () =>
+  it.effect("closeTimeout bounds scope close even when a tasklet ignores interruption", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const agenda = yield* Scope.extend(
+      const agenda = yield* Scope.provide(
         Agenda.make({ workers: 2, closeTimeout: "300 millis", abandonAfter: "200 millis" }),
         scope
       )
       const handle = yield* stuck(agenda)
       const done = yield* agenda.submit(Effect.succeed("quick"))
       yield* done.join
-      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       // Drain bound, then the bound on interrupted tasklets: both on the clock.
       yield* TestTime.advanceUntil(isDone(closing), "100 millis", { maxSteps: 20 })
       yield* Fiber.join(closing)
@@ -45,12 +45,12 @@ describe("Agenda shutdown bounds", () => {
       expect(stats.total.balanced).toBe(true)
     }))
 
-  it.scoped("quit({ timeout }) falls back to exit and abandons a tasklet that ignores interruption", () =>
+  it.effect("quit({ timeout }) falls back to exit and abandons a tasklet that ignores interruption", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 1, abandonAfter: "1 second" })
       const handle = yield* stuck(agenda)
       const queued = yield* agenda.submit(Effect.void)
-      const quitting = yield* Effect.fork(agenda.quit({ timeout: "2 seconds" }))
+      const quitting = yield* Effect.forkChild(agenda.quit({ timeout: "2 seconds" }))
       yield* TestTime.advanceUntil(isDone(quitting), "500 millis", { maxSteps: 20 })
       const report = yield* Fiber.join(quitting)
       expect(report).toMatchObject({ mode: "exit", timedOut: true, dropped: 1, interrupted: 1, abandoned: 1 })
@@ -59,18 +59,18 @@ describe("Agenda shutdown bounds", () => {
       expect(report.stats.total.balanced).toBe(true)
     }))
 
-  it.scoped("exit abandons an uninterruptible busy loop that parks at safePoint", () =>
+  it.effect("exit abandons an uninterruptible busy loop that parks at safePoint", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2, abandonAfter: "1 second" })
       const started = yield* Deferred.make<void>()
       const handle = yield* agenda.submit(
-        Effect.uninterruptible(Effect.zipRight(
+        Effect.uninterruptible(Effect.andThen(
           Deferred.succeed(started, undefined),
-          Effect.forever(Effect.zipRight(Agenda.safePoint, Effect.yieldNow()))
+          Effect.forever(Effect.andThen(Agenda.safePoint, Effect.yieldNow()))
         ))
       )
       yield* Deferred.await(started)
-      const exiting = yield* Effect.fork(agenda.exit)
+      const exiting = yield* Effect.forkChild(agenda.exit)
       yield* TestTime.advanceUntil(isDone(exiting), "250 millis", { maxSteps: 20 })
       const report = yield* Fiber.join(exiting)
       expect(report.abandoned).toBe(1)
@@ -81,13 +81,13 @@ describe("Agenda shutdown bounds", () => {
       expect(yield* agenda.exit).toBe(report)
     }))
 
-  it.scoped("an interrupted tasklet that ends within abandonAfter is not abandoned", () =>
+  it.effect("an interrupted tasklet that ends within abandonAfter is not abandoned", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 1 })
       const started = yield* Deferred.make<void>()
       let finalized = false
       yield* agenda.submit(
-        Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+        Effect.andThen(Deferred.succeed(started, undefined), Effect.never).pipe(
           Effect.ensuring(Effect.sync(() => void (finalized = true)))
         )
       )
@@ -99,7 +99,7 @@ describe("Agenda shutdown bounds", () => {
 })
 
 describe("Agenda self-stop", () => {
-  it.scoped("a tasklet that quits its own agenda gets the report once the others ended, then ends itself", () =>
+  it.effect("a tasklet that quits its own agenda gets the report once the others ended, then ends itself", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2 })
       const gate = yield* Deferred.make<void>()
@@ -128,11 +128,11 @@ describe("Agenda self-stop", () => {
       expect(yield* agenda.quit()).toBe(report)
     }))
 
-  it.scoped("a tasklet that exits its own agenda gets the report: others are interrupted and dropped, it runs on", () =>
+  it.effect("a tasklet that exits its own agenda gets the report: others are interrupted and dropped, it runs on", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2 })
       const started = yield* Deferred.make<void>()
-      const other = yield* agenda.submit(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never))
+      const other = yield* agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Effect.never))
       yield* Deferred.await(started)
       const exiter = yield* agenda.submit(
         Effect.gen(function*() {
@@ -154,10 +154,10 @@ describe("Agenda self-stop", () => {
       expect(stats.total.balanced).toBe(true)
     }))
 
-  it.scoped("a tasklet that calls exit and then never ends is interrupted by scope close, then abandoned", () =>
+  it.effect("a tasklet that calls exit and then never ends is interrupted by scope close, then abandoned", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const agenda = yield* Scope.extend(Agenda.make({ workers: 1, abandonAfter: "1 second" }), scope)
+      const agenda = yield* Scope.provide(Agenda.make({ workers: 1, abandonAfter: "1 second" }), scope)
       const exited = yield* Deferred.make<void>()
       const handle = yield* agenda.submit(Effect.uninterruptible(Effect.gen(function*() {
         yield* agenda.exit
@@ -165,27 +165,27 @@ describe("Agenda self-stop", () => {
         yield* Effect.never
       })))
       yield* Deferred.await(exited)
-      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       yield* TestTime.advanceUntil(isDone(closing), "250 millis", { maxSteps: 20 })
       yield* Fiber.join(closing)
       expect(handle.outcome).toBe("Interrupted")
       expect((yield* agenda.stats).total).toMatchObject({ interrupted: 1, running: 0 })
     }))
 
-  it.scoped("a fiber forked by a tasklet may quit the agenda while the tasklet joins it", () =>
+  it.effect("a fiber forked by a tasklet may quit the agenda while the tasklet joins it", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 1 })
       const handle = yield* agenda.submit(
-        Effect.flatMap(Effect.fork(agenda.quit({ timeout: "1 minute" })), Fiber.join)
+        Effect.flatMap(Effect.forkChild(agenda.quit({ timeout: "1 minute" })), Fiber.join)
       )
       const report = yield* handle.join
       expect(report).toMatchObject({ mode: "quit", timedOut: false })
     }))
 
-  it.scoped("scope close waits for a tasklet that quit the agenda itself", () =>
+  it.effect("scope close waits for a tasklet that quit the agenda itself", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const agenda = yield* Scope.extend(Agenda.make({ workers: 1 }), scope)
+      const agenda = yield* Scope.provide(Agenda.make({ workers: 1 }), scope)
       const proceed = yield* Deferred.make<void>()
       const quitted = yield* Deferred.make<void>()
       let ended = false
@@ -196,7 +196,7 @@ describe("Agenda self-stop", () => {
         ended = true
       }))
       yield* Deferred.await(quitted)
-      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       yield* Deferred.succeed(proceed, undefined)
       yield* Fiber.join(closing)
       expect(ended).toBe(true)
@@ -205,7 +205,7 @@ describe("Agenda self-stop", () => {
 })
 
 describe("Agenda GC barrier bounds", () => {
-  it.scoped("a tasklet that requests GC counts as parked: the collector runs, then the tasklet goes on", () =>
+  it.effect("a tasklet that requests GC counts as parked: the collector runs, then the tasklet goes on", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2 })
       const events: Array<string> = []
@@ -223,17 +223,17 @@ describe("Agenda GC barrier bounds", () => {
       expect(yield* agenda.run(Effect.succeed(1))).toBe(1)
     }))
 
-  it.scoped("a barrier that cannot form gives up after gcTimeout, naming the busy tasklet; work goes on", () =>
+  it.effect("a barrier that cannot form gives up after gcTimeout, naming the busy tasklet; work goes on", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2, gcTimeout: "2 seconds" })
       const gate = yield* Deferred.make<void>()
       const started = yield* Deferred.make<void>()
       const long = yield* agenda.submit(
-        Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)),
+        Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(gate)),
         { label: "long sleeper" }
       )
       yield* Deferred.await(started)
-      const request = yield* Effect.fork(agenda.requestGc(Effect.void))
+      const request = yield* Effect.forkChild(agenda.requestGc(Effect.void))
       const queued = yield* agenda.submit(Effect.succeed("after the barrier"))
       yield* TestTime.advanceUntil(isDone(request), "500 millis", { maxSteps: 20 })
       const error = failureOf(yield* Fiber.await(request))
@@ -249,22 +249,22 @@ describe("Agenda GC barrier bounds", () => {
       expect(stats.total.balanced).toBe(true)
     }))
 
-  it.scoped("a collector that never ends is given up after gcTimeout; the parked workers resume", () =>
+  it.effect("a collector that never ends is given up after gcTimeout; the parked workers resume", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2, gcTimeout: "1 second" })
-      const request = yield* Effect.fork(agenda.requestGc(Effect.uninterruptible(Effect.never)))
+      const request = yield* Effect.forkChild(agenda.requestGc(Effect.uninterruptible(Effect.never)))
       yield* TestTime.advanceUntil(isDone(request), "250 millis", { maxSteps: 20 })
       expect(failureOf(yield* Fiber.await(request))).toMatchObject({ _tag: "GcTimeout", phase: "collecting" })
       expect(yield* agenda.run(Effect.succeed("resumed"))).toBe("resumed")
       expect((yield* agenda.stats).workers.every((w) => w.state !== "GC")).toBe(true)
     }))
 
-  it.scoped("exit wins over a collector that never ends; the request is told why", () =>
+  it.effect("exit wins over a collector that never ends; the request is told why", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2, gcTimeout: "infinity" })
       const collecting = yield* Deferred.make<void>()
-      const request = yield* Effect.fork(
-        agenda.requestGc(Effect.uninterruptible(Effect.zipRight(Deferred.succeed(collecting, undefined), Effect.never)))
+      const request = yield* Effect.forkChild(
+        agenda.requestGc(Effect.uninterruptible(Effect.andThen(Deferred.succeed(collecting, undefined), Effect.never)))
       )
       yield* Deferred.await(collecting)
       const report = yield* agenda.exit
@@ -276,20 +276,20 @@ describe("Agenda GC barrier bounds", () => {
       expect((error as AgendaClosed).message).toContain("GC request was not served")
     }))
 
-  it.scoped("quit({ timeout }) returns while a collector never ends", () =>
+  it.effect("quit({ timeout }) returns while a collector never ends", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 1, gcTimeout: "infinity" })
       const started = yield* Deferred.make<void>()
       const parked = yield* agenda.submit(
-        Effect.zipRight(Deferred.succeed(started, undefined), Effect.forever(Effect.zipRight(Agenda.safePoint, Effect.yieldNow())))
+        Effect.andThen(Deferred.succeed(started, undefined), Effect.forever(Effect.andThen(Agenda.safePoint, Effect.yieldNow())))
       )
       yield* Deferred.await(started)
       const collecting = yield* Deferred.make<void>()
-      yield* Effect.fork(
-        agenda.requestGc(Effect.uninterruptible(Effect.zipRight(Deferred.succeed(collecting, undefined), Effect.never)))
+      yield* Effect.forkChild(
+        agenda.requestGc(Effect.uninterruptible(Effect.andThen(Deferred.succeed(collecting, undefined), Effect.never)))
       )
       yield* Deferred.await(collecting)
-      const quitting = yield* Effect.fork(agenda.quit({ timeout: "1 second" }))
+      const quitting = yield* Effect.forkChild(agenda.quit({ timeout: "1 second" }))
       yield* TestTime.advanceUntil(isDone(quitting), "250 millis", { maxSteps: 20 })
       const report = yield* Fiber.join(quitting)
       expect(report).toMatchObject({ mode: "exit", timedOut: true, interrupted: 1 })

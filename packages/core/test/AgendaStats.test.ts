@@ -32,7 +32,7 @@ describe("AgendaStats", () => {
     expect(level({ submitted: 1, completed: 2 }).balanced).toBe(false)
   })
 
-  it.scoped("a shutdown report survives a JSON round trip through its Schema", () =>
+  it.effect("a shutdown report survives a JSON round trip through its Schema", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ name: "roundtrip", workers: 2 })
       yield* agenda.run(Effect.void, { priority: "High", label: "one" })
@@ -51,7 +51,7 @@ describe("AgendaStats", () => {
     expect(() => Schema.decodeUnknownSync(WorkerState)({ id: 0, state: "Sleeping" })).toThrow(/Sleeping|state/)
   })
 
-  it.scoped("tasklet info decodes with its Schema", () =>
+  it.effect("tasklet info decodes with its Schema", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make()
       const handle = yield* agenda.submit(Effect.succeed(1), { label: "info", obsoleteAfter: "1 minute" })

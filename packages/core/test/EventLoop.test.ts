@@ -26,7 +26,7 @@ const statsOf = (loop: EventLoop.EventLoop, pick: (s: EventLoop.LoopStats) => bo
 
 describe("EventLoop", () => {
   describe("commands", () => {
-    it.scoped("D dumps, G runs a GC barrier, Q quits: in order", () => {
+    it.effect("D dumps, G runs a GC barrier, Q quits: in order", () => {
       const logs = captureLogs()
       return Effect.gen(function*() {
         const loop = yield* EventLoop.make()
@@ -46,12 +46,12 @@ describe("EventLoop", () => {
       }).pipe(Effect.provide(env()), Effect.provide(logs.layer))
     })
 
-    it.scoped("X exits at once: running tasklets are interrupted, queued ones dropped", () =>
+    it.effect("X exits at once: running tasklets are interrupted, queued ones dropped", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const started = yield* Deferred.make<void>()
-        yield* Agenda.submit(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never), { label: "forever" })
-        yield* Agenda.submit(Effect.zipRight(Deferred.await(started), Effect.never), { label: "forever too" })
+        yield* Agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Effect.never), { label: "forever" })
+        yield* Agenda.submit(Effect.andThen(Deferred.await(started), Effect.never), { label: "forever too" })
         for (let i = 0; i < 3; i++) yield* Agenda.submit(Effect.void, { priority: "Low" })
         yield* Deferred.await(started)
         yield* loop.send("X")
@@ -62,7 +62,7 @@ describe("EventLoop", () => {
         expect(stopped.agenda.stats.total.balanced).toBe(true)
       }).pipe(Effect.provide(env())))
 
-    it.scoped("an unknown byte is logged with its value, counted, and the loop goes on", () => {
+    it.effect("an unknown byte is logged with its value, counted, and the loop goes on", () => {
       const logs = captureLogs()
       return Effect.gen(function*() {
         const loop = yield* EventLoop.make()
@@ -80,7 +80,7 @@ describe("EventLoop", () => {
       }).pipe(Effect.provide(env()), Effect.provide(logs.layer))
     })
 
-    it.scoped("user bindings handle other bytes; bytes from one sender keep their order", () =>
+    it.effect("user bindings handle other bytes; bytes from one sender keep their order", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const seen: Array<number> = []
@@ -97,7 +97,7 @@ describe("EventLoop", () => {
         expect(stats.unknownCommands).toBe(0)
       }).pipe(Effect.provide(env())))
 
-    it.scoped("send rejects what is not a byte", () =>
+    it.effect("send rejects what is not a byte", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         expect(yield* Effect.flip(loop.send(256))).toBeInstanceOf(InvalidOptions)
@@ -106,7 +106,7 @@ describe("EventLoop", () => {
   })
 
   describe("signals", () => {
-    it.scoped("SIGUSR1 dumps; SIGTERM quits", () => {
+    it.effect("SIGUSR1 dumps; SIGTERM quits", () => {
       const logs = captureLogs()
       return Effect.gen(function*() {
         const loop = yield* EventLoop.make()
@@ -120,12 +120,12 @@ describe("EventLoop", () => {
       }).pipe(Effect.provide(env()), Effect.provide(logs.layer))
     })
 
-    it.scoped("SIGINT quits; a second SIGINT while quitting exits", () =>
+    it.effect("SIGINT quits; a second SIGINT while quitting exits", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const test = yield* TestPlatform.TestPlatform
         const started = yield* Deferred.make<void>()
-        yield* Agenda.submit(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never), { label: "stuck" })
+        yield* Agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Effect.never), { label: "stuck" })
         yield* Deferred.await(started)
         yield* test.signal("SIGINT")
         yield* statsOf(loop, (s) => s.state === "quitting", "quitting")
@@ -135,7 +135,7 @@ describe("EventLoop", () => {
         expect(stopped.agenda.interrupted).toBe(1)
       }).pipe(Effect.provide(env())))
 
-    it.scoped("other signals reach user handlers; unhandled ones are counted", () =>
+    it.effect("other signals reach user handlers; unhandled ones are counted", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make({ signals: ["SIGINT", "SIGTERM", "SIGUSR2", "SIGHUP", "SIGRTMIN+1"] })
         const test = yield* TestPlatform.TestPlatform
@@ -158,7 +158,7 @@ describe("EventLoop", () => {
         expect((yield* loop.stats).unhandled.Signal).toBe(1)
       }).pipe(Effect.provide(env())))
 
-    it.scoped("child exits arrive as ChildExit events", () =>
+    it.effect("child exits arrive as ChildExit events", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const test = yield* TestPlatform.TestPlatform
@@ -175,7 +175,7 @@ describe("EventLoop", () => {
   })
 
   describe("handlers", () => {
-    it.scoped("the 129th handler fails with TooManyHandlers; default bindings do not count", () =>
+    it.effect("the 129th handler fails with TooManyHandlers; default bindings do not count", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         for (let i = 0; i < 128; i++) {
@@ -191,7 +191,7 @@ describe("EventLoop", () => {
         expect(dump.handlers.filter((h) => h.builtin).length).toBeGreaterThan(0)
       }).pipe(Effect.provide(env())))
 
-    it.scoped("closing a registration's scope unregisters it", () =>
+    it.effect("closing a registration's scope unregisters it", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make({ maxHandlers: 1 })
         yield* Effect.scoped(
@@ -205,7 +205,7 @@ describe("EventLoop", () => {
         expect(info).toMatchObject({ explanation: "takes the freed slot", match: "Command 0x7a 'z'", builtin: false })
       }).pipe(Effect.provide(env())))
 
-    it.scoped("a failing or defecting handler is logged with its explanation and isolated", () => {
+    it.effect("a failing or defecting handler is logged with its explanation and isolated", () => {
       const logs = captureLogs()
       return Effect.gen(function*() {
         const loop = yield* EventLoop.make()
@@ -231,7 +231,7 @@ describe("EventLoop", () => {
       }).pipe(Effect.provide(env()), Effect.provide(logs.layer))
     })
 
-    it.scoped("a handler can submit tasklets to the agenda at a priority", () =>
+    it.effect("a handler can submit tasklets to the agenda at a priority", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const ran = yield* Deferred.make<string>()
@@ -248,7 +248,7 @@ describe("EventLoop", () => {
         expect(stats.byPriority.Low.completed).toBe(1)
       }).pipe(Effect.provide(env())))
 
-    it.scoped("rejects bad registrations with typed errors", () =>
+    it.effect("rejects bad registrations with typed errors", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const bad: Array<EventLoop.HandlerOptions<EventLoop.Match, never>> = [
@@ -262,7 +262,7 @@ describe("EventLoop", () => {
         yield* Effect.flip(EventLoop.make({ capacity: 0 })).pipe(Effect.map((e) => expect(e).toBeInstanceOf(InvalidOptions)))
       }).pipe(Effect.provide(env())))
 
-    it.scoped("registering after the loop stopped fails with LoopStopped", () =>
+    it.effect("registering after the loop stopped fails with LoopStopped", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         yield* loop.quit
@@ -276,7 +276,7 @@ describe("EventLoop", () => {
   })
 
   describe("fds", () => {
-    it.scoped("watchFd delivers readiness, ends at hang-up, and allows one handler per fd", () =>
+    it.effect("watchFd delivers readiness, ends at hang-up, and allows one handler per fd", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const test = yield* TestPlatform.TestPlatform
@@ -298,7 +298,7 @@ describe("EventLoop", () => {
   })
 
   describe("queue", () => {
-    it.scoped("overflow is counted (dropNewest) and the loop goes on", () =>
+    it.effect("overflow is counted (dropNewest) and the loop goes on", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make({ capacity: 2, overflow: "dropNewest", batchSize: 1 })
         const gate = yield* Deferred.make<void>()
@@ -306,7 +306,7 @@ describe("EventLoop", () => {
         yield* loop.register({
           explanation: "blocks the loop",
           match: { _tag: "Command", byte: "b" },
-          handle: () => Effect.zipRight(Deferred.succeed(blocked, undefined), Deferred.await(gate))
+          handle: () => Effect.andThen(Deferred.succeed(blocked, undefined), Deferred.await(gate))
         })
         yield* loop.send("b")
         yield* Deferred.await(blocked)
@@ -318,7 +318,7 @@ describe("EventLoop", () => {
         yield* statsOf(loop, (s) => s.unknownCommands === 2, "queued events dispatched")
       }).pipe(Effect.provide(env())))
 
-    it.scoped("dropOldest keeps the newest events; backpressure makes posters wait", () =>
+    it.effect("dropOldest keeps the newest events; backpressure makes posters wait", () =>
       Effect.gen(function*() {
         const oldest = yield* EventLoop.make({ capacity: 1, overflow: "dropOldest", batchSize: 1 })
         const gate = yield* Deferred.make<void>()
@@ -329,7 +329,7 @@ describe("EventLoop", () => {
           match: { _tag: "Command" },
           handle: (e) =>
             e.byte === 98
-              ? Effect.zipRight(Deferred.succeed(blocked, undefined), Deferred.await(gate))
+              ? Effect.andThen(Deferred.succeed(blocked, undefined), Deferred.await(gate))
               : Effect.sync(() => void seen.push(e.byte))
         })
         yield* oldest.send("b")
@@ -342,7 +342,7 @@ describe("EventLoop", () => {
         expect(seen).toEqual([2])
       }).pipe(Effect.provide(env())))
 
-    it.scoped("under backpressure a poster waits for room and nothing is dropped", () =>
+    it.effect("under backpressure a poster waits for room and nothing is dropped", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make({ capacity: 1, batchSize: 1 })
         const gate = yield* Deferred.make<void>()
@@ -350,12 +350,12 @@ describe("EventLoop", () => {
         yield* loop.register({
           explanation: "blocks once",
           match: { _tag: "Command", byte: "b" },
-          handle: () => Effect.zipRight(Deferred.succeed(blocked, undefined), Deferred.await(gate))
+          handle: () => Effect.andThen(Deferred.succeed(blocked, undefined), Deferred.await(gate))
         })
         yield* loop.send("b")
         yield* Deferred.await(blocked)
         yield* loop.post(new Event.Command({ byte: 1, at: 0 }))
-        const waiting = yield* Effect.fork(loop.post(new Event.Command({ byte: 2, at: 0 })))
+        const waiting = yield* Effect.forkChild(loop.post(new Event.Command({ byte: 2, at: 0 })))
         yield* statsOf(loop, (s) => s.backpressureWaits === 1, "poster waits")
         yield* Deferred.succeed(gate, undefined)
         yield* Fiber.join(waiting)
@@ -365,7 +365,7 @@ describe("EventLoop", () => {
   })
 
   describe("timeouts", () => {
-    it.scoped("timeouts fire through the loop as TimerFired events, with TestClock", () =>
+    it.effect("timeouts fire through the loop as TimerFired events, with TestClock", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const fired: Array<string> = []
@@ -386,7 +386,7 @@ describe("EventLoop", () => {
   })
 
   describe("dump and stop", () => {
-    it.scoped("the dump is a Schema-encodable snapshot of loop, handlers, timeouts and agenda", () =>
+    it.effect("the dump is a Schema-encodable snapshot of loop, handlers, timeouts and agenda", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         yield* loop.timeouts.after("1 minute", Effect.void, { label: "housekeeping" })
@@ -402,7 +402,7 @@ describe("EventLoop", () => {
         expect(back.loop.state).toBe("running")
       }).pipe(Effect.provide(env())))
 
-    it.scoped("quit drains the agenda with nothing lost", () =>
+    it.effect("quit drains the agenda with nothing lost", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const handles = []
@@ -420,7 +420,7 @@ describe("EventLoop", () => {
   })
 
   describe("integration", () => {
-    it.scoped("signals and commands submit tasklets at three priorities; Q ends the run and the stats add up", () =>
+    it.effect("signals and commands submit tasklets at three priorities; Q ends the run and the stats add up", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make({ signals: ["SIGINT", "SIGTERM", "SIGUSR2", "SIGHUP"] })
         const test = yield* TestPlatform.TestPlatform
@@ -491,7 +491,7 @@ describe("EventLoop scope", () => {
 })
 
 describe("EventLoop.layer", () => {
-  it.scoped("provides the loop from a layer built on Platform and Agenda", () =>
+  it.effect("provides the loop from a layer built on Platform and Agenda", () =>
     Effect.gen(function*() {
       const loop = yield* EventLoop.EventLoop
       yield* loop.send("Q")
@@ -500,7 +500,7 @@ describe("EventLoop.layer", () => {
 })
 
 describe("EventLoop fd watches under faults", () => {
-  it.scoped("a watchFd the platform refuses leaves no handler registered, so a retry meets no HandlerConflict", () =>
+  it.effect("a watchFd the platform refuses leaves no handler registered, so a retry meets no HandlerConflict", () =>
     Effect.gen(function*() {
       const loop = yield* EventLoop.make()
       const test = yield* TestPlatform.TestPlatform
@@ -514,7 +514,7 @@ describe("EventLoop fd watches under faults", () => {
       expect(yield* watch("second try")).toMatchObject({ _tag: "PlatformError", reason: "BadFd" })
     }).pipe(Effect.provide(env())))
 
-  it.scoped("a watch passes on its next readiness report only once the handler is done with the last one", () =>
+  it.effect("a watch passes on its next readiness report only once the handler is done with the last one", () =>
     Effect.gen(function*() {
       const loop = yield* EventLoop.make()
       const test = yield* TestPlatform.TestPlatform
@@ -524,7 +524,7 @@ describe("EventLoop fd watches under faults", () => {
       yield* loop.watchFd(fd, { read: true }, {
         explanation: "a slow reader",
         run: "Normal",
-        handle: () => Effect.zipRight(Effect.sync(() => void calls++), Deferred.await(gate))
+        handle: () => Effect.andThen(Effect.sync(() => void calls++), Deferred.await(gate))
       })
       yield* test.ready(fd, { read: true })
       yield* test.ready(fd, { read: true })

@@ -30,7 +30,7 @@ const statsOf = (loop: EventLoop.EventLoop, pick: (s: EventLoop.LoopStats) => bo
 const untyped = (handle: unknown) => handle as (event: Event.Event) => Effect.Effect<void>
 
 describe("EventLoop handler contract", () => {
-  it.scoped("a handler returning undefined, null, 42 or a promise is a counted, logged failure; the loop goes on", () => {
+  it.effect("a handler returning undefined, null, 42 or a promise is a counted, logged failure; the loop goes on", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const loop = yield* EventLoop.make()
@@ -69,7 +69,7 @@ describe("EventLoop handler contract", () => {
     }).pipe(Effect.provide(env()), Effect.provide(logs.layer))
   })
 
-  it.scoped("a submitted handler returning a non-Effect fails its tasklet with InvalidHandlerResult", () =>
+  it.effect("a submitted handler returning a non-Effect fails its tasklet with InvalidHandlerResult", () =>
     Effect.gen(function*() {
       const loop = yield* EventLoop.make()
       yield* loop.register({ explanation: "forgot the Effect", match: { _tag: "Command", byte: "s" }, handle: untyped(() => undefined), run: "Normal" })
@@ -80,7 +80,7 @@ describe("EventLoop handler contract", () => {
       expect(stopped.agenda.stats.total).toMatchObject({ submitted: 1, failed: 1, balanced: true })
     }).pipe(Effect.provide(env({ logFailures: false }))))
 
-  it.scoped("InvalidHandlerResult names the handler, what it returned and the fix", () =>
+  it.effect("InvalidHandlerResult names the handler, what it returned and the fix", () =>
     Effect.sync(() => {
       const error = new InvalidHandlerResult({ explanation: "log it", got: "undefined" })
       expect(error.message).toContain(`handler "log it" returned undefined instead of an Effect`)
@@ -112,7 +112,7 @@ describe("EventLoop handler contract", () => {
 })
 
 describe("EventLoop post validation", () => {
-  it.scoped("posting null, {}, an unknown tag or a malformed event fails with InvalidEvent; the loop goes on", () =>
+  it.effect("posting null, {}, an unknown tag or a malformed event fails with InvalidEvent; the loop goes on", () =>
     Effect.gen(function*() {
       const loop = yield* EventLoop.make()
       const garbage: Array<unknown> = [
@@ -142,7 +142,7 @@ describe("EventLoop post validation", () => {
 
 describe("EventLoop registration validation", () => {
   const valid = { explanation: "x", handle: () => Effect.void }
-  it.scoped("register rejects bad match keys and a handle that is not a function, with typed errors naming the option", () =>
+  it.effect("register rejects bad match keys and a handle that is not a function, with typed errors naming the option", () =>
     Effect.gen(function*() {
       const loop = yield* EventLoop.make()
       const cases: Array<[unknown, string]> = [
@@ -161,7 +161,7 @@ describe("EventLoop registration validation", () => {
       expect((yield* loop.dump).handlers.filter((h) => !h.builtin)).toHaveLength(0)
     }).pipe(Effect.provide(env())))
 
-  it.scoped("watchFd rejects a null interest or options and a bad fd with InvalidOptions, not a TypeError", () =>
+  it.effect("watchFd rejects a null interest or options and a bad fd with InvalidOptions, not a TypeError", () =>
     Effect.gen(function*() {
       const loop = yield* EventLoop.make()
       const test = yield* TestPlatform.TestPlatform
@@ -184,7 +184,7 @@ describe("EventLoop registration validation", () => {
 })
 
 describe("EventLoop options validation", () => {
-  it.scoped("make rejects bad options with InvalidOptions naming the option", () =>
+  it.effect("make rejects bad options with InvalidOptions naming the option", () =>
     Effect.gen(function*() {
       const cases: Array<[unknown, string]> = [
         [{ quitTimeout: "-5 seconds" }, "quitTimeout"],
@@ -203,7 +203,7 @@ describe("EventLoop options validation", () => {
 })
 
 describe("EventLoop unknown command warnings", () => {
-  it.scoped("a flood of unknown bytes is counted in full and logged at most N per second, with a summary", () => {
+  it.effect("a flood of unknown bytes is counted in full and logged at most N per second, with a summary", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const loop = yield* EventLoop.make({ unknownCommandWarnings: 5 })
@@ -233,17 +233,17 @@ describe("EventLoop stop bounds", () => {
       const taskletStuck = yield* Deferred.make<void>()
       const loops = yield* Deferred.make<EventLoop.EventLoop>()
       const release = yield* Deferred.make<void>()
-      const closing = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+      const closing = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
         const loop = yield* EventLoop.make({ quitTimeout: "2 seconds" })
         yield* loop.register({
           explanation: "stuck inline",
           match: { _tag: "Command", byte: "i" },
-          handle: () => Effect.zipRight(Deferred.succeed(inlineStuck, undefined), Effect.uninterruptible(Effect.never))
+          handle: () => Effect.andThen(Deferred.succeed(inlineStuck, undefined), Effect.uninterruptible(Effect.never))
         })
         yield* loop.register({
           explanation: "stuck tasklet",
           match: { _tag: "Command", byte: "t" },
-          handle: () => Effect.zipRight(Deferred.succeed(taskletStuck, undefined), Effect.never),
+          handle: () => Effect.andThen(Deferred.succeed(taskletStuck, undefined), Effect.never),
           run: "Normal"
         })
         yield* loop.send("t")
@@ -275,12 +275,12 @@ describe("EventLoop stop bounds without the agenda", () => {
       // It never abandons the tasklet (abandonAfter "infinity"), so its exit
       // never ends: what bounds the stop here is the loop's own bound alone.
       const agendaScope = yield* Scope.make()
-      const agenda = yield* Agenda.make({ workers: 2, abandonAfter: "infinity" }).pipe(Scope.extend(agendaScope))
+      const agenda = yield* Agenda.make({ workers: 2, abandonAfter: "infinity" }).pipe(Scope.provide(agendaScope))
       const stuck = yield* Deferred.make<void>()
       const loops = yield* Deferred.make<EventLoop.EventLoop>()
-      const closing = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+      const closing = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
         const loop = yield* EventLoop.make({ quitTimeout: "2 seconds" })
-        yield* Agenda.submit(Effect.zipRight(Deferred.succeed(stuck, undefined), Effect.uninterruptible(Effect.never)))
+        yield* Agenda.submit(Effect.andThen(Deferred.succeed(stuck, undefined), Effect.uninterruptible(Effect.never)))
         yield* Deferred.await(stuck)
         yield* Deferred.succeed(loops, loop)
       })).pipe(Effect.provideService(Agenda.Agenda, agenda)))
@@ -296,7 +296,7 @@ describe("EventLoop stop bounds without the agenda", () => {
 })
 
 describe("EventLoop failure", () => {
-  it.scoped("a defect the loop cannot isolate stops it visibly: state failed, logged, awaitStop dies with LoopFailed", () => {
+  it.effect("a defect the loop cannot isolate stops it visibly: state failed, logged, awaitStop dies with LoopFailed", () => {
     // A logger that throws on every line breaks the loop's own failure
     // reporting, the last thing dispatch can isolate.
     const logs = captureLogs({ throwOn: () => true })

@@ -69,7 +69,7 @@ describe("Options", () => {
     expect(option({ abandonAfter: NaN })).toBe("abandonAfter")
   })
 
-  it.scoped("the same bad tasklet option gets the same error from every entry point", () =>
+  it.effect("the same bad tasklet option gets the same error from every entry point", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 1 })
       const queue = PromiseAgenda.make({ workers: 1 })

@@ -73,12 +73,12 @@ describe("Event", () => {
 })
 
 describe("Platform.clockTimer", () => {
-  it.scoped("fires at its deadline on TestClock, never before; re-arming replaces; disarm cancels", () =>
+  it.effect("fires at its deadline on TestClock, never before; re-arming replaces; disarm cancels", () =>
     Effect.gen(function*() {
       const arms: Array<number> = []
       let cleared = 0
       const timer = yield* Platform.clockTimer({ name: "t", onArm: (d) => void arms.push(d), onClear: () => void cleared++ })
-      const first = yield* Effect.fork(Stream.runCollect(Stream.take(timer.fired, 2)))
+      const first = yield* Effect.forkChild(Stream.runCollect(Stream.take(timer.fired, 2)))
       yield* timer.arm(100)
       yield* timer.arm(50) // replaces 100
       yield* TestTime.adjustWhenSleeping(49)
@@ -93,7 +93,7 @@ describe("Platform.clockTimer", () => {
       expect(cleared).toBeGreaterThanOrEqual(4)
     }))
 
-  it.scoped("fails with InvalidDeadline naming the platform for NaN and ±Infinity, and arms nothing", () =>
+  it.effect("fails with InvalidDeadline naming the platform for NaN and ±Infinity, and arms nothing", () =>
     Effect.gen(function*() {
       const arms: Array<number> = []
       const timer = yield* Platform.clockTimer({ name: "MyPlatform", onArm: (d) => void arms.push(d) })
@@ -108,7 +108,7 @@ describe("Platform.clockTimer", () => {
       expect(arms).toEqual([])
     }))
 
-  it.scopedLive("on the live Clock, a deadline past 2^31-1 ms is slept towards in chunks no longer than that", () =>
+  it.live("on the live Clock, a deadline past 2^31-1 ms is slept towards in chunks no longer than that", () =>
     Effect.gen(function*() {
       // The live Clock (setTimeout) takes a longer sleep as infinite: record what the timer asks for.
       const live = Clock.make()
@@ -134,12 +134,12 @@ describe("Platform.clockTimer", () => {
       yield* timer.disarm
     }))
 
-  it.scopedLive("a far deadline fires when a moved Clock reaches it, at the end of the current chunk", () =>
+  it.live("a far deadline fires when a moved Clock reaches it, at the end of the current chunk", () =>
     Effect.gen(function*() {
       const shifted = TestTime.shiftedClock()
       const timer = yield* Effect.withClock(Platform.clockTimer({ name: "t", chunkMillis: 10 }), shifted.clock)
       const deadline = shifted.clock.unsafeCurrentTimeMillis() + 25 * 86_400_000
-      const fired = yield* Effect.fork(Stream.runHead(timer.fired))
+      const fired = yield* Effect.forkChild(Stream.runHead(timer.fired))
       yield* timer.arm(deadline)
       // Moved once the timer sleeps: a move before would skip the chain.
       yield* TestTime.eventually(Effect.sync(() => shifted.sleeps() > 0), "the timer to sleep")
@@ -149,7 +149,7 @@ describe("Platform.clockTimer", () => {
       expect(shifted.clock.unsafeCurrentTimeMillis()).toBeGreaterThanOrEqual(deadline)
     }))
 
-  it.scoped("dies on a chunkMillis outside 1..2^31-1", () =>
+  it.effect("dies on a chunkMillis outside 1..2^31-1", () =>
     Effect.gen(function*() {
       for (const chunkMillis of [0, 1.5, 2 ** 31, NaN]) {
         const exit = yield* Effect.exit(Effect.scoped(Platform.clockTimer({ name: "t", chunkMillis })))

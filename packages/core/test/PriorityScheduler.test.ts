@@ -163,17 +163,17 @@ describe("PriorityScheduler", () => {
         const events: Array<string> = []
         const levels = [["L", -1], ["N", 0], ["H", 1]] as const
         const program = Effect.gen(function*() {
-          const fibers: Array<Fiber.RuntimeFiber<unknown>> = []
+          const fibers: Array<Fiber.Fiber<unknown>> = []
           // Forked in an order that mixes the levels, so neither fork order
           // nor level alone explains the expected sequence.
           for (let i = 0; i < 5; i++) {
             for (const [name, priority] of levels) {
               const id = `${name}${i}`
               const body = Effect.sync(() => events.push(`start ${id}`)).pipe(
-                Effect.zipRight(Effect.yieldNow()),
-                Effect.zipRight(Effect.sync(() => events.push(`step ${id}`)))
+                Effect.andThen(Effect.yieldNow()),
+                Effect.andThen(Effect.sync(() => events.push(`step ${id}`)))
               )
-              fibers.push(yield* Effect.fork(body).pipe(Effect.withSchedulingPriority(priority)))
+              fibers.push(yield* Effect.forkChild(body).pipe(Effect.withSchedulingPriority(priority)))
             }
           }
           yield* Fiber.joinAll(fibers)
@@ -198,16 +198,16 @@ describe("PriorityScheduler", () => {
           const gate = yield* Deferred.make<void>()
           // Registered on the gate Low first, so resuming in wake-up order would run Low first.
           const waiters = [["Low", -1], ["Normal", 0], ["High", 1], ["Low2", -1], ["High2", 1]] as const
-          const fibers: Array<Fiber.RuntimeFiber<unknown>> = []
+          const fibers: Array<Fiber.Fiber<unknown>> = []
           for (const [name, priority] of waiters) {
             const registered = yield* Deferred.make<void>()
             // Signalling and suspending on the gate happen in one run of the
             // fiber, so once this parent resumes the waiter is registered.
-            const body = Effect.sync(() => Deferred.unsafeDone(registered, Exit.void)).pipe(
-              Effect.zipRight(Deferred.await(gate)),
-              Effect.zipRight(Effect.sync(() => order.push(name)))
+            const body = Effect.sync(() => Deferred.doneUnsafe(registered, Exit.void)).pipe(
+              Effect.andThen(Deferred.await(gate)),
+              Effect.andThen(Effect.sync(() => order.push(name)))
             )
-            fibers.push(yield* Effect.fork(body).pipe(Effect.withSchedulingPriority(priority)))
+            fibers.push(yield* Effect.forkChild(body).pipe(Effect.withSchedulingPriority(priority)))
             yield* Deferred.await(registered)
           }
           yield* Deferred.succeed(gate, undefined)
@@ -234,7 +234,7 @@ describe("PriorityScheduler", () => {
           })
           const lowFibers = yield* Effect.forEach(
             Array.from({ length: lows }),
-            () => Effect.fork(busyLow).pipe(Effect.withSchedulingPriority(-1))
+            () => Effect.forkChild(busyLow).pipe(Effect.withSchedulingPriority(-1))
           )
           // Every Low fiber is now in its loop, competing for the scheduler.
           yield* Deferred.await(allStarted)
@@ -242,7 +242,7 @@ describe("PriorityScheduler", () => {
             for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
             lowDoneWhenHighFinished = lowDone
           })
-          yield* Fiber.join(yield* Effect.fork(high).pipe(Effect.withSchedulingPriority(1)))
+          yield* Fiber.join(yield* Effect.forkChild(high).pipe(Effect.withSchedulingPriority(1)))
           yield* Fiber.joinAll(lowFibers)
         })
         yield* Effect.withScheduler(program, scheduler)
@@ -269,9 +269,9 @@ describe("PriorityScheduler", () => {
           // Forked Low so this Normal fiber finishes forking before any of them runs.
           const running = yield* Effect.forEach(
             Array.from({ length: fibers }),
-            () => Effect.fork(busy).pipe(Effect.withSchedulingPriority(-1))
+            () => Effect.forkChild(busy).pipe(Effect.withSchedulingPriority(-1))
           )
-          const atHost = yield* Effect.async<Seen & { readonly done: number }>((resume) => {
+          const atHost = yield* Effect.callback<Seen & { readonly done: number }>((resume) => {
             setImmediate(() => resume(Effect.succeed({ ...seen(scheduler), done })))
           })
           yield* Fiber.joinAll(running)
@@ -296,19 +296,19 @@ describe("PriorityScheduler", () => {
         let seenByOtherLow = -1
         const program = Effect.gen(function*() {
           const wake = yield* Deferred.make<void>()
-          const normal = yield* Effect.fork(
-            Effect.zipRight(Deferred.await(wake), Effect.sync(() => (seenByNormal = i)))
+          const normal = yield* Effect.forkChild(
+            Effect.andThen(Deferred.await(wake), Effect.sync(() => (seenByNormal = i)))
           )
-          const otherLow = yield* Effect.fork(
-            Effect.zipRight(Deferred.await(wake), Effect.sync(() => (seenByOtherLow = i)))
+          const otherLow = yield* Effect.forkChild(
+            Effect.andThen(Deferred.await(wake), Effect.sync(() => (seenByOtherLow = i)))
           ).pipe(Effect.withSchedulingPriority(-1))
           // Wakes both waiters, then never suspends on its own: only the
           // scheduler's op budget makes it give way.
-          const long = Effect.zipRight(
+          const long = Effect.andThen(
             Deferred.succeed(wake, undefined),
             Effect.forEach(Array.from({ length: iterations }), () => Effect.sync(() => i++), { discard: true })
           )
-          const longFiber = yield* Effect.fork(long).pipe(Effect.withSchedulingPriority(-1))
+          const longFiber = yield* Effect.forkChild(long).pipe(Effect.withSchedulingPriority(-1))
           yield* Fiber.joinAll<unknown, never>([normal, otherLow, longFiber])
         })
         yield* Effect.withScheduler(program, scheduler)
@@ -331,7 +331,7 @@ describe("PriorityScheduler", () => {
             if (ref === FiberRef.currentSchedulingPriority) return priority
             throw new Error("unexpected FiberRef")
           }
-        }) as unknown as Fiber.RuntimeFiber<unknown, unknown>
+        }) as unknown as Fiber.Fiber<unknown, unknown>
       expect(scheduler.shouldYield(fiber(2048, 2048, 1))).toBe(false)
       expect(scheduler.shouldYield(fiber(2049, 2048, 1))).toBe(1)
       expect(scheduler.shouldYield(fiber(2049, 2048, -1))).toBe(-1)
@@ -382,8 +382,8 @@ describe("PriorityScheduler", () => {
           yield* Effect.yieldNow({ priority: 1 })
           yield* Effect.yieldNow({ priority: -1 })
           // Forked fibers inherit the scheduler.
-          const child = yield* Effect.fork(
-            Effect.zipRight(Effect.yieldNow(), FiberRef.get(FiberRef.currentScheduler))
+          const child = yield* Effect.forkChild(
+            Effect.andThen(Effect.yieldNow(), FiberRef.get(FiberRef.currentScheduler))
           )
           const childScheduler = yield* Fiber.join(child)
           return { provided, installed, before, after: [...provided.ran], childScheduler }
@@ -401,7 +401,7 @@ describe("PriorityScheduler", () => {
         const program = Effect.gen(function*() {
           const scheduler = yield* PriorityScheduler.CurrentPriorityScheduler
           // More runnable fibers than one slice holds.
-          const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(Effect.yieldNow()))
+          const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.forkChild(Effect.yieldNow()))
           yield* Fiber.joinAll(fibers)
           return scheduler
         })

@@ -32,8 +32,8 @@ const summary = (handle: Tasklet.TaskletHandle<unknown, unknown>, exit: Exit.Exi
     onSuccess: (value) => ({ outcome: handle.outcome, value }),
     onFailure: (cause) => ({
       outcome: handle.outcome,
-      failure: Cause.isInterruptedOnly(cause) ? "interrupt" : Cause.isDie(cause) ? "die" : "fail",
-      squashed: Cause.isInterruptedOnly(cause) ? undefined : Cause.squash(cause)
+      failure: Cause.hasInterruptsOnly(cause) ? "interrupt" : Cause.hasDies(cause) ? "die" : "fail",
+      squashed: Cause.hasInterruptsOnly(cause) ? undefined : Cause.squash(cause)
     })
   })
 
@@ -119,14 +119,14 @@ describe("the Effect.sync introspection contract", () => {
       const died = runSync(Tasklet.sync(() => {
         throw new Error("thrown")
       }))
-      expect(died !== undefined && Exit.isFailure(died) && Cause.isDie(died.cause)).toBe(true)
+      expect(died !== undefined && Exit.isFailure(died) && Cause.hasDies(died.cause)).toBe(true)
     } finally {
       setIntrospection(previous)
     }
     expect(introspectionEnabled()).toBe(true)
   })
 
-  it.scoped("the agenda gives the same outcomes with the introspection off as on", () =>
+  it.effect("the agenda gives the same outcomes with the introspection off as on", () =>
     Effect.gen(function*() {
       const on = yield* withIntrospection(true, outcomes)
       const off = yield* withIntrospection(false, outcomes)
@@ -152,7 +152,7 @@ describe("the Effect.sync introspection contract", () => {
       expect(on.total.balanced).toBe(true)
     }))
 
-  it.scoped("the worker's fiber steps over Effect.sync only with the introspection off", () =>
+  it.effect("the worker's fiber steps over Effect.sync only with the introspection off", () =>
     Effect.gen(function*() {
       const ranOnFiber = (enabled: boolean) =>
         withFiberSteps((stepped) =>
@@ -172,17 +172,17 @@ describe("the Effect.sync introspection contract", () => {
       expect(yield* ranOnFiber(false)).toEqual([true, false, true])
     }))
 
-  it.scoped("a running tasklet is interrupted and the next one runs with the introspection off", () =>
+  it.effect("a running tasklet is interrupted and the next one runs with the introspection off", () =>
     withIntrospection(
       false,
       Effect.gen(function*() {
         const agenda = yield* Agenda.make({ workers: 1 })
         const started = yield* Deferred.make<void>()
-        const handle = yield* agenda.submit(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never))
+        const handle = yield* agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Effect.never))
         const after = yield* agenda.submit(Effect.sync(() => "after"))
         yield* Deferred.await(started)
         const exit = yield* handle.interrupt
-        expect(Exit.isInterrupted(exit)).toBe(true)
+        expect(Exit.hasInterrupts(exit)).toBe(true)
         expect(handle.outcome).toBe("Interrupted")
         expect(yield* after.join).toBe("after")
         const stats = yield* agenda.stats

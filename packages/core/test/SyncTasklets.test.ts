@@ -10,7 +10,7 @@ import { withFiberSteps } from "./fiberSteps.js"
 // Synchronous tasklets (`Effect.sync` and plain `Exit`s) are run by the worker
 // without a fiber step; these pin down that they behave as any other tasklet.
 describe("synchronous tasklets", () => {
-  it.scoped("settle with the outcome a fiber would give them", () =>
+  it.effect("settle with the outcome a fiber would give them", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2, logFailures: false })
       const value = yield* agenda.submit(Effect.sync(() => 21 * 2))
@@ -24,7 +24,7 @@ describe("synchronous tasklets", () => {
       expect(yield* plain.join).toBe("exit")
       expect(yield* failed.await).toEqual(Exit.fail("no"))
       const diedExit = yield* died.await
-      expect(Exit.isFailure(diedExit) && Cause.isDie(diedExit.cause)).toBe(true)
+      expect(Exit.isFailure(diedExit) && Cause.hasDies(diedExit.cause)).toBe(true)
       const thrownExit = yield* thrown.await
       expect(Exit.isFailure(thrownExit) && Cause.squash(thrownExit.cause)).toEqual(new Error("thrown"))
       expect([value, plain, failed, died, thrown].map((h) => h.outcome)).toEqual(
@@ -36,7 +36,7 @@ describe("synchronous tasklets", () => {
       expect(stats.total.balanced).toBe(true)
     }))
 
-  it.scoped("keep FIFO order within a level across thousands of queued tasklets", () =>
+  it.effect("keep FIFO order within a level across thousands of queued tasklets", () =>
     Effect.gen(function*() {
       const h = yield* AgendaHarness.make({ workers: 3, capacity: 5_000 })
       const hold = yield* h.holdWorkers
@@ -61,7 +61,7 @@ describe("synchronous tasklets", () => {
       for (let i = 0; i < n; i++) agenda.unsafeSubmit(task, { priority: "Low" })
       // The workers run in scheduler slices that end after a few ms; a
       // callback queued now runs at the end of the first slice.
-      const seen = yield* Effect.async<number>((resume) => {
+      const seen = yield* Effect.callback<number>((resume) => {
         setImmediate(() => resume(Effect.succeed(done)))
       })
       yield* agenda.whenIdle
@@ -78,7 +78,7 @@ describe("synchronous tasklets", () => {
       const thrown = Effect.runSyncExit(Tasklet.sync(() => {
         throw new Error("thrown")
       }))
-      expect(Exit.isFailure(thrown) && Cause.isDie(thrown.cause) && Cause.squash(thrown.cause)).toEqual(
+      expect(Exit.isFailure(thrown) && Cause.hasDies(thrown.cause) && Cause.squash(thrown.cause)).toEqual(
         new Error("thrown")
       )
       // Composed, it is a regular effect: not taken inline.
@@ -86,7 +86,7 @@ describe("synchronous tasklets", () => {
       expect(calls).toBe(2)
     })
 
-    it.scoped("is taken inline by the agenda even without the introspection of Effect.sync", () =>
+    it.effect("is taken inline by the agenda even without the introspection of Effect.sync", () =>
       withFiberSteps((stepped) =>
         Effect.gen(function*() {
           yield* Effect.acquireRelease(
@@ -108,7 +108,7 @@ describe("synchronous tasklets", () => {
           expect(done).toBe(100)
           expect(yield* handles[99]!.join).toBeGreaterThan(1)
           const thrownExit = yield* thrown.await
-          expect(Exit.isFailure(thrownExit) && Cause.isDie(thrownExit.cause)).toBe(true)
+          expect(Exit.isFailure(thrownExit) && Cause.hasDies(thrownExit.cause)).toBe(true)
           expect(thrown.outcome).toBe("Failed")
           expect(yield* fibered.join).toBe("fiber")
           // No fiber stepped over the Tasklet.sync tasklets; the Effect.sync
@@ -121,7 +121,7 @@ describe("synchronous tasklets", () => {
         })
       ))
 
-    it.scoped("runs as a loop's inline handler; a throw is a logged handler failure", () =>
+    it.effect("runs as a loop's inline handler; a throw is a logged handler failure", () =>
       withFiberSteps((stepped) => Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const seen: Array<string> = []

@@ -31,7 +31,7 @@ const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string, max
       if (yield* check) return
       yield* Effect.yieldNow()
     }
-    return yield* Effect.dieMessage(`condition never held: ${what}`)
+    return yield* Effect.die(new Error(`condition never held: ${what}`))
   })
 
 const holds = (f: () => boolean) => Effect.sync(f)
@@ -64,13 +64,13 @@ const advance = (probe: TimerProbe, millis: number) =>
 const recording = () => {
   const events: Array<TimerFired> = []
   const onFire: NonNullable<Timeouts.Options["onFire"]> = (event, effect) =>
-    Effect.zipRight(Effect.sync(() => void events.push(event)), Effect.orDie(effect))
+    Effect.andThen(Effect.sync(() => void events.push(event)), Effect.orDie(effect))
   return { events, onFire }
 }
 
 describe("Timeouts", () => {
   describe("ordering", () => {
-    it.scoped("fires 10,000 timeouts in deadline order, ties in insertion order", () =>
+    it.effect("fires 10,000 timeouts in deadline order, ties in insertion order", () =>
       Effect.gen(function*() {
         const { probe, timeouts } = yield* setup()
         const start = yield* Clock.currentTimeMillis
@@ -127,7 +127,7 @@ describe("Timeouts", () => {
         expect(yield* timeouts.pending).toEqual([])
       }))
 
-    it.scoped("past deadlines and zero delays fire without the clock moving", () =>
+    it.effect("past deadlines and zero delays fire without the clock moving", () =>
       Effect.gen(function*() {
         const { events, onFire } = recording()
         const { timeouts } = yield* setup({ onFire })
@@ -140,7 +140,7 @@ describe("Timeouts", () => {
         expect(yield* Clock.currentTimeMillis).toBe(1_000)
       }))
 
-    it.scoped("timeouts scheduled during a firing for past deadlines fire with the next firing, in deadline order", () =>
+    it.effect("timeouts scheduled during a firing for past deadlines fire with the next firing, in deadline order", () =>
       Effect.gen(function*() {
         const { events, onFire } = recording()
         const { probe, timeouts } = yield* setup({ onFire })
@@ -164,7 +164,7 @@ describe("Timeouts", () => {
         ])
       }))
 
-    it.scoped("a timeout that keeps rescheduling itself in the past does not hold up later ones", () =>
+    it.effect("a timeout that keeps rescheduling itself in the past does not hold up later ones", () =>
       Effect.gen(function*() {
         // With TestClock the loop below would run on microtasks only and
         // starve TestClock.adjust, which waits on setTimeout; this clock
@@ -199,7 +199,7 @@ describe("Timeouts", () => {
   })
 
   describe("cancel and the platform timer", () => {
-    it.scoped("arms the timer to the earliest deadline, re-arms on cancel of the earliest, disarms when empty", () =>
+    it.effect("arms the timer to the earliest deadline, re-arms on cancel of the earliest, disarms when empty", () =>
       Effect.gen(function*() {
         const { probe, timeouts } = yield* setup()
         const a = yield* timeouts.at(30, Effect.void)
@@ -246,7 +246,7 @@ describe("Timeouts", () => {
         })
       }))
 
-    it.scoped("a timeout cancelled by an earlier one of the same batch never fires", () =>
+    it.effect("a timeout cancelled by an earlier one of the same batch never fires", () =>
       Effect.gen(function*() {
         const fired: Array<string> = []
         const { probe, timeouts } = yield* setup()
@@ -268,7 +268,7 @@ describe("Timeouts", () => {
         expect((yield* timeouts.stats).fired).toBe(2)
       }))
 
-    it.scoped("a periodic timeout cancelled from its own effect stops", () =>
+    it.effect("a periodic timeout cancelled from its own effect stops", () =>
       Effect.gen(function*() {
         const { probe, timeouts } = yield* setup()
         const self = yield* Deferred.make<Timeouts.TimeoutHandle>()
@@ -293,7 +293,7 @@ describe("Timeouts", () => {
   })
 
   describe("periodic timeouts", () => {
-    it.scoped("every does not drift over 10,000 ticks, even when each other tick runs late", () =>
+    it.effect("every does not drift over 10,000 ticks, even when each other tick runs late", () =>
       Effect.gen(function*() {
         const start = 5_000
         const interval = 10
@@ -328,7 +328,7 @@ describe("Timeouts", () => {
         }).pipe(Effect.withClock(clock))
       }))
 
-    it.scoped("every does not drift on TestClock either (200 ticks, one adjust per tick)", () =>
+    it.effect("every does not drift on TestClock either (200 ticks, one adjust per tick)", () =>
       Effect.gen(function*() {
         const { events, onFire } = recording()
         const { timeouts, probe } = yield* setup({ onFire })
@@ -344,7 +344,7 @@ describe("Timeouts", () => {
         expect(handle.deadline).toBe(start + 201 * 7)
       }))
 
-    it.scoped("a late loop fires once and counts the missed ticks instead of bursting", () =>
+    it.effect("a late loop fires once and counts the missed ticks instead of bursting", () =>
       Effect.gen(function*() {
         const { events, onFire } = recording()
         const { probe, timeouts } = yield* setup({ onFire })
@@ -382,7 +382,7 @@ describe("Timeouts", () => {
   })
 
   describe("failures", () => {
-    it.scoped("failures and defects are logged with the label and counted; the driver goes on", () =>
+    it.effect("failures and defects are logged with the label and counted; the driver goes on", () =>
       Effect.gen(function*() {
         const logs: Array<string> = []
         const logger = Logger.make(({ annotations, logLevel, message }) => {
@@ -406,14 +406,14 @@ describe("Timeouts", () => {
         expect(ran).toEqual(["same batch", "next batch"])
       }))
 
-    it.scoped("an onFire that dies is counted and logged, and does not stop the driver", () =>
+    it.effect("an onFire that dies is counted and logged, and does not stop the driver", () =>
       Effect.gen(function*() {
         const logs: Array<string> = []
         const logger = Logger.make(({ message }) => void logs.push(String(message)))
         const seen: Array<string> = []
         const { probe, timeouts } = yield* setup({
           onFire: (event) =>
-            event.label === "poison" ? Effect.dieMessage("dispatcher bug") : Effect.sync(() => void seen.push(event.label))
+            event.label === "poison" ? Effect.die(new Error("dispatcher bug")) : Effect.sync(() => void seen.push(event.label))
         }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
         yield* timeouts.after(10, Effect.void, { label: "poison" })
         yield* timeouts.after(20, Effect.void, { label: "fine" })
@@ -428,7 +428,7 @@ describe("Timeouts", () => {
   })
 
   describe("inspection", () => {
-    it.scoped("pending lists live timeouts by deadline then id; stats count; both are Schema-encodable", () =>
+    it.effect("pending lists live timeouts by deadline then id; stats count; both are Schema-encodable", () =>
       Effect.gen(function*() {
         const { probe, timeouts } = yield* setup()
         yield* TestClock.setTime(100)
@@ -468,7 +468,7 @@ describe("Timeouts", () => {
         expect(Schema.decodeUnknownSync(codec)(json)).toEqual({ pending, stats })
       }))
 
-    it.scoped("fails with InvalidOptions for bad input and schedules nothing", () =>
+    it.effect("fails with InvalidOptions for bad input and schedules nothing", () =>
       Effect.gen(function*() {
         const { probe, timeouts } = yield* setup()
         const failure = <A>(effect: Effect.Effect<A, InvalidOptions>) =>
@@ -509,7 +509,7 @@ describe("Timeouts", () => {
   describe("far and long-past deadlines", () => {
     const day = 86_400_000
 
-    it.scopedLive("after('25 days') and every('30 days') fire when due on a live Clock; at(-1e300) fires at once", () =>
+    it.live("after('25 days') and every('30 days') fire when due on a live Clock; at(-1e300) fires at once", () =>
       Effect.gen(function*() {
         // A live Clock the test moves forward; the platform's timer sleeps in
         // 20 ms chunks, so it sees the move soon (the default chunk is 2^31-1 ms).
@@ -530,7 +530,7 @@ describe("Timeouts", () => {
         const h1 = yield* timeouts.after("25 days", Effect.suspend(() => Deferred.succeed(once, shifted.clock.unsafeCurrentTimeMillis())))
         const h2 = yield* timeouts.every(
           "30 days",
-          Effect.zipRight(Ref.update(ticks, (n) => n + 1), Effect.suspend(() => Deferred.succeed(tick, shifted.clock.unsafeCurrentTimeMillis())))
+          Effect.andThen(Ref.update(ticks, (n) => n + 1), Effect.suspend(() => Deferred.succeed(tick, shifted.clock.unsafeCurrentTimeMillis())))
         )
         expect((yield* timeouts.pending).map((p) => p.deadline)).toEqual([h1.deadline, h2.deadline])
         // Moved once the timer sleeps towards the 25-day deadline.
@@ -546,7 +546,7 @@ describe("Timeouts", () => {
         expect(yield* timeouts.stats).toMatchObject({ fired: 4, failures: 0 })
       }))
 
-    it.scoped("on TestClock, after('25 days') fires at its deadline and not a millisecond before", () =>
+    it.effect("on TestClock, after('25 days') fires at its deadline and not a millisecond before", () =>
       Effect.gen(function*() {
         const { platform } = yield* TestPlatform.make()
         const timeouts = yield* Timeouts.make().pipe(Effect.provideService(Platform, platform))
@@ -566,7 +566,7 @@ describe("Timeouts", () => {
   describe("lifecycle", () => {
     class Greeting extends Context.Tag("Greeting")<Greeting, string>() {}
 
-    it.scoped("the layer and accessors work on the Timeouts in context", () =>
+    it.effect("the layer and accessors work on the Timeouts in context", () =>
       Effect.gen(function*() {
         const { platform, probe } = yield* makeTimeoutsPlatform
         const fired: Array<string> = []
@@ -586,11 +586,11 @@ describe("Timeouts", () => {
         }).pipe(Effect.provide(Timeouts.layer().pipe(Layer.provide(Layer.succeed(Platform, platform)))))
       }))
 
-    it.scoped("closing the scope releases the timer; pending timeouts never fire", () =>
+    it.effect("closing the scope releases the timer; pending timeouts never fire", () =>
       Effect.gen(function*() {
         const { platform, probe } = yield* makeTimeoutsPlatform
         const scope = yield* Scope.make()
-        const timeouts = yield* Timeouts.make().pipe(Effect.provideService(Platform, platform), Scope.extend(scope))
+        const timeouts = yield* Timeouts.make().pipe(Effect.provideService(Platform, platform), Scope.provide(scope))
         let fired = 0
         yield* timeouts.after(10, Effect.sync(() => void fired++))
         yield* eventually(Effect.map(TestClock.sleeps(), (s) => Chunk.toReadonlyArray(s).includes(10)), "armed")

@@ -40,7 +40,7 @@ export const makeTimeoutsPlatform: Effect.Effect<{ readonly platform: Platform; 
     const timer = Effect.gen(function*() {
       const scope = yield* Effect.scope
       const fired = yield* Queue.unbounded<number>()
-      let sleeper: Fiber.RuntimeFiber<void> | undefined
+      let sleeper: Fiber.Fiber<void> | undefined
       const stop = Effect.suspend(() => {
         const previous = sleeper
         sleeper = undefined
@@ -55,10 +55,10 @@ export const makeTimeoutsPlatform: Effect.Effect<{ readonly platform: Platform; 
           sleeper = yield* Effect.forkIn(
             Clock.currentTimeMillis.pipe(
               Effect.flatMap((now) => Effect.sleep(Duration.millis(Math.max(0, deadline - now)))),
-              Effect.zipRight(Effect.sync(() => {
+              Effect.andThen(Effect.sync(() => {
                 if (probe.armed === deadline) probe.armed = undefined
               })),
-              Effect.zipRight(Queue.offer(fired, deadline)),
+              Effect.andThen(Queue.offer(fired, deadline)),
               Effect.asVoid
             ),
             scope
@@ -134,7 +134,7 @@ export class ManualClock implements Clock.Clock {
   readonly currentTimeNanos: Effect.Effect<bigint> = Effect.sync(() => this.unsafeCurrentTimeNanos())
 
   sleep(duration: Duration.Duration): Effect.Effect<void> {
-    return Effect.async<void>((resume) => {
+    return Effect.callback<void>((resume) => {
       const wakeAt = this.time + Duration.toMillis(duration)
       if (wakeAt <= this.time) return resume(Effect.void)
       const sleeper: Sleeper = { wakeAt, seq: this.seq++, wake: () => resume(Effect.void) }

@@ -111,7 +111,7 @@ const exitCodeOf = <E, R>(
     const code = { value: 0 }
     return run(code).pipe(
       Effect.map(() => code.value),
-      Effect.catchAll((error) =>
+      Effect.catch((error) =>
         ValidationError.isValidationError(error)
           // @effect/cli has printed the reason.
           ? Effect.sync(() => {
@@ -246,7 +246,7 @@ const submit = Command.make("submit", {
   })).pipe(Command.withDescription("Submit tasklets to the daemon's agenda"))
 
 const ctlCommand = Command.make("rps-ctl", {}, () =>
-  Effect.zipRight(
+  Effect.andThen(
     Effect.sync(() => processStreams().stderr.write("rps-ctl: missing command: one of dump, gc, quit, exit, stats, submit\n")),
     Effect.fail(ValidationError.missingSubcommand(HelpDoc.p("missing command")))
   )).pipe(

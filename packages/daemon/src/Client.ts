@@ -72,7 +72,7 @@ export interface Connection {
    */
   readonly next: (
     accept: (reply: unknown) => boolean,
-    timeout: Duration.DurationInput
+    timeout: Duration.Input
   ) => Effect.Effect<unknown, ClientError>
 }
 
@@ -150,10 +150,10 @@ export const connect = (dir: string): Effect.Effect<Connection, ClientError, Sco
             socket.on("data", (chunk: string) => {
               const parts = (rest + chunk).split("\n")
               rest = parts.pop() ?? ""
-              for (const part of parts) Queue.unsafeOffer(lines, part)
+              for (const part of parts) Queue.offerUnsafe(lines, part)
             })
-            socket.on("end", () => Queue.unsafeOffer(lines, null))
-            socket.on("error", () => Queue.unsafeOffer(lines, null))
+            socket.on("end", () => Queue.offerUnsafe(lines, null))
+            socket.on("error", () => Queue.offerUnsafe(lines, null))
             return socket
           },
           catch: (error) => {
@@ -193,7 +193,7 @@ export const connect = (dir: string): Effect.Effect<Connection, ClientError, Sco
       // A full FIFO means the daemon is behind: wait for room, a little.
       const loop: Effect.Effect<void, ClientError> = Effect.flatMap(
         attempt,
-        (done) => done ? Effect.void : Effect.zipRight(Effect.sleep("10 millis"), loop)
+        (done) => done ? Effect.void : Effect.andThen(Effect.sleep("10 millis"), loop)
       )
       return loop.pipe(
         Effect.timeoutFail({
@@ -204,7 +204,7 @@ export const connect = (dir: string): Effect.Effect<Connection, ClientError, Sco
       )
     }
 
-    const next = (accept: (reply: unknown) => boolean, timeout: Duration.DurationInput) => {
+    const next = (accept: (reply: unknown) => boolean, timeout: Duration.Input) => {
       const take: Effect.Effect<unknown, ClientError> = Effect.flatMap(Queue.take(lines), (line) => {
         if (line === null) {
           return Effect.fail(
@@ -250,7 +250,7 @@ let counter = 0
 export interface CallOptions {
   readonly params?: Readonly<Record<string, unknown>>
   /** How long to wait for the reply (default 5 seconds). */
-  readonly timeout?: Duration.DurationInput
+  readonly timeout?: Duration.Input
 }
 
 /**

@@ -243,7 +243,7 @@ export const make = (
       const w = writer
       if (w === undefined || w.retrying) return Effect.void
       w.retrying = true
-      const attempt: Effect.Effect<void> = Effect.zipRight(
+      const attempt: Effect.Effect<void> = Effect.andThen(
         Effect.sleep("20 millis"),
         Effect.suspend(() => (w.flush() ? Effect.sync(() => (w.retrying = false)) : attempt))
       )
@@ -292,7 +292,7 @@ export const make = (
             case "Command": {
               counters.commandBytes++
               yield* loop.send(input.byte).pipe(
-                Effect.catchAll((error) => {
+                Effect.catch((error) => {
                   counters.commandBytesRefused++
                   // A flood would log once per byte; every power of two is enough.
                   const n = counters.commandBytesRefused
@@ -324,9 +324,9 @@ export const make = (
         explanation: `control: read command bytes and JSON-RPC requests from ${files.cmd}`,
         handle: () => onReadable(cmdFd)
       }).pipe(
-        Scope.extend(watchScope),
+        Scope.provide(watchScope),
         Effect.tapError(() =>
-          Effect.zipRight(
+          Effect.andThen(
             Scope.close(watchScope, Exit.void),
             Effect.sync(() => {
               fs.closeSync(cmdFd)
@@ -350,7 +350,7 @@ export const make = (
       const current = opened
       const w = writer
       opened = undefined
-      return current === undefined ? Effect.void : Effect.zipRight(
+      return current === undefined ? Effect.void : Effect.andThen(
         Scope.close(current.scope, Exit.void),
         Effect.sync(() => {
           fs.closeSync(current.cmdFd)

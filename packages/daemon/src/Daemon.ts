@@ -316,7 +316,7 @@ export const run = (config: Config, output: Output.Output): Effect.Effect<number
         result: Output.SubmitResult,
         handle: (p) =>
           Effect.gen(function*() {
-            const body = Effect.zipRight(
+            const body = Effect.andThen(
               Effect.sync(() => {
                 const end = performance.now() + p.spinMicros / 1000
                 while (performance.now() < end) {
@@ -391,7 +391,7 @@ export const run = (config: Config, output: Output.Output): Effect.Effect<number
     if (config.duration !== undefined) {
       yield* loop.timeouts.after(
         Duration.millis(config.duration * 1000),
-        Effect.zipRight(announce("quit", "duration"), loop.quit),
+        Effect.andThen(announce("quit", "duration"), loop.quit),
         { label: `daemon: quit after ${config.duration}s` }
       )
     }

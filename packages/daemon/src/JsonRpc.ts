@@ -351,7 +351,7 @@ const handleValue = (value: unknown, methods: Methods): Effect.Effect<One> =>
       ),
       Effect.matchCause({
         onFailure: (cause): One => {
-          const error = Cause.failureOption(cause)
+          const error = Cause.findErrorOption(cause)
           if (error._tag === "Some") {
             const e = error.value
             return answer(failure(id, e.code, e.message, e.data))

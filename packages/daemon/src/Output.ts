@@ -25,7 +25,7 @@ import { Mix, WorkloadStats } from "./Workload.js"
  * @since 0.1.0
  * @category schemas
  */
-export const PlatformName = Schema.Literal("linux-native", "node-portable")
+export const PlatformName = Schema.Literals(["linux-native", "node-portable"])
 
 const PerPriority = Schema.Struct({ High: Schema.Number, Normal: Schema.Number, Low: Schema.Number })
 
@@ -62,7 +62,7 @@ export const Ready = Schema.Struct({
 export const Status = Schema.Struct({
   event: Schema.Literal("status"),
   uptimeMs: Schema.Number,
-  state: Schema.Literal("running", "quitting", "stopped"),
+  state: Schema.Literals(["running", "quitting", "stopped"]),
   /** Events dispatched by the loop per second. */
   eventsPerSec: Schema.Number,
   /** Tasklets finished (completed or failed) per second, per priority and in total. */
@@ -131,7 +131,7 @@ export type Dump = typeof Dump.Type
  */
 export const Stopping = Schema.Struct({
   event: Schema.Literal("stopping"),
-  reason: Schema.Literal("quit", "exit"),
+  reason: Schema.Literals(["quit", "exit"]),
   cause: Schema.String
 })
 
@@ -212,7 +212,7 @@ export type FinalStats = typeof FinalStats.Type
  */
 export const Stopped = Schema.Struct({
   event: Schema.Literal("stopped"),
-  reason: Schema.Literal("quit", "exit"),
+  reason: Schema.Literals(["quit", "exit"]),
   /** What triggered it: `"SIGINT"`, `"command Q"`, `"duration"`... */
   cause: Schema.String,
   exitCode: Schema.Int,
@@ -324,7 +324,7 @@ export const GcResult = Schema.Struct({
  */
 export const StopResult = Schema.Struct({
   pid: Schema.Int,
-  stopping: Schema.Literal("quit", "exit")
+  stopping: Schema.Literals(["quit", "exit"])
 })
 
 /**
@@ -336,7 +336,7 @@ export const StopResult = Schema.Struct({
  * @category schemas
  */
 export const SubmitParams = Schema.Struct({
-  priority: Schema.optionalWith(Schema.Literal("High", "Normal", "Low"), { default: () => "Normal" as const }),
+  priority: Schema.optionalWith(Schema.Literals(["High", "Normal", "Low"]), { default: () => "Normal" as const }),
   count: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1000)), { default: () => 1 }),
   label: Schema.optionalWith(Schema.String.pipe(Schema.minLength(1)), { default: () => "submitted by rpc" }),
   spinMicros: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100_000)), { default: () => 0 }),

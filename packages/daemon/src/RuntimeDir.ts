@@ -319,7 +319,7 @@ const kindOf = (where: string): "missing" | "fifo" | "link" | "other" => {
 }
 
 const mkfifo = (where: string): Effect.Effect<void, RuntimeDirError> =>
-  Effect.async<void, RuntimeDirError>((resume) => {
+  Effect.callback<void, RuntimeDirError>((resume) => {
     execFile("mkfifo", ["-m", "600", where], (error, _stdout, stderr) => {
       if (error === null) return resume(Effect.void)
       const missing = (error as NodeJS.ErrnoException).code === "ENOENT"
@@ -390,7 +390,7 @@ const removeIfFifo = (where: string): boolean => {
 const tryLock = (paths: Files): boolean => Trust.createPidFile(paths.pid, process.pid)
 
 const lock = (paths: Files): Effect.Effect<Stale | undefined, RuntimeDirError> =>
-  Effect.zipRight(ensureDir(paths.dir), Effect.try({
+  Effect.andThen(ensureDir(paths.dir), Effect.try({
     try: () => {
       if (tryLock(paths)) return { ok: true as const, stale: undefined }
       const pid = readPid(paths)

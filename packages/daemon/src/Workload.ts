@@ -209,7 +209,7 @@ const labels: Record<keyof PerPriority, string> = {
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const agenda = yield* Agenda.make({ workers: 4 })
  *   const workload = Workload.make(agenda, { rate: 1000, mix: Workload.defaultMix })
- *   yield* Effect.repeatN(Effect.zipRight(Effect.sleep("10 millis"), workload.tick), 100)
+ *   yield* Effect.repeatN(Effect.andThen(Effect.sleep("10 millis"), workload.tick), 100)
  *   console.log(workload.stats().submitted)
  * }))
  * ```

@@ -20,7 +20,7 @@ const until = (check: () => boolean, what: string, ms = 10_000) =>
   Effect.gen(function*() {
     const deadline = Date.now() + ms
     while (!check()) {
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out waiting until ${what}`)
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting until ${what}`))
       yield* Effect.sleep("5 millis")
     }
   })
@@ -71,7 +71,7 @@ const platforms: Array<[string, Layer.Layer<Platform.Platform, Platform.Platform
 if (LinuxPlatform.isAvailable) platforms.unshift(["linux-native", LinuxPlatform.layer()])
 
 describe.each(platforms)("Control on %s", (_name, layer) => {
-  it.scopedLive("answers JSON-RPC requests through the FIFO pair", () =>
+  it.live("answers JSON-RPC requests through the FIFO pair", () =>
     Effect.gen(function*() {
       const { control, files } = yield* channel(layer)
       expect(yield* Client.call(files.dir, "echo", { params: { text: "hi" } })).toBe("hi")
@@ -81,7 +81,7 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
       expect(control.stats()).toMatchObject({ requests: 2, errors: 1, replies: 2 })
     }))
 
-  it.scopedLive("passes command bytes to the loop, where unknown ones are counted", () =>
+  it.live("passes command bytes to the loop, where unknown ones are counted", () =>
     Effect.gen(function*() {
       const { bound, control, files, loop } = yield* channel(layer)
       writeCmd(files, "A Z\nA")
@@ -92,7 +92,7 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
       expect(stats.events.Command).toBe(3)
     }))
 
-  it.scopedLive("replies -32700 to a malformed line and -32600 to an overlong one, and goes on", () =>
+  it.live("replies -32700 to a malformed line and -32600 to an overlong one, and goes on", () =>
     Effect.gen(function*() {
       const { control, files } = yield* channel(layer)
       const replies = yield* Effect.scoped(Effect.gen(function*() {
@@ -108,7 +108,7 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
       expect(yield* Client.call(files.dir, "echo", { params: { text: "still here" } })).toBe("still here")
     }))
 
-  it.scopedLive("reopen recreates a removed FIFO and serves on the new one", () =>
+  it.live("reopen recreates a removed FIFO and serves on the new one", () =>
     Effect.gen(function*() {
       const { control, files } = yield* channel(layer)
       fs.rmSync(files.cmd)
@@ -117,7 +117,7 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
       expect(control.stats().reopens).toBe(1)
     }))
 
-  it.scopedLive("reopen refuses a FIFO put in place of ours that is not ours, and leaves it there", () =>
+  it.live("reopen refuses a FIFO put in place of ours that is not ours, and leaves it there", () =>
     Effect.gen(function*() {
       const { control, files } = yield* channel(layer)
       fs.rmSync(files.cmd)
@@ -128,7 +128,7 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
       expect(fs.lstatSync(files.cmd).mode & 0o777).toBe(0o666)
     }))
 
-  it.scopedLive("discards stale replies from a full reply FIFO nobody reads, then serves again", () =>
+  it.live("discards stale replies from a full reply FIFO nobody reads, then serves again", () =>
     Effect.gen(function*() {
       const { control, files } = yield* channel(layer)
       const big = "b".repeat(3000)
@@ -142,7 +142,7 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
       yield* until(() => control.stats().discardedBytes > 0, "stale replies were discarded")
       expect(yield* Client.call(files.dir, "echo", { params: { text: "fresh" }, timeout: "10 seconds" })).toBe("fresh")
     }))
-  it.scopedLive("keeps at most maxPendingBytes of unread replies, dropping the oldest first and counting them", () =>
+  it.live("keeps at most maxPendingBytes of unread replies, dropping the oldest first and counting them", () =>
     Effect.gen(function*() {
       const cap = 16 * 1024
       // No stale discards here: only the cap may drop replies.
@@ -178,7 +178,7 @@ describe.each(platforms)("Control on %s", (_name, layer) => {
 })
 
 describe("ReplyWriter", () => {
-  it.scoped("a reader gone (EPIPE) drops what is pending, counts it, and later replies reach the next reader", () =>
+  it.effect("a reader gone (EPIPE) drops what is pending, counts it, and later replies reach the next reader", () =>
     Effect.gen(function*() {
       const fifo = `${tempDir()}/out`
       expect(spawnSync("mkfifo", [fifo]).status).toBe(0)

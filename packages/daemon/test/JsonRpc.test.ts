@@ -29,7 +29,7 @@ const make = Effect.gen(function*() {
       description: "dies",
       params: Schema.Struct({}),
       result: Schema.Void,
-      handle: () => Effect.dieMessage("boom")
+      handle: () => Effect.die(new Error("boom"))
     }),
     lie: JsonRpc.method({
       description: "returns what its Schema refuses",

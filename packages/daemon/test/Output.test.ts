@@ -108,7 +108,7 @@ const stoppedOf = (d: EventLoop.Dump): Output.Stopped => {
 }
 
 describe("Output Schemas", () => {
-  it.scoped("a dump built from a real loop survives JSON and decodes as a Line", () =>
+  it.effect("a dump built from a real loop survives JSON and decodes as a Line", () =>
     Effect.gen(function*() {
       const { dump } = yield* realDump
       const json = JSON.parse(JSON.stringify(Schema.encodeSync(Output.Line)(dump)))
@@ -170,7 +170,7 @@ describe("Output Schemas", () => {
 })
 
 describe("Output.status", () => {
-  it.scoped("computes rates between samples and counts workers by state", () =>
+  it.effect("computes rates between samples and counts workers by state", () =>
     Effect.gen(function*() {
       const { d } = yield* realDump
       const previous: Output.Sample = { at: 1000, finished: { High: 0, Normal: 0, Low: 0 }, events: 0 }
@@ -253,7 +253,7 @@ describe("Output.make", () => {
 })
 
 describe("Output renderings", () => {
-  it.scoped("a dump names the handlers with their explanations, the workers and the timeouts", () =>
+  it.effect("a dump names the handlers with their explanations, the workers and the timeouts", () =>
     Effect.gen(function*() {
       const { dump } = yield* realDump
       const text = Output.renderDump(dump).join("\n")
@@ -265,7 +265,7 @@ describe("Output renderings", () => {
       expect(text).toContain("unknown commands: 0")
     }).pipe(Effect.provide(env)))
 
-  it.scoped("the stopped report shows the accounting; stats show the status", () =>
+  it.effect("the stopped report shows the accounting; stats show the status", () =>
     Effect.gen(function*() {
       const { d } = yield* realDump
       const t = d.agenda.total
@@ -342,7 +342,7 @@ describe("Output budgets and lost streams", () => {
     expect(err[1]).toMatch(/^\S+ WARN output: 1 log line\(s\) not written in the last second \(at most 1 per second; 1 so far/)
   })
 
-  it.scoped("dumps over the budget are counted, not printed, and summed up in the log", () =>
+  it.effect("dumps over the budget are counted, not printed, and summed up in the log", () =>
     Effect.gen(function*() {
       const { dump } = yield* realDump
       const { err, out, sink } = capture()
@@ -358,7 +358,7 @@ describe("Output budgets and lost streams", () => {
       expect(JSON.parse(err[0]).message).toContain("output: 48 dump(s) not written in the last second (at most 2 per second")
     }).pipe(Effect.provide(env)))
 
-  it.scoped("with stdout lost, the stopped line goes to stderr; the stats say which stream was lost", () =>
+  it.effect("with stdout lost, the stopped line goes to stderr; the stats say which stream was lost", () =>
     Effect.gen(function*() {
       const { d } = yield* realDump
       const { err, out, sink } = capture()

@@ -131,7 +131,7 @@ const roundTrip = (name, platform) => Effect.scoped(Effect.gen(function*() {
   yield* loop.register({
     explanation: "P: answer on the agenda, then quit",
     match: { _tag: "Command", byte: "P" },
-    handle: () => Effect.zipRight(Deferred.succeed(handled, "pong"), Effect.orDie(loop.send("Q"))),
+    handle: () => Effect.andThen(Deferred.succeed(handled, "pong"), Effect.orDie(loop.send("Q"))),
     run: "Normal"
   })
   yield* loop.send("P")

@@ -74,7 +74,7 @@ describe("RuntimeDir", () => {
     Effect.gen(function*() {
       const dir = path.join(tempDir(), "nested", "run")
       const scope = yield* Scope.make()
-      const acquired = yield* RuntimeDir.acquire(dir).pipe(Scope.extend(scope))
+      const acquired = yield* RuntimeDir.acquire(dir).pipe(Scope.provide(scope))
       expect(acquired.stale).toBeUndefined()
       expect(isFifo(acquired.files.cmd) && isFifo(acquired.files.out)).toBe(true)
       expect(RuntimeDir.readPid(acquired.files)).toBe(process.pid)
@@ -194,7 +194,7 @@ describe("RuntimeDir", () => {
       fs.symlinkSync(target, f.pid)
       expect(RuntimeDir.readPid(f)).toBeUndefined()
       const scope = yield* Scope.make()
-      yield* RuntimeDir.acquire(f.dir).pipe(Scope.extend(scope))
+      yield* RuntimeDir.acquire(f.dir).pipe(Scope.provide(scope))
       const pidFile = fs.lstatSync(f.pid)
       expect(pidFile.isFile()).toBe(true)
       expect(pidFile.mode & 0o777).toBe(0o600)

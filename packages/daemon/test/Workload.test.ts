@@ -59,7 +59,7 @@ describe("Workload.Planner", () => {
 })
 
 describe("Workload.make", () => {
-  it.scoped("each tick submits what is due since the last one, and the tasklets run", () =>
+  it.effect("each tick submits what is due since the last one, and the tasklets run", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 2 })
       let now = 0
@@ -79,7 +79,7 @@ describe("Workload.make", () => {
       expect(workload.stats()).toMatchObject({ rate: 1000, ticks: 1, refused: 0, stopped: false })
     }))
 
-  it.scoped("makes up for at most maxCatchUpMs after a stall", () =>
+  it.effect("makes up for at most maxCatchUpMs after a stall", () =>
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 1 })
       let now = 0
@@ -95,7 +95,7 @@ describe("Workload.make", () => {
       expect(workload.stats().submitted.High).toBe(50)
     }))
 
-  it.scoped("counts submissions refused by a full queue, and stops once the agenda quits", () =>
+  it.effect("counts submissions refused by a full queue, and stops once the agenda quits", () =>
     Effect.gen(function*() {
       const h = yield* AgendaHarness.make({ workers: 1, capacity: 3 })
       const hold = yield* h.holdWorkers

@@ -46,7 +46,7 @@ export const choice: { readonly name: "linux-native" | "node-portable"; readonly
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Platform.Platform, Platform.PlatformError> = Layer.unwrapEffect(
+export const layer: Layer.Layer<Platform.Platform, Platform.PlatformError> = Layer.unwrap(
   Effect.as(
     Effect.logDebug(`platform: ${choice.name} (${choice.reason})`),
     choice.name === "linux-native" ? LinuxPlatform.layer() : NodePlatform.layer()

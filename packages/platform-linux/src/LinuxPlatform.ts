@@ -192,7 +192,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<Platform.Platform, Platform.PlatformError> =>
-  Layer.scoped(Platform.Platform, make(options))
+  Layer.effect(Platform.Platform, make(options))
 
 /**
  * Reports the exit of a child process on the `childExits` stream of every

@@ -138,7 +138,7 @@ export const make = (options: Options = {}): Effect.Effect<NodePlatform, never, 
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<Platform.Platform> =>
-  Layer.scoped(Platform.Platform, make(options))
+  Layer.effect(Platform.Platform, make(options))
 
 /**
  * The node-portable platform in context, to call {@link NodePlatform.read}

@@ -11,7 +11,7 @@ describe("AutoPlatform", () => {
     if (process.env.REFPERSYS_REQUIRE_NATIVE === "1") expect(AutoPlatform.choice.name).toBe("linux-native")
   })
 
-  it.scoped("the layer provides the chosen platform", () =>
+  it.effect("the layer provides the chosen platform", () =>
     Effect.gen(function*() {
       const platform = yield* Platform.Platform
       expect(platform.info.name).toBe(AutoPlatform.choice.name)

@@ -18,17 +18,17 @@ const failure = <A, R>(effect: Effect.Effect<A, Platform.PlatformError, R>) =>
 
 if (addon !== undefined) {
   describe("LinuxPlatform (native addon)", () => {
-    it.scopedLive("reports itself as linux-native with real-time signals and 128 fds", () =>
+    it.live("reports itself as linux-native with real-time signals and 128 fds", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         expect(platform.info).toEqual({ name: "linux-native", maxFds: 128, realtimeSignals: true })
       }))
 
-    it.scopedLive("command bytes round trip in order through the real pipe", () =>
+    it.live("command bytes round trip in order through the real pipe", () =>
       Effect.gen(function*() {
         const { commands } = yield* LinuxPlatform.make()
         const bytes = Array.from({ length: 3000 }, (_, i) => (i * 7) % 256)
-        const received = yield* Effect.fork(Stream.runCollect(Stream.take(commands.received, bytes.length)))
+        const received = yield* Effect.forkChild(Stream.runCollect(Stream.take(commands.received, bytes.length)))
         for (const [i, byte] of bytes.entries()) {
           if (i % 2 === 0) yield* commands.send(byte)
           else commands.unsafeSend(byte)
@@ -36,7 +36,7 @@ if (addon !== undefined) {
         expect(Chunk.toReadonlyArray(yield* Fiber.join(received))).toEqual(bytes)
       }))
 
-    it.scopedLive("one-byte writes from a worker thread arrive in order", () =>
+    it.live("one-byte writes from a worker thread arrive in order", () =>
       Effect.gen(function*() {
         const pipe = yield* pipeInScope(addon)
         const count = 500
@@ -48,7 +48,7 @@ if (addon !== undefined) {
             if (bytes === null || bytes.length === 0) break
             seen.push(...bytes)
           }
-          if (seen.length >= count) Deferred.unsafeDone(done, Exit.succeed(seen))
+          if (seen.length >= count) Deferred.doneUnsafe(done, Exit.succeed(seen))
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(poll)))
         addon.pollStart(poll, true, false)
@@ -62,7 +62,7 @@ if (addon !== undefined) {
         expect(all).toEqual(Array.from({ length: count }, (_, i) => i % 256))
       }))
 
-    it.scopedLive("SIGUSR1, SIGUSR2 and SIGHUP from process.kill arrive once each, and the process lives", () =>
+    it.live("SIGUSR1, SIGUSR2 and SIGHUP from process.kill arrive once each, and the process lives", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const names = ["SIGUSR1", "SIGUSR2", "SIGHUP"]
@@ -76,14 +76,14 @@ if (addon !== undefined) {
         expect(yield* next).toBe("SIGUSR2")
       }))
 
-    it.scopedLive("releasing a claim restores the previous disposition (here Node's own listener)", () =>
+    it.live("releasing a claim restores the previous disposition (here Node's own listener)", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         let heardByNode = 0
         const heard = yield* Deferred.make<void>()
         const listener = () => {
           heardByNode++
-          Deferred.unsafeDone(heard, Exit.void)
+          Deferred.doneUnsafe(heard, Exit.void)
         }
         process.on("SIGUSR2", listener)
         yield* Effect.addFinalizer(() => Effect.sync(() => process.off("SIGUSR2", listener)))
@@ -110,7 +110,7 @@ if (addon !== undefined) {
            require("node:worker_threads").parentPort.postMessage("polling");`,
           { eval: true }
         )
-        yield* Effect.async<void>((resume) => {
+        yield* Effect.callback<void>((resume) => {
           worker.once("message", () => resume(Effect.void))
         })
         // The handle keeps the worker's loop alive: terminate tears it down.
@@ -118,7 +118,7 @@ if (addon !== undefined) {
         expect(process.pid).toBeGreaterThan(0)
       }))
 
-    it.scopedLive("a 1 ms periodic timerfd loses no ticks over 1,000 of them", () =>
+    it.live("a 1 ms periodic timerfd loses no ticks over 1,000 of them", () =>
       Effect.gen(function*() {
         const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
           Effect.sync(() => addon.close(fd)))
@@ -129,7 +129,7 @@ if (addon !== undefined) {
         const poll = addon.pollOpen(fd, () => {
           wakeups++
           sum += addon.timerRead(fd)
-          if (sum >= target) Deferred.unsafeDone(done, Exit.void)
+          if (sum >= target) Deferred.doneUnsafe(done, Exit.void)
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(poll)))
         addon.timerSet(fd, 1, 1, false)
@@ -144,7 +144,7 @@ if (addon !== undefined) {
         expect(wakeups).toBeLessThanOrEqual(sum)
       }))
 
-    it.scopedLive("the platform's timer is armed one chunk (2^31-1 ms) ahead for a deadline 25 or 30 days away", () =>
+    it.live("the platform's timer is armed one chunk (2^31-1 ms) ahead for a deadline 25 or 30 days away", () =>
       Effect.gen(function*() {
         // The kernel's own view of every timerfd of the process: fd and ms until expiry.
         const timerfds = () =>
@@ -179,7 +179,7 @@ if (addon !== undefined) {
         yield* timer.disarm
       }))
 
-    it.scopedLive("the timer arms the delay to its deadline from the Clock's nanoseconds, not its whole milliseconds", () =>
+    it.live("the timer arms the delay to its deadline from the Clock's nanoseconds, not its whole milliseconds", () =>
       Effect.gen(function*() {
         // A Clock stopped 0.9 ms past a whole millisecond, as the live one is
         // most of the time: its milliseconds say 1000, its nanoseconds 1000.9.
@@ -214,14 +214,14 @@ if (addon !== undefined) {
         for (const ms of armed) expect(ms).toBeLessThanOrEqual(999.1 + 0.001)
       }))
 
-    it.scopedLive("timerSetDelay arms the monotonic timerfd for a delay, firing once, not before it", () =>
+    it.live("timerSetDelay arms the monotonic timerfd for a delay, firing once, not before it", () =>
       Effect.gen(function*() {
         const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
           Effect.sync(() => addon.close(fd)))
         const fired = yield* Deferred.make<{ at: number; count: number }>()
         const poll = addon.pollOpen(fd, () => {
           const count = addon.timerRead(fd)
-          if (count > 0) Deferred.unsafeDone(fired, Exit.succeed({ at: performance.now(), count }))
+          if (count > 0) Deferred.doneUnsafe(fired, Exit.succeed({ at: performance.now(), count }))
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => addon.pollClose(poll)))
         const start = performance.now()
@@ -232,7 +232,7 @@ if (addon !== undefined) {
         expect(count).toBe(1)
       }))
 
-    it.scopedLive("timerSetDelay clamps any delay: a past one (-1e300 too) fires at once, a far one arms one chunk", () =>
+    it.live("timerSetDelay clamps any delay: a past one (-1e300 too) fires at once, a far one arms one chunk", () =>
       Effect.gen(function*() {
         const fd = yield* Effect.acquireRelease(Effect.sync(() => addon.timerCreate(false)), (fd) =>
           Effect.sync(() => addon.close(fd)))
@@ -252,7 +252,7 @@ if (addon !== undefined) {
           const expired = yield* Deferred.make<number>()
           const poll = addon.pollOpen(fd, () => {
             const count = addon.timerRead(fd)
-            if (count > 0) Deferred.unsafeDone(expired, Exit.succeed(count))
+            if (count > 0) Deferred.doneUnsafe(expired, Exit.succeed(count))
           })
           addon.timerSetDelay(fd, delay, chunk)
           addon.pollStart(poll, true, false)
@@ -263,7 +263,7 @@ if (addon !== undefined) {
         expect(() => addon.timerSetDelay(fd, Number.NaN, chunk)).toThrow(expect.objectContaining({ code: "EINVAL" }))
       }))
 
-    it.scopedLive("a pipe written by a child process is seen readable, then hung up", () =>
+    it.live("a pipe written by a child process is seen readable, then hung up", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const pipe = yield* pipeInScope(addon)
@@ -282,27 +282,27 @@ if (addon !== undefined) {
         child.stdin!.end("go\n")
         const rest: Array<Platform.Readiness> = []
         yield* Effect.forever(Effect.map(pull, (chunk) => rest.push(...chunk))).pipe(
-          Effect.catchAll((end) => Option.isOption(end) && Option.isNone(end) ? Effect.void : Effect.fail(end))
+          Effect.catch((end) => Option.isOption(end) && Option.isNone(end) ? Effect.void : Effect.fail(end))
         )
         expect(rest.length).toBeGreaterThan(0)
         expect(rest[rest.length - 1].hup).toBe(true)
         expect(addon.readBytes(pipe.readFd, 16)).toBeNull()
       }))
 
-    it.scopedLive("two consumers of one watch both end at the hang-up, which is reported once", () =>
+    it.live("two consumers of one watch both end at the hang-up, which is reported once", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const pipe = yield* pipeInScope(addon)
         const reports = yield* platform.watch(pipe.readFd, { read: true })
-        const first = yield* Effect.fork(Stream.runCollect(reports))
-        const second = yield* Effect.fork(Stream.runCollect(reports))
+        const first = yield* Effect.forkChild(Stream.runCollect(reports))
+        const second = yield* Effect.forkChild(Stream.runCollect(reports))
         yield* Effect.yieldNow()
         pipe.closeWrite()
         const all = [...Chunk.toReadonlyArray(yield* Fiber.join(first)), ...Chunk.toReadonlyArray(yield* Fiber.join(second))]
         expect(all.filter((r) => r.hup)).toHaveLength(1)
       }))
 
-    it.scopedLive("the 129th watch fails with TooManyFds", () =>
+    it.live("the 129th watch fails with TooManyFds", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const pipes = yield* Effect.forEach(Array.from({ length: 129 }), () => pipeInScope(addon))
@@ -312,7 +312,7 @@ if (addon !== undefined) {
         expect(error.detail).toContain("128")
       }))
 
-    it.scopedLive("a closed fd and a regular file fail with BadFd", () =>
+    it.live("a closed fd and a regular file fail with BadFd", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const { readFd, writeFd } = addon.pipe()
@@ -330,7 +330,7 @@ if (addon !== undefined) {
         expect(regular.detail).toContain("regular file")
       }))
 
-    it.scopedLive("a timer deadline fires not before it, with its deadline", () =>
+    it.live("a timer deadline fires not before it, with its deadline", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const timer = yield* platform.timer
@@ -341,7 +341,7 @@ if (addon !== undefined) {
         expect(fired).toEqual(Option.some(deadline))
       }))
 
-    it.scopedLive("childExits reports a tracked real child, which node:child_process also sees exit", () =>
+    it.live("childExits reports a tracked real child, which node:child_process also sees exit", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const exits = yield* puller(platform.childExits)
@@ -356,7 +356,7 @@ if (addon !== undefined) {
         expect(yield* exits).toEqual({ pid: slept.pid, code: null, signal: "SIGTERM" })
       }))
 
-    it.scopedLive("claiming SIGKILL fails with InvalidSignal and claims nothing", () =>
+    it.live("claiming SIGKILL fails with InvalidSignal and claims nothing", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const error = yield* failure(Effect.scoped(platform.signals(["SIGUSR2", "SIGKILL"])))
@@ -364,7 +364,7 @@ if (addon !== undefined) {
         expect(error.detail).toContain("SIGKILL")
       }))
 
-    it.scopedLive("SIGCHLD from a real child and from process.kill arrives beside native claims; child_process still reaps", () =>
+    it.live("SIGCHLD from a real child and from process.kill arrives beside native claims; child_process still reaps", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const next = yield* puller(yield* platform.signals(["SIGCHLD", "SIGUSR2"]))
@@ -377,7 +377,7 @@ if (addon !== undefined) {
         expect(yield* next).toBe("SIGCHLD")
       }))
 
-    it.scopedLive("a worker_thread's claim fails with Unsupported, and the main thread's claim is untouched", () =>
+    it.live("a worker_thread's claim fails with Unsupported, and the main thread's claim is untouched", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const next = yield* puller(yield* platform.signals(["SIGUSR2"]))
@@ -396,7 +396,7 @@ if (addon !== undefined) {
           { eval: true }
         )
         yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
-        const reply = yield* Effect.async<{ reason: string; direct: string }>((resume) => {
+        const reply = yield* Effect.callback<{ reason: string; direct: string }>((resume) => {
           worker.once("message", (m) => resume(Effect.succeed(m)))
           worker.once("error", (e) => resume(Effect.die(e)))
         })

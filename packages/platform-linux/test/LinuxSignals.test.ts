@@ -24,14 +24,14 @@ const blockedIn = (signo: number): Map<number, boolean> => {
 
 if (addon !== undefined) {
   describe("LinuxPlatform signals (native addon)", () => {
-    it.scopedLive("after a claim, a storm of real-time signals is counted in full, mostly through the signalfd", () =>
+    it.live("after a claim, a storm of real-time signals is counted in full, mostly through the signalfd", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const signo = LinuxPlatform.signalNumber("SIGRTMIN+2")!
         const stream = yield* platform.signals(["SIGRTMIN+2"])
         const before = LinuxPlatform.signalStats()
         const total = 10_000
-        const counted = yield* Effect.fork(Stream.runCount(Stream.take(stream, total)))
+        const counted = yield* Effect.forkChild(Stream.runCount(Stream.take(stream, total)))
         for (let i = 0; i < total; i++) {
           if (i % 2 === 0) process.kill(process.pid, signo)
           else addon.raise(signo)

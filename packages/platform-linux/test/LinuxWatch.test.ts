@@ -12,7 +12,7 @@ const addon = Native.addon
 
 if (addon !== undefined) {
   describe("LinuxPlatform watches of fds closed by their user", () => {
-    it.scopedLive("an fd closed between two reports ends the watch with an error report (libuv would abort on re-arming it)", () =>
+    it.live("an fd closed between two reports ends the watch with an error report (libuv would abort on re-arming it)", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const p = yield* pipeInScope(addon)
@@ -29,13 +29,13 @@ if (addon !== undefined) {
         expect((yield* otherNext).read).toBe(true)
       }))
 
-    it.scopedLive("an fd closed while its poll is armed does not abort the process: the addon polls its own duplicate", () =>
+    it.live("an fd closed while its poll is armed does not abort the process: the addon polls its own duplicate", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const p = yield* pipeInScope(addon)
         const pull = yield* puller(yield* platform.watch(p.readFd, { read: true }))
         // The pull arms the poll; the fd is closed before libuv polls again.
-        const waiting = yield* Effect.fork(pull)
+        const waiting = yield* Effect.forkChild(pull)
         yield* Effect.yieldNow()
         // Opened first, so it cannot reuse the number of the fd closed next
         // (the watch of that number lasts until its next pull).
@@ -51,7 +51,7 @@ if (addon !== undefined) {
         yield* Fiber.interrupt(waiting)
       }))
 
-    it.scopedLive("through the event loop, a handler may close the fd it watches: it is told with an error event", () =>
+    it.live("through the event loop, a handler may close the fd it watches: it is told with an error event", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make({ ref: true })
         const agenda = yield* Agenda.make({ workers: 1 })
@@ -71,7 +71,7 @@ if (addon !== undefined) {
                 addon.readBytes(p.readFd, 16)
                 p.closeRead()
               }
-              if (event.error || event.hup) Deferred.unsafeDone(told, Exit.succeed(seen))
+              if (event.error || event.hup) Deferred.doneUnsafe(told, Exit.succeed(seen))
             })
         })
         addon.sendByte(p.writeFd, 1)
@@ -106,7 +106,7 @@ if (addon !== undefined) {
         expect(result.after).toBe(result.before)
       }), 90_000)
 
-    it.scopedLive("a watch of /dev/null says it is a character device without poll support, not a regular file", () =>
+    it.live("a watch of /dev/null says it is a character device without poll support, not a regular file", () =>
       Effect.gen(function*() {
         const platform = yield* LinuxPlatform.make()
         const fd = yield* Effect.acquireRelease(

@@ -10,14 +10,14 @@ const loggerWaitingFor = (text: string, seen: Deferred.Deferred<ReadonlyArray<un
     Logger.defaultLogger,
     Logger.make(({ message }) => {
       const parts: ReadonlyArray<unknown> = Array.isArray(message) ? message : [message]
-      if (parts.some((p) => typeof p === "string" && p.includes(text))) Deferred.unsafeDone(seen, Effect.succeed(parts))
+      if (parts.some((p) => typeof p === "string" && p.includes(text))) Deferred.doneUnsafe(seen, Effect.succeed(parts))
     })
   )
 
 const env = Layer.merge(NodePlatform.layer(), Agenda.layer({ workers: 2 }))
 
 describe("EventLoop on NodePlatform", () => {
-  it.scopedLive("a real SIGUSR1 makes the loop dump; a real SIGTERM quits it cleanly", () =>
+  it.live("a real SIGUSR1 makes the loop dump; a real SIGTERM quits it cleanly", () =>
     Effect.gen(function*() {
       const dumped = yield* Deferred.make<ReadonlyArray<unknown>>()
       return yield* Effect.gen(function*() {
@@ -34,7 +34,7 @@ describe("EventLoop on NodePlatform", () => {
       }).pipe(Effect.provide(env), Effect.provide(loggerWaitingFor("dump (SIGUSR1)", dumped)))
     }))
 
-  it.scopedLive("watchFd delivers a real FIFO's readiness to a handler that reads the bytes through NodePlatform.fromPlatform", () =>
+  it.live("watchFd delivers a real FIFO's readiness to a handler that reads the bytes through NodePlatform.fromPlatform", () =>
     Effect.gen(function*() {
       const f = yield* fifo
       const got = yield* Deferred.make<string>()

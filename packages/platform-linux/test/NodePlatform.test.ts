@@ -15,7 +15,7 @@ import { closedFd, fifo, fifos } from "./fifos.js"
 const failure = <A, R>(effect: Effect.Effect<A, Platform.PlatformError, R>) =>
   Effect.matchEffect(effect, {
     onFailure: (error) => Effect.succeed(error),
-    onSuccess: () => Effect.dieMessage("expected a PlatformError, but the operation succeeded")
+    onSuccess: () => Effect.die(new Error("expected a PlatformError, but the operation succeeded"))
   })
 
 /** Reads every byte of a watch until its hang-up, taking the bytes after each report. */
@@ -32,7 +32,7 @@ const readAll = (platform: NodePlatform.NodePlatform, fd: number, reports: Strea
   })
 
 describe("NodePlatform", () => {
-  it.scopedLive("describes itself as node-portable without real-time signals", () =>
+  it.live("describes itself as node-portable without real-time signals", () =>
     Effect.gen(function*() {
       const platform = yield* NodePlatform.make()
       expect(platform.info).toEqual({ name: "node-portable", maxFds: 128, realtimeSignals: false })
@@ -40,7 +40,7 @@ describe("NodePlatform", () => {
     }))
 
   describe("signals", () => {
-    it.scopedLive("real SIGUSR2 and SIGHUP sent to this process arrive through a claim, once each", () =>
+    it.live("real SIGUSR2 and SIGHUP sent to this process arrive through a claim, once each", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const next = yield* puller(yield* platform.signals(["SIGUSR2", "SIGHUP"]))
@@ -53,7 +53,7 @@ describe("NodePlatform", () => {
         expect(yield* next).toBe("SIGUSR2")
       }))
 
-    it.scopedLive("two claims of one signal both get each delivery; closing a claim removes its listener", () =>
+    it.live("two claims of one signal both get each delivery; closing a claim removes its listener", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const before = process.listenerCount("SIGUSR2")
@@ -71,7 +71,7 @@ describe("NodePlatform", () => {
         expect(yield* first).toBe("SIGUSR2")
       }))
 
-    it.scopedLive("SIGCHLD can be claimed, and a real child's exit delivers it", () =>
+    it.live("SIGCHLD can be claimed, and a real child's exit delivers it", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const next = yield* puller(yield* platform.signals(["SIGCHLD"]))
@@ -80,7 +80,7 @@ describe("NodePlatform", () => {
         expect(yield* exited(child)).toBe(0)
       }))
 
-    it.scopedLive("signals Node would make fatal on release keep a no-op listener after the claim", () =>
+    it.live("signals Node would make fatal on release keep a no-op listener after the claim", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         yield* Effect.scoped(platform.signals(["SIGPIPE", "SIGUSR1"]))
@@ -89,7 +89,7 @@ describe("NodePlatform", () => {
         expect(process.listenerCount("SIGUSR1")).toBeGreaterThanOrEqual(1)
       }))
 
-    it.scopedLive("real-time signals, SIGKILL, SIGSTOP and unknown names fail with InvalidSignal and claim nothing", () =>
+    it.live("real-time signals, SIGKILL, SIGSTOP and unknown names fail with InvalidSignal and claim nothing", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const rt = yield* failure(Effect.scoped(platform.signals(["SIGRTMIN+1"])))
@@ -108,7 +108,7 @@ describe("NodePlatform", () => {
   })
 
   describe("watch", () => {
-    it.scopedLive("a pipe written by a child process is readable, its bytes readable, and hangs up when the child exits", () =>
+    it.live("a pipe written by a child process is readable, its bytes readable, and hangs up when the child exits", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const f = yield* fifo
@@ -129,7 +129,7 @@ describe("NodePlatform", () => {
         expect(fs.fstatSync(f.readFd).isFIFO()).toBe(true)
       }))
 
-    it.scopedLive("a FIFO written by path by a child is read through readiness; bytes held past the hang-up stay readable", () =>
+    it.live("a FIFO written by path by a child is read through readiness; bytes held past the hang-up stay readable", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const f = yield* fifo
@@ -147,7 +147,7 @@ describe("NodePlatform", () => {
         expect((yield* platform.read(f.readFd)).length).toBe(0)
       }))
 
-    it.scopedLive("a closed fd fails with BadFd and EBADF; a regular file with BadFd explaining why", () =>
+    it.live("a closed fd fails with BadFd and EBADF; a regular file with BadFd explaining why", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const closed = yield* failure(Effect.scoped(platform.watch(yield* closedFd, { read: true })))
@@ -164,7 +164,7 @@ describe("NodePlatform", () => {
         expect(regular.detail).toContain("always ready")
       }))
 
-    it.scopedLive("a second watch fails with AlreadyWatched; write interest fails with Unsupported", () =>
+    it.live("a second watch fails with AlreadyWatched; write interest fails with Unsupported", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const f = yield* fifo
@@ -176,7 +176,7 @@ describe("NodePlatform", () => {
         expect(write.detail).toContain("write readiness")
       }))
 
-    it.scopedLive("a socket Node already polls (a net.Socket) fails with AlreadyWatched naming Node as the poller", () =>
+    it.live("a socket Node already polls (a net.Socket) fails with AlreadyWatched naming Node as the poller", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const dir = yield* Effect.acquireRelease(
@@ -186,11 +186,11 @@ describe("NodePlatform", () => {
         const socketPath = path.join(dir, "s")
         const server = net.createServer((peer) => peer.on("error", () => {}))
         yield* Effect.acquireRelease(
-          Effect.async<void>((resume) => void server.listen(socketPath, () => resume(Effect.void))),
-          () => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+          Effect.callback<void>((resume) => void server.listen(socketPath, () => resume(Effect.void))),
+          () => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
         )
         const client = yield* Effect.acquireRelease(
-          Effect.async<net.Socket>((resume) => {
+          Effect.callback<net.Socket>((resume) => {
             const socket = net.connect(socketPath, () => resume(Effect.succeed(socket)))
           }),
           (socket) => Effect.sync(() => socket.destroy())
@@ -205,7 +205,7 @@ describe("NodePlatform", () => {
         expect(error.detail).not.toContain("only pipes, FIFOs and stream sockets")
       }))
 
-    it.scopedLive("a character device such as /dev/null fails with Unsupported saying what it is", () =>
+    it.live("a character device such as /dev/null fails with Unsupported saying what it is", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const fd = yield* Effect.acquireRelease(
@@ -218,7 +218,7 @@ describe("NodePlatform", () => {
         expect(error.detail).toContain("/dev/null")
       }))
 
-    it.scopedLive("the 129th watch fails with TooManyFds", () =>
+    it.live("the 129th watch fails with TooManyFds", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const all = yield* fifos(129)
@@ -228,7 +228,7 @@ describe("NodePlatform", () => {
         expect(error.detail).toContain("128")
       }))
 
-    it.scopedLive("closing the watch's scope leaves the caller's fd open and watchable again", () =>
+    it.live("closing the watch's scope leaves the caller's fd open and watchable again", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const f = yield* fifo
@@ -240,7 +240,7 @@ describe("NodePlatform", () => {
         expect(Buffer.from(yield* platform.read(f.readFd)).toString()).toBe("again")
       }))
 
-    it.scopedLive("NodePlatform.read fails with Unsupported on another platform, BadFd on an unwatched fd", () =>
+    it.live("NodePlatform.read fails with Unsupported on another platform, BadFd on an unwatched fd", () =>
       Effect.gen(function*() {
         const other = yield* failure(Effect.provide(NodePlatform.read(3), TestPlatform.layer()))
         expect(other.reason).toBe("Unsupported")
@@ -250,13 +250,13 @@ describe("NodePlatform", () => {
   })
 
   describe("timer", () => {
-    it.scopedLive("on the live clock it fires with its deadline and not before it", () =>
+    it.live("on the live clock it fires with its deadline and not before it", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const timer = yield* platform.timer
         for (const delay of [1, 7, 25]) {
           const deadline = (yield* Clock.currentTimeMillis) + delay
-          const receipt = yield* Effect.fork(Stream.runHead(Stream.mapEffect(timer.fired, (d) =>
+          const receipt = yield* Effect.forkChild(Stream.runHead(Stream.mapEffect(timer.fired, (d) =>
             Effect.sync(() => ({ deadline: d, at: Date.now() })))))
           yield* timer.arm(deadline)
           const fired = Option.getOrThrow(yield* Fiber.join(receipt))
@@ -265,11 +265,11 @@ describe("NodePlatform", () => {
         }
       }))
 
-    it.scoped("it sleeps on the program's Clock, so TestClock moves it", () =>
+    it.effect("it sleeps on the program's Clock, so TestClock moves it", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const timer = yield* platform.timer
-        const receipt = yield* Effect.fork(Stream.runHead(timer.fired))
+        const receipt = yield* Effect.forkChild(Stream.runHead(timer.fired))
         const deadline = (yield* Clock.currentTimeMillis) + 1000
         yield* timer.arm(deadline)
         yield* TestClock.adjust(999)
@@ -280,13 +280,13 @@ describe("NodePlatform", () => {
   })
 
   describe("commands and children", () => {
-    it.scopedLive("unsafeSend from a Node callback and send keep order; bad bytes fail; a closed platform refuses", () =>
+    it.live("unsafeSend from a Node callback and send keep order; bad bytes fail; a closed platform refuses", () =>
       Effect.gen(function*() {
         const platform = yield* Effect.scoped(Effect.gen(function*() {
           const platform = yield* NodePlatform.make()
-          const received = yield* Effect.fork(Stream.runCollect(Stream.take(platform.commands.received, 3)))
+          const received = yield* Effect.forkChild(Stream.runCollect(Stream.take(platform.commands.received, 3)))
           yield* platform.commands.send(1)
-          yield* Effect.async<void>((resume) => {
+          yield* Effect.callback<void>((resume) => {
             setTimeout(() => {
               platform.commands.unsafeSend(2)
               resume(Effect.void)
@@ -302,7 +302,7 @@ describe("NodePlatform", () => {
         expect((yield* failure(Effect.scoped(platform.watch(0, {})))).reason).toBe("Closed")
       }))
 
-    it.scopedLive("trackChild reports exit codes and killing signals, also of children that already exited", () =>
+    it.live("trackChild reports exit codes and killing signals, also of children that already exited", () =>
       Effect.gen(function*() {
         const platform = yield* NodePlatform.make()
         const exits = yield* puller(platform.childExits)

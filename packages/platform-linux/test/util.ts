@@ -20,7 +20,7 @@ export const puller = <A, E>(stream: Stream.Stream<A, E>) =>
 
 /** Waits for a child to exit, through Node's own event. */
 export const exited = (child: ChildProcess) =>
-  Effect.async<number | null>((resume) => {
+  Effect.callback<number | null>((resume) => {
     if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
     child.once("exit", (code) => resume(Effect.succeed(code)))
   })

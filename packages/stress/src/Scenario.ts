@@ -26,7 +26,7 @@ import { warmUp } from "./internal/runtime.js"
  * @since 0.1.0
  * @category models
  */
-export const Size: Schema.Literal<["small", "full"]> = Schema.Literal("small", "full")
+export const Size: Schema.Literal<["small", "full"]> = Schema.Literals(["small", "full"])
 
 /**
  * @since 0.1.0

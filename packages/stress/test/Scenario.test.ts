@@ -27,7 +27,7 @@ describe("Scenario", () => {
 
   it.live("make: a body that fails or dies yields a report with the reason as a violation", () =>
     Effect.gen(function*() {
-      const dies = Scenario.make({ name: "dies", proves: "nothing", body: () => Effect.dieMessage("the body broke") })
+      const dies = Scenario.make({ name: "dies", proves: "nothing", body: () => Effect.die(new Error("the body broke")) })
       const report = yield* dies.run("small")
       expect(report.clean).toBe(false)
       expect(report.violations.join(" ")).toContain("the body broke")

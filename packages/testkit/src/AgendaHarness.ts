@@ -94,9 +94,9 @@ export const make = (
       let count = 0
       for (let i = 0; i < workerCount; i++) {
         yield* agenda.submit(
-          Effect.zipRight(
+          Effect.andThen(
             Effect.sync(() => {
-              if (++count === workerCount) Deferred.unsafeDone(running, Effect.void)
+              if (++count === workerCount) Deferred.doneUnsafe(running, Effect.void)
             }),
             Deferred.await(open)
           ),

@@ -122,7 +122,7 @@ const withSafetyNet = <A, E, R>(effect: Effect.Effect<A, E, R>, title: string): 
     effect,
     Effect.sleep(Duration.millis(SAFETY_NET_MILLIS)).pipe(
       Effect.withClock(liveClock),
-      Effect.zipRight(Effect.dieMessage(
+      Effect.andThen(Effect.dieMessage(
         `conformance test "${title}" waited ${SAFETY_NET_MILLIS} ms of real time for an event that never came`
       ))
     )
@@ -316,7 +316,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
         Effect.gen(function*() {
           const { commands } = yield* Platform.Platform
           const bytes = Array.from({ length: 256 }, (_, i) => i)
-          const received = yield* Effect.fork(Stream.runCollect(Stream.take(commands.received, bytes.length)))
+          const received = yield* Effect.forkChild(Stream.runCollect(Stream.take(commands.received, bytes.length)))
           for (const byte of bytes) yield* commands.send(byte)
           expect(Chunk.toReadonlyArray(yield* Fiber.join(received))).toEqual(bytes)
         })
@@ -326,10 +326,10 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
         "unsafeSend works from outside Effect and keeps one sender's order",
         Effect.gen(function*() {
           const { commands } = yield* Platform.Platform
-          const received = yield* Effect.fork(Stream.runCollect(Stream.take(commands.received, 4)))
+          const received = yield* Effect.forkChild(Stream.runCollect(Stream.take(commands.received, 4)))
           yield* commands.send(1)
           commands.unsafeSend(2)
-          yield* Effect.async<void>((resume) => {
+          yield* Effect.callback<void>((resume) => {
             const handle = setImmediate(() => {
               commands.unsafeSend(3)
               resume(Effect.void)
@@ -373,7 +373,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
             Stream.take(1),
             Stream.mapEffect((deadline) => Effect.map(Clock.currentTimeMillis, (at) => ({ deadline, at }))),
             Stream.runCollect,
-            Effect.fork
+            Effect.forkChild
           )
           const deadline = (yield* Clock.currentTimeMillis) + 50
           yield* timer.arm(deadline)
@@ -414,7 +414,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           yield* timer.disarm
           // A control sleep past the cancelled deadline, then a new arming:
           // the first firing must be the new one.
-          const control = yield* Effect.fork(sleepUntil(start + 100))
+          const control = yield* Effect.forkChild(sleepUntil(start + 100))
           yield* driver.advanceTo(start + 100)
           yield* Fiber.join(control)
           yield* timer.arm(start + 150)
@@ -471,7 +471,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
               Stream.take(1),
               Stream.mapEffect((deadline) => Effect.sync(() => ({ deadline, at: clock.unsafeCurrentTimeMillis() }))),
               Stream.runCollect,
-              Effect.fork
+              Effect.forkChild
             )
             const deadline = clock.unsafeCurrentTimeMillis() + days * 86_400_000
             const reads = shifted.reads()

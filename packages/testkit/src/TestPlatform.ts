@@ -121,7 +121,7 @@ export interface TestPlatform {
  * @since 0.1.0
  * @category tags
  */
-export const TestPlatform: Context.Tag<TestPlatform, TestPlatform> = Context.GenericTag<TestPlatform>(
+export const TestPlatform: Context.Tag<TestPlatform, TestPlatform> = Context.Service<TestPlatform>(
   "@refpersys/testkit/TestPlatform"
 )
 
@@ -181,7 +181,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
     const maxFds = options.maxFds ?? 128
     const realtimeSignals = options.realtimeSignals ?? true
     if (!Number.isInteger(maxFds) || maxFds < 1) {
-      return yield* Effect.dieMessage(`TestPlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`)
+      return yield* Effect.die(new Error(`TestPlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`))
     }
 
     const commandQueue = yield* Queue.unbounded<number>()
@@ -223,7 +223,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
         const claim: Claim = { names: new Set(names), queue }
         yield* Effect.acquireRelease(
           Effect.sync(() => claims.add(claim)),
-          () => Effect.zipRight(Effect.sync(() => claims.delete(claim)), Queue.shutdown(queue))
+          () => Effect.andThen(Effect.sync(() => claims.delete(claim)), Queue.shutdown(queue))
         )
         return Stream.fromQueue(queue, oneByOne)
       })
@@ -268,7 +268,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
         const entry: Watch = { fd, interest: { ...interest }, queue }
         yield* Effect.acquireRelease(
           Effect.sync(() => watches.set(fd, entry)),
-          () => Effect.zipRight(Effect.sync(() => end(entry)), Queue.shutdown(queue))
+          () => Effect.andThen(Effect.sync(() => end(entry)), Queue.shutdown(queue))
         )
         return Stream.takeUntil(Stream.fromQueue(queue, oneByOne), (r) => r.hup || r.error)
       })
@@ -311,7 +311,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
         if (closed) return fail(Platform.closed("test", "command"))
         if (!Platform.isCommandByte(byte)) return fail(Platform.invalidByte(byte))
         sent++
-        Queue.unsafeOffer(commandQueue, byte)
+        Queue.offerUnsafe(commandQueue, byte)
         return Effect.void
       })
 
@@ -319,7 +319,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
       if (closed) throw Platform.closed("test", "command")
       if (!Platform.isCommandByte(byte)) throw Platform.invalidByte(byte)
       sent++
-      Queue.unsafeOffer(commandQueue, byte)
+      Queue.offerUnsafe(commandQueue, byte)
     }
 
     const platform: Platform.Platform = {
@@ -351,7 +351,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
           error: readiness.error ?? false
         }
         if (report.hup || report.error) end(entry)
-        if (report.read || report.write || report.hup || report.error) Queue.unsafeOffer(entry.queue, report)
+        if (report.read || report.write || report.hup || report.error) Queue.offerUnsafe(entry.queue, report)
         return Effect.void
       })
 
@@ -362,7 +362,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
           let delivered = false
           for (const claim of claims) {
             if (claim.names.has(name)) {
-              Queue.unsafeOffer(claim.queue, name)
+              Queue.offerUnsafe(claim.queue, name)
               delivered = true
             }
           }
@@ -393,7 +393,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
         }),
       childExit: (pid, code, signal) =>
         Effect.sync(() => {
-          Queue.unsafeOffer(childQueue, { pid, code, signal: signal ?? null })
+          Queue.offerUnsafe(childQueue, { pid, code, signal: signal ?? null })
         }),
       armed: Effect.sync(() => armed),
       arms: Effect.sync(() => arms.slice()),
@@ -428,7 +428,7 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<Platform.Platform | TestPlatform> =>
-  Layer.scopedContext(
+  Layer.effectContext(
     Effect.map(make(options), ({ control, platform }) =>
       Context.make(Platform.Platform, platform).pipe(Context.add(TestPlatform, control)))
   )
@@ -455,7 +455,7 @@ export const fromPlatform: Effect.Effect<TestPlatform, never, Platform.Platform>
   (platform) => {
     const control = controls.get(platform)
     return control === undefined
-      ? Effect.dieMessage(`TestPlatform.fromPlatform: the platform "${platform.info.name}" is not a test platform`)
+      ? Effect.die(new Error(`TestPlatform.fromPlatform: the platform "${platform.info.name}" is not a test platform`))
       : Effect.succeed(control)
   }
 )

@@ -159,7 +159,7 @@ const yieldLowest = Effect.yieldNow({ priority: yieldPriority })
 // scheduler elsewhere, which resumes its slices from `setImmediate`, would get
 // about one slice per two thousand yields. `setImmediate` rather than
 // `setTimeout(0)` because the latter waits at least a millisecond.
-const eventLoopTurn = Effect.async<void>((resume) => {
+const eventLoopTurn = Effect.callback<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(handle))
 })
@@ -170,7 +170,7 @@ const pendingSleeps = Effect.map(TestClock.sleeps(), (sleeps) => sleeps.length)
 const checkCount = (name: string, value: number): Effect.Effect<void> =>
   Number.isInteger(value) && value >= 0
     ? Effect.void
-    : Effect.dieMessage(`TestTime: ${name} must be a non-negative integer, got ${String(value)}`)
+    : Effect.die(new Error(`TestTime: ${name} must be a non-negative integer, got ${String(value)}`))
 
 /**
  * Yields until `done` holds (then `true`) or `count` sleeps are pending (then
@@ -197,8 +197,8 @@ const awaitCount = (name: string, count: number, options: AwaitOptions | undefin
   Effect.suspend(() => {
     const maxYields = options?.maxYields ?? DEFAULT_MAX_YIELDS
     return checkCount(name, count).pipe(
-      Effect.zipRight(checkCount("maxYields", maxYields)),
-      Effect.zipRight(poll(count, maxYields, never)),
+      Effect.andThen(checkCount("maxYields", maxYields)),
+      Effect.andThen(poll(count, maxYields, never)),
       Effect.asVoid
     )
   })
@@ -236,7 +236,7 @@ export const eventually = <E, R>(
       if (yield* check) return
       yield* yields % 2 === 0 ? yieldLowest : eventLoopTurn
     }
-    return yield* Effect.dieMessage(`condition never held after ${maxYields} yields: ${what}`)
+    return yield* Effect.die(new Error(`condition never held after ${maxYields} yields: ${what}`))
   })
 
 /**
@@ -253,7 +253,7 @@ export const eventually = <E, R>(
  * import { TestTime } from "@refpersys/testkit"
  *
  * const test = Effect.gen(function*() {
- *   yield* Effect.fork(Effect.sleep("1 second"))
+ *   yield* Effect.forkChild(Effect.sleep("1 second"))
  *   yield* TestTime.awaitSleepers(1)
  *   yield* TestClock.adjust("1 second")
  * })
@@ -278,7 +278,7 @@ export const awaitSleepers = (count: number, options?: AwaitOptions): Effect.Eff
  * import { TestTime } from "@refpersys/testkit"
  *
  * const test = Effect.gen(function*() {
- *   const fiber = yield* Effect.fork(Effect.zipRight(Effect.yieldNow(), Effect.sleep("1 second")))
+ *   const fiber = yield* Effect.forkChild(Effect.andThen(Effect.yieldNow(), Effect.sleep("1 second")))
  *   yield* TestTime.adjustWhenSleeping("1 second")
  *   yield* Fiber.join(fiber)
  * })
@@ -288,10 +288,10 @@ export const awaitSleepers = (count: number, options?: AwaitOptions): Effect.Eff
  * @category adjusting
  */
 export const adjustWhenSleeping = (
-  duration: Duration.DurationInput,
+  duration: Duration.Input,
   options?: AdjustOptions
 ): Effect.Effect<void, SleepersNotReached> =>
-  Effect.zipRight(awaitCount("sleepers", options?.sleepers ?? 1, options), TestClock.adjust(duration))
+  Effect.andThen(awaitCount("sleepers", options?.sleepers ?? 1, options), TestClock.adjust(duration))
 
 /**
  * Moves the `TestClock` by `step` at a time until `condition` holds.
@@ -311,7 +311,7 @@ export const adjustWhenSleeping = (
  *
  * const test = Effect.gen(function*() {
  *   const ticks = yield* Ref.make(0)
- *   yield* Effect.fork(Effect.repeat(Ref.update(ticks, (n) => n + 1), Schedule.spaced("1 minute")))
+ *   yield* Effect.forkChild(Effect.repeat(Ref.update(ticks, (n) => n + 1), Schedule.spaced("1 minute")))
  *   const steps = yield* TestTime.advanceUntil(Effect.map(Ref.get(ticks), (n) => n >= 3), "1 minute")
  *   // steps === 2: the first tick runs at once
  * })
@@ -322,7 +322,7 @@ export const adjustWhenSleeping = (
  */
 export const advanceUntil = <E, R>(
   condition: Effect.Effect<boolean, E, R>,
-  step: Duration.DurationInput,
+  step: Duration.Input,
   options?: AdvanceOptions
 ): Effect.Effect<number, E | SleepersNotReached | ConditionNotReached, R> =>
   Effect.suspend(() => {
@@ -331,9 +331,9 @@ export const advanceUntil = <E, R>(
     const maxSteps = options?.maxSteps ?? DEFAULT_MAX_STEPS
     const stepMillis = Duration.toMillis(Duration.decode(step))
     return checkCount("sleepers", sleepers).pipe(
-      Effect.zipRight(checkCount("maxYields", maxYields)),
-      Effect.zipRight(checkCount("maxSteps", maxSteps)),
-      Effect.zipRight(Effect.gen(function*() {
+      Effect.andThen(checkCount("maxYields", maxYields)),
+      Effect.andThen(checkCount("maxSteps", maxSteps)),
+      Effect.andThen(Effect.gen(function*() {
         for (let steps = 0;; steps++) {
           if (yield* poll(sleepers, maxYields, condition)) return steps
           if (steps >= maxSteps) return yield* new ConditionNotReached({ steps, stepMillis })

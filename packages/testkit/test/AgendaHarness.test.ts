@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import * as AgendaHarness from "../src/AgendaHarness.js"
 
 describe("AgendaHarness", () => {
-  it.scoped("holds every worker so submissions queue, and logs start order", () =>
+  it.effect("holds every worker so submissions queue, and logs start order", () =>
     Effect.gen(function*() {
       const h = yield* AgendaHarness.make({ workers: 3, aging: false })
       const hold = yield* h.holdWorkers

@@ -6,7 +6,7 @@ import { Conformance, TestPlatform } from "../src/index.js"
 const raise = (signal: string) =>
   Effect.flatMap(TestPlatform.fromPlatform, (test) =>
     Effect.flatMap(test.signal(signal), (delivered) =>
-      delivered ? Effect.void : Effect.dieMessage(`${signal} was raised but the platform had not claimed it`)))
+      delivered ? Effect.void : Effect.die(new Error(`${signal} was raised but the platform had not claimed it`))))
 
 const readableFd = Effect.gen(function*() {
   const test = yield* TestPlatform.fromPlatform

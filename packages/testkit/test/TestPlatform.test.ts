@@ -32,7 +32,7 @@ describe("TestPlatform", () => {
       Effect.gen(function*() {
         for (const maxFds of [0, 1.5, -3]) {
           const exit = yield* Effect.exit(Effect.scoped(TestPlatform.make({ maxFds })))
-          expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+          expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
         }
       }))
   })
@@ -64,8 +64,8 @@ describe("TestPlatform", () => {
         const [platform, test] = yield* services
         const outer = yield* Scope.make()
         const inner = yield* Scope.make()
-        const both = yield* Scope.extend(platform.signals(["SIGUSR1", "SIGHUP"]), outer)
-        const one = yield* Scope.extend(platform.signals(["SIGUSR1"]), inner)
+        const both = yield* Scope.provide(platform.signals(["SIGUSR1", "SIGHUP"]), outer)
+        const one = yield* Scope.provide(platform.signals(["SIGUSR1"]), inner)
         expect([...(yield* test.claimed)].sort()).toEqual(["SIGHUP", "SIGUSR1"])
 
         yield* test.signal("SIGUSR1")
@@ -113,7 +113,7 @@ describe("TestPlatform", () => {
   })
 
   describe("timer", () => {
-    it.scoped("arms records every deadline; only the last one fires, and then armed is cleared", () =>
+    it.effect("arms records every deadline; only the last one fires, and then armed is cleared", () =>
       withPlatform(Effect.gen(function*() {
         const [platform, test] = yield* services
         const timer = yield* platform.timer
@@ -132,11 +132,11 @@ describe("TestPlatform", () => {
         expect(yield* test.arms).toEqual([300, 100, 200])
       })))
 
-    it.scoped("never fires before its deadline", () =>
+    it.effect("never fires before its deadline", () =>
       withPlatform(Effect.gen(function*() {
         const [platform, test] = yield* services
         const timer = yield* platform.timer
-        const fired = yield* Effect.fork(collect(timer.fired, 1))
+        const fired = yield* Effect.forkChild(collect(timer.fired, 1))
         yield* timer.arm(50)
         yield* TestClock.adjust(49)
         expect(yield* test.armed).toBe(50)
@@ -146,7 +146,7 @@ describe("TestPlatform", () => {
         expect(yield* test.armed).toBeUndefined()
       })))
 
-    it.scoped("a deadline already passed fires at once", () =>
+    it.effect("a deadline already passed fires at once", () =>
       withPlatform(Effect.gen(function*() {
         const platform = yield* Platform.Platform
         yield* TestClock.adjust(1_000)
@@ -155,7 +155,7 @@ describe("TestPlatform", () => {
         expect(yield* collect(timer.fired, 1)).toEqual([400])
       })))
 
-    it.scoped("disarm clears armed, keeps the history, and the cancelled deadline never fires", () =>
+    it.effect("disarm clears armed, keeps the history, and the cancelled deadline never fires", () =>
       withPlatform(Effect.gen(function*() {
         const [platform, test] = yield* services
         const timer = yield* platform.timer
@@ -173,8 +173,8 @@ describe("TestPlatform", () => {
       withPlatform(Effect.gen(function*() {
         const [platform, test] = yield* services
         const scope = yield* Scope.make()
-        const timer = yield* Scope.extend(platform.timer, scope)
-        const fired = yield* Effect.fork(Stream.runCollect(timer.fired))
+        const timer = yield* Scope.provide(platform.timer, scope)
+        const fired = yield* Effect.forkChild(Stream.runCollect(timer.fired))
         yield* timer.arm(100)
 
         const busy = yield* Effect.flip(Effect.scoped(platform.timer))
@@ -185,7 +185,7 @@ describe("TestPlatform", () => {
         expect(yield* test.armed).toBeUndefined()
         expect(yield* Fiber.join(fired)).toEqual(Chunk.empty())
         const late = yield* Effect.exit(timer.arm(200))
-        expect(Exit.isFailure(late) && Cause.isDie(late.cause)).toBe(true)
+        expect(Exit.isFailure(late) && Cause.hasDies(late.cause)).toBe(true)
 
         yield* Effect.scoped(Effect.flatMap(platform.timer, (again) => again.arm(300)))
         expect(yield* test.arms).toEqual([100, 300])
@@ -193,7 +193,7 @@ describe("TestPlatform", () => {
   })
 
   describe("watch", () => {
-    it.scoped("markClosed and markRegularFile make watch fail with BadFd, and openFd skips them", () =>
+    it.effect("markClosed and markRegularFile make watch fail with BadFd, and openFd skips them", () =>
       withPlatform(Effect.gen(function*() {
         const [platform, test] = yield* services
         expect(yield* test.openFd).toBe(3)
@@ -216,7 +216,7 @@ describe("TestPlatform", () => {
         expect([...(yield* test.watched)]).toEqual([6])
       })))
 
-    it.scoped("markClosed on a watched fd reports an error and ends the watch", () =>
+    it.effect("markClosed on a watched fd reports an error and ends the watch", () =>
       withPlatform(Effect.gen(function*() {
         const [platform, test] = yield* services
         const reports = yield* platform.watch(7, { read: true })
@@ -229,8 +229,8 @@ describe("TestPlatform", () => {
       withPlatform(Effect.gen(function*() {
         const [platform, test] = yield* services
         const scope = yield* Scope.make()
-        yield* Scope.extend(platform.watch(3, { read: true }), scope)
-        yield* Scope.extend(platform.watch(4, { write: true }), scope)
+        yield* Scope.provide(platform.watch(3, { read: true }), scope)
+        yield* Scope.provide(platform.watch(4, { write: true }), scope)
         expect([...(yield* test.watched)].sort()).toEqual([3, 4])
 
         // At once, before anyone reads the report.
@@ -240,7 +240,7 @@ describe("TestPlatform", () => {
         expect((yield* test.watched).size).toBe(0)
       })))
 
-    it.scoped("ready needs a watched fd and drops what the interest does not ask for", () =>
+    it.effect("ready needs a watched fd and drops what the interest does not ask for", () =>
       withPlatform(Effect.gen(function*() {
         const [platform, test] = yield* services
         const unwatched = yield* Effect.flip(test.ready(9, { read: true }))
@@ -258,7 +258,7 @@ describe("TestPlatform", () => {
         expect((yield* Effect.flip(test.hangup(9))).reason).toBe("BadFd")
       })))
 
-    it.scoped("refuses a second watch of an fd and watches beyond maxFds", () =>
+    it.effect("refuses a second watch of an fd and watches beyond maxFds", () =>
       withPlatform(
         Effect.gen(function*() {
           const platform = yield* Platform.Platform
@@ -324,10 +324,10 @@ describe("TestPlatform", () => {
     it.effect("the streams of a closing platform end", () =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const { platform } = yield* Scope.extend(TestPlatform.make(), scope)
-        const signals = yield* Scope.extend(platform.signals(["SIGUSR1"]), scope)
-        const reports = yield* Scope.extend(platform.watch(3, { read: true }), scope)
-        const ends = yield* Effect.fork(Effect.all([Stream.runCollect(signals), Stream.runCollect(reports)]))
+        const { platform } = yield* Scope.provide(TestPlatform.make(), scope)
+        const signals = yield* Scope.provide(platform.signals(["SIGUSR1"]), scope)
+        const reports = yield* Scope.provide(platform.watch(3, { read: true }), scope)
+        const ends = yield* Effect.forkChild(Effect.all([Stream.runCollect(signals), Stream.runCollect(reports)]))
         yield* Scope.close(scope, Exit.void)
         expect(yield* Fiber.join(ends)).toEqual([Chunk.empty(), Chunk.empty()])
       }))
@@ -346,7 +346,7 @@ describe("TestPlatform", () => {
         const { platform } = yield* Effect.scoped(TestPlatform.make())
         const foreign: Platform.Platform = { ...platform, info: { ...platform.info, name: "elsewhere" } }
         const exit = yield* Effect.exit(Effect.provide(TestPlatform.fromPlatform, Layer.succeed(Platform.Platform, foreign)))
-        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
         expect(Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)).toContain(`"elsewhere" is not a test platform`)
       }))
   })

@@ -8,7 +8,7 @@ const low = Priority.toScheduling("Low")
 // The child inherits both fiber refs at fork, so even its first step runs on
 // the priority scheduler at Low.
 const forkLow = <A, E>(scheduler: PriorityScheduler.PriorityScheduler, effect: Effect.Effect<A, E>) =>
-  Effect.fork(effect).pipe(Effect.withSchedulingPriority(low), Effect.withScheduler(scheduler))
+  Effect.forkChild(effect).pipe(Effect.withSchedulingPriority(low), Effect.withScheduler(scheduler))
 
 // Busy work the test ends when it chooses, so "still busy when the clock
 // moves" does not depend on how fast the machine is.
@@ -32,8 +32,8 @@ describe("TestTime", () => {
         yield* forkLow(
           scheduler,
           spinWhile(busy).pipe(
-            Effect.zipRight(Effect.sleep("1 second")),
-            Effect.zipRight(Deferred.succeed(woke, undefined))
+            Effect.andThen(Effect.sleep("1 second")),
+            Effect.andThen(Deferred.succeed(woke, undefined))
           )
         )
 
@@ -53,7 +53,7 @@ describe("TestTime", () => {
         const scheduler = PriorityScheduler.make()
         const fiber = yield* forkLow(
           scheduler,
-          spin(2_000).pipe(Effect.zipRight(Effect.sleep("1 second")), Effect.zipRight(Clock.currentTimeMillis))
+          spin(2_000).pipe(Effect.andThen(Effect.sleep("1 second")), Effect.andThen(Clock.currentTimeMillis))
         )
         expect(yield* sleepsOf).toEqual([])
 
@@ -86,10 +86,10 @@ describe("TestTime", () => {
       Effect.gen(function*() {
         const scheduler = PriorityScheduler.make()
         const busy = yield* Ref.make(true)
-        const early = yield* Effect.fork(Effect.as(Effect.sleep("1 second"), "early"))
+        const early = yield* Effect.forkChild(Effect.as(Effect.sleep("1 second"), "early"))
         const late = yield* forkLow(
           scheduler,
-          spinWhile(busy).pipe(Effect.zipRight(Effect.sleep("1 second")), Effect.as("late"))
+          spinWhile(busy).pipe(Effect.andThen(Effect.sleep("1 second")), Effect.as("late"))
         )
 
         const error = yield* Effect.flip(TestTime.adjustWhenSleeping("1 second", { sleepers: 2, maxYields: 100 }))
@@ -108,7 +108,7 @@ describe("TestTime", () => {
     it.effect("gives up with SleepersNotReached when the fiber never reaches its sleep", () =>
       Effect.gen(function*() {
         const never = yield* Deferred.make<void>()
-        yield* Effect.fork(Effect.zipRight(Deferred.await(never), Effect.sleep("1 second")))
+        yield* Effect.forkChild(Effect.andThen(Deferred.await(never), Effect.sleep("1 second")))
 
         const error = yield* Effect.flip(TestTime.awaitSleepers(1, { maxYields: 25 }))
         expect(error._tag).toBe("SleepersNotReached")
@@ -125,7 +125,7 @@ describe("TestTime", () => {
 
     it.effect("does not move the clock and returns at once when enough sleeps are pending", () =>
       Effect.gen(function*() {
-        yield* Effect.fork(Effect.sleep("1 minute"))
+        yield* Effect.forkChild(Effect.sleep("1 minute"))
         yield* TestTime.awaitSleepers(1)
         // maxYields 0 allows no yield: the check before the first yield must pass.
         yield* TestTime.awaitSleepers(1, { maxYields: 0 })
@@ -140,7 +140,7 @@ describe("TestTime", () => {
         const steps = yield* Effect.exit(TestTime.advanceUntil(Effect.succeed(true), "1 second", { maxSteps: -1 }))
         const exits: ReadonlyArray<Exit.Exit<unknown, unknown>> = [nan, fraction, steps]
         for (const exit of exits) {
-          expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+          expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
         }
       }))
   })
@@ -148,7 +148,7 @@ describe("TestTime", () => {
   describe("adjustWhenSleeping", () => {
     it.effect("moves the clock by exactly the duration", () =>
       Effect.gen(function*() {
-        const fiber = yield* Effect.fork(Effect.sleep("10 seconds"))
+        const fiber = yield* Effect.forkChild(Effect.sleep("10 seconds"))
         yield* TestTime.adjustWhenSleeping("1500 millis")
         expect(yield* Clock.currentTimeMillis).toBe(1500)
         yield* TestTime.adjustWhenSleeping(Duration.seconds(2))
@@ -168,7 +168,7 @@ describe("TestTime", () => {
       forkLow(
         scheduler,
         Effect.forever(
-          Ref.update(ticks, (n) => n + 1).pipe(Effect.zipRight(spin(200)), Effect.zipRight(Effect.sleep("100 millis")))
+          Ref.update(ticks, (n) => n + 1).pipe(Effect.andThen(spin(200)), Effect.andThen(Effect.sleep("100 millis")))
         )
       )
 
@@ -220,7 +220,7 @@ describe("TestTime.eventually", () => {
   it.effect("dies with the description when the condition never holds", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(TestTime.eventually(Effect.succeed(false), "the moon is cheese", { maxYields: 5 }))
-      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
       expect(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : "")).toContain(
         "condition never held after 5 yields: the moon is cheese"
       )

@@ -232,7 +232,7 @@ export interface ThreadAgenda {
  * @since 0.1.0
  * @category tags
  */
-export const ThreadAgenda: Context.Tag<ThreadAgenda, ThreadAgenda> = Context.GenericTag<ThreadAgenda>(
+export const ThreadAgenda: Context.Tag<ThreadAgenda, ThreadAgenda> = Context.Service<ThreadAgenda>(
   "@refpersys/threads/ThreadAgenda"
 )
 
@@ -396,7 +396,7 @@ export const make = (
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<ThreadAgenda, InvalidOptions | WorkerError> =>
-  Layer.scoped(ThreadAgenda, make(options))
+  Layer.effect(ThreadAgenda, make(options))
 
 /**
  * Submits a tasklet to the agenda in context, waiting for room if needed.

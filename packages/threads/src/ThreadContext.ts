@@ -83,7 +83,7 @@ export const thread: Effect.Effect<number, never, ThreadContext> = Effect.map(Th
  * import * as ThreadContext from "@refpersys/threads/ThreadContext"
  *
  * const longWork = Effect.forEach([1, 2, 3], (chunk) =>
- *   Effect.zipRight(Effect.sync(() => chunk * 2), ThreadContext.safePoint))
+ *   Effect.andThen(Effect.sync(() => chunk * 2), ThreadContext.safePoint))
  * ```
  *
  * @since 0.1.0

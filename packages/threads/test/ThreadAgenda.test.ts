@@ -31,7 +31,7 @@ const expectBalanced = (stats: { readonly byPriority: Record<string, { readonly 
 }
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): unknown =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
 
 describe("ThreadTask", () => {
   it("accepts file URLs and absolute paths, and refuses relative modules", () => {
@@ -48,7 +48,7 @@ describe("ThreadTask", () => {
 })
 
 describe("ThreadAgenda options", () => {
-  it.scopedLive("rejects bad options before starting any thread", () =>
+  it.live("rejects bad options before starting any thread", () =>
     Effect.gen(function*() {
       const invalid = [{ threads: 0 }, { localQueue: 1.5 }, { concurrency: -1 }, { concurrency: 4, localQueue: 2 }, { aging: 0 }, { name: "" }]
       for (const options of invalid) {
@@ -59,7 +59,7 @@ describe("ThreadAgenda options", () => {
       expect(error).toMatchObject({ option: "heapCollection" })
     }))
 
-  it.scopedLive("options shared with Agenda get the same typed error from both", () =>
+  it.live("options shared with Agenda get the same typed error from both", () =>
     Effect.gen(function*() {
       const shared: ReadonlyArray<Record<string, unknown>> = [
         { closeTimeout: "-5 seconds" },
@@ -82,7 +82,7 @@ describe("ThreadAgenda options", () => {
       expect(yield* Effect.flip(ThreadAgenda.make(null as never))).toBeInstanceOf(AgendaError.InvalidOptions)
     }))
 
-  it.scopedLive("rejects resourceLimits too small to start a thread, naming the minimum, before starting any", () =>
+  it.live("rejects resourceLimits too small to start a thread, naming the minimum, before starting any", () =>
     Effect.gen(function*() {
       // 2 MB old / 1 MB young: the thread cannot load its modules, and newer Node aborts the process.
       const tiny = yield* Effect.flip(
@@ -101,7 +101,7 @@ describe("ThreadAgenda options", () => {
       }
     }))
 
-  it.scopedLive("a thread at the minimum limits starts, and a tasklet exceeding them crashes it recoverably", () =>
+  it.live("a thread at the minimum limits starts, and a tasklet exceeding them crashes it recoverably", () =>
     Effect.gen(function*() {
       const { maxOldGenerationSizeMb, maxYoungGenerationSizeMb } = ThreadAgenda.minimumResourceLimits
       const agenda = yield* ThreadAgenda.make({
@@ -149,7 +149,7 @@ layer(
       expect([0, 1]).toContain(yield* agenda.run(tasks.whoAmI, undefined))
       // A defect keeps its message across the boundary.
       const defect = yield* Effect.exit(agenda.run(tasks.boom, "kaboom"))
-      expect(Exit.isFailure(defect) && Cause.isDie(defect.cause)).toBe(true)
+      expect(Exit.isFailure(defect) && Cause.hasDies(defect.cause)).toBe(true)
       expect(Exit.isFailure(defect) && Cause.pretty(defect.cause)).toContain("kaboom")
       expectBalanced(yield* agenda.stats)
     }))
@@ -177,7 +177,7 @@ layer(
       expectBalanced(stats)
     }))
 
-  it.scoped("a High tasklet never waits behind queued Low ones: it takes a Low one's place and runs next", () =>
+  it.effect("a High tasklet never waits behind queued Low ones: it takes a Low one's place and runs next", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.ThreadAgenda
       const [gate0, gate1] = [yield* makeGate, yield* makeGate]
@@ -212,7 +212,7 @@ layer(
       expectBalanced(yield* agenda.stats)
     }))
 
-  it.scoped("an idle thread steals the queue of a thread busy in a long tasklet", () =>
+  it.effect("an idle thread steals the queue of a thread busy in a long tasklet", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.ThreadAgenda
       const [gate0, gate1] = [yield* makeGate, yield* makeGate]
@@ -238,7 +238,7 @@ layer(
       expect(yield* Effect.forEach([hold0, hold1], (h) => h.join)).toEqual([0, 1])
     }))
 
-  it.scoped("the GC barrier parks every thread at a safe point while the collector runs", () =>
+  it.effect("the GC barrier parks every thread at a safe point while the collector runs", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.ThreadAgenda
       const words = new SharedArrayBuffer(12)
@@ -254,7 +254,7 @@ layer(
       const collector = Effect.gen(function*() {
         const progress = [word(words, 1), word(words, 2)]
         const states = (yield* agenda.workers).map((w) => w.state)
-        yield* Effect.repeatN(turn, 20)
+        yield* Effect.repeat({ times: turn, 20 })
         yield* Ref.set(seen, [progress, [word(words, 1), word(words, 2)], states])
       })
       yield* agenda.requestGc(collector)
@@ -280,7 +280,7 @@ layer(
       expect((yield* agenda.stats).gcCycles).toBe(before.gcCycles + 2)
     }))
 
-  it.scoped("interrupts queued and running tasklets, and drops obsolete ones", () =>
+  it.effect("interrupts queued and running tasklets, and drops obsolete ones", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.ThreadAgenda
       const gate = yield* makeGate
@@ -290,7 +290,7 @@ layer(
       const queued = yield* agenda.submit(tasks.square, 2)
       expect(queued.status).toBe("Queued")
       const exit = yield* queued.interrupt
-      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(Exit.hasInterrupts(exit)).toBe(true)
       expect(queued.outcome).toBe("Interrupted")
       expect(queued.attempts).toBe(0)
       const late = yield* agenda.submit(tasks.square, 3, { obsoleteAfter: 0 })
@@ -300,7 +300,7 @@ layer(
       // Running and asynchronous: its thread interrupts its fiber.
       const napping = yield* agenda.submit(tasks.nap, 60_000)
       yield* eventually(Effect.sync(() => napping.status === "Running"), "the nap started")
-      expect(Exit.isInterrupted(yield* napping.interrupt)).toBe(true)
+      expect(Exit.hasInterrupts(yield* napping.interrupt)).toBe(true)
       expect(napping.outcome).toBe("Interrupted")
       const stats = yield* agenda.stats
       expect(stats.total.obsolete).toBeGreaterThanOrEqual(1)
@@ -364,7 +364,7 @@ layer(
         if (kind === "ok") return expect(exit).toEqual(Exit.succeed(n))
         if (kind === "defect") {
           // Still a defect, described in words the main thread can receive.
-          expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+          expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
           return expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("cleanup")
         }
         const error = failureOf(exit)
@@ -439,7 +439,7 @@ layer(
 })
 
 describe("ThreadAgenda shutdown", () => {
-  it.scopedLive("quit stops accepting, drains every thread and reports; accessors use the agenda in context", () =>
+  it.live("quit stops accepting, drains every thread and reports; accessors use the agenda in context", () =>
     Effect.gen(function*() {
       const gate = yield* makeGate
       yield* Effect.gen(function*() {
@@ -449,9 +449,9 @@ describe("ThreadAgenda shutdown", () => {
         // Capacity 4 per level: the next one does not fit.
         const agenda = yield* ThreadAgenda.ThreadAgenda
         expect(yield* Effect.flip(agenda.trySubmit(tasks.square, 4))).toBeInstanceOf(AgendaError.AgendaFull)
-        const blocked = yield* Effect.fork(agenda.submit(tasks.square, 5))
+        const blocked = yield* Effect.forkChild(agenda.submit(tasks.square, 5))
         yield* eventually(Effect.map(ThreadAgenda.stats, (s) => s.total.blockedSubmitters === 1), "a submitter waits")
-        const quitting = yield* Effect.fork(ThreadAgenda.quit())
+        const quitting = yield* Effect.forkChild(ThreadAgenda.quit())
         yield* eventually(Effect.map(ThreadAgenda.stats, (s) => s.state === "quitting"), "the agenda is quitting")
         expect(yield* Effect.flip(ThreadAgenda.submit(tasks.square, 6))).toBeInstanceOf(AgendaError.AgendaClosed)
         const rejected = yield* blocked.await
@@ -471,7 +471,7 @@ describe("ThreadAgenda shutdown", () => {
       }).pipe(Effect.provide(ThreadAgenda.layer({ threads: 1, capacity: 4, localQueue: 2 })))
     }))
 
-  it.scopedLive("exit terminates the threads: running tasklets are interrupted, queued ones dropped", () =>
+  it.live("exit terminates the threads: running tasklets are interrupted, queued ones dropped", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.make({ threads: 1, localQueue: 4, concurrency: 3 })
       // First, on one thread: High runs first, and a displaced Low tasklet keeps its place in line.
@@ -513,12 +513,12 @@ describe("ThreadAgenda shutdown bounds", () => {
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const agenda = yield* ThreadAgenda.make({ threads: 1, closeTimeout: "300 millis", logFailures: false }).pipe(
-        Scope.extend(scope)
+        Scope.provide(scope)
       )
       const stuck = yield* agenda.submit(tasks.stuck, undefined)
       const queued = yield* agenda.submit(tasks.square, 2)
       yield* eventually(Effect.sync(() => stuck.status === "Running"), "the stuck tasklet runs")
-      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       // Generous bound for a loaded machine; the close itself waits 300 ms.
       yield* Fiber.await(closing).pipe(
         Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("scope close did not return") })
@@ -533,7 +533,7 @@ describe("ThreadAgenda shutdown bounds", () => {
 
   /** Runs `test/fixtures/quit-timeout.mjs` (the built package) as a child process; kills it after `bound`. */
   const runQuitProgram = (kind: "nap" | "stuck", bound: number) =>
-    Effect.async<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
+    Effect.callback<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
       const child = spawn(process.execPath, [fileURLToPath(new URL("./fixtures/quit-timeout.mjs", import.meta.url)), kind], {
         stdio: ["ignore", "pipe", "pipe"]
       })
@@ -569,7 +569,7 @@ describe("ThreadAgenda shutdown bounds", () => {
 })
 
 describe("ThreadAgenda GC barrier bounds", () => {
-  it.scopedLive("gcTimeout bounds a barrier that never forms and a collector that never ends; the threads go on", () =>
+  it.live("gcTimeout bounds a barrier that never forms and a collector that never ends; the threads go on", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.make({ threads: 2, gcTimeout: "300 millis", onClose: "exit", logFailures: false })
       // A tasklet that never reaches a safe point: the barrier cannot form.
@@ -597,14 +597,14 @@ describe("ThreadAgenda GC barrier bounds", () => {
       expectBalanced(report.stats)
     }), 60_000)
 
-  it.scopedLive("exit wins over a barrier that never forms and over a collector that never ends", () =>
+  it.live("exit wins over a barrier that never forms and over a collector that never ends", () =>
     Effect.gen(function*() {
       for (const phase of ["forming", "collecting"] as const) {
         const agenda = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "infinity", logFailures: false })
         const stuck = phase === "forming" ? yield* agenda.submit(tasks.stuck, undefined) : undefined
         if (stuck !== undefined) yield* eventually(Effect.sync(() => stuck.status === "Running"), "the stuck tasklet runs")
         const started = yield* Deferred.make<void>()
-        const request = yield* Effect.fork(agenda.requestGc(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)))
+        const request = yield* Effect.forkChild(agenda.requestGc(Effect.andThen(Deferred.succeed(started, undefined), Effect.never)))
         if (phase === "collecting") yield* Deferred.await(started)
         else yield* eventually(Effect.map(agenda.workers, (ws) => ws[0].state === "Run"), "the barrier is forming")
         const report = yield* agenda.exit.pipe(
@@ -619,7 +619,7 @@ describe("ThreadAgenda GC barrier bounds", () => {
       }
     }), 60_000)
 
-  it.scopedLive("a GC request from inside a collector is served by the barrier it runs in", () =>
+  it.live("a GC request from inside a collector is served by the barrier it runs in", () =>
     Effect.gen(function*() {
       const agenda = yield* ThreadAgenda.make({ threads: 1, gcTimeout: "10 seconds", onClose: "exit" })
       const states = yield* Ref.make<ReadonlyArray<string>>([])
@@ -654,7 +654,7 @@ describe("commands from worker threads", () => {
     }).pipe(Effect.scoped, Effect.provide(Layer.merge(platform, Agenda.layer({ workers: 1 }))))
 
   if (LinuxPlatform.isAvailable) {
-    it.scopedLive("with the native platform a thread writes the byte to the loop's self-pipe itself", () =>
+    it.live("with the native platform a thread writes the byte to the loop's self-pipe itself", () =>
       Effect.gen(function*() {
         const { relayed: count, writeFd } = yield* viaLoop(LinuxPlatform.layer())
         expect(typeof writeFd).toBe("number")
@@ -662,7 +662,7 @@ describe("commands from worker threads", () => {
       }))
   }
 
-  it.scopedLive("with the portable platform the main thread relays the byte", () =>
+  it.live("with the portable platform the main thread relays the byte", () =>
     Effect.gen(function*() {
       expect(yield* viaLoop(NodePlatform.layer())).toEqual({ relayed: 1, writeFd: undefined })
     }))

@@ -177,7 +177,7 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
   }
 
   get await(): Effect.Effect<Exit.Exit<A, E | Tasklet.AgendaOutcomeError>> {
-    return Effect.async((resume) => {
+    return Effect.callback((resume) => {
       const remove = this.unsafeAddObserver((exit) => resume(Effect.succeed(exit)))
       return Effect.sync(remove)
     })
@@ -188,7 +188,7 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
   }
 
   get poll(): Effect.Effect<Option.Option<Exit.Exit<A, E | Tasklet.AgendaOutcomeError>>> {
-    return Effect.sync(() => Option.fromNullable(this.exit))
+    return Effect.sync(() => Option.fromNullishOr(this.exit))
   }
 
   get interruptFork(): Effect.Effect<void> {
@@ -196,7 +196,7 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
   }
 
   get interrupt(): Effect.Effect<Exit.Exit<A, E | Tasklet.AgendaOutcomeError>> {
-    return Effect.zipRight(this.interruptFork, this.await)
+    return Effect.andThen(this.interruptFork, this.await)
   }
 }
 
@@ -239,8 +239,8 @@ class Barrier {
   readonly requests: Array<GcRequest> = []
   phase: "forming" | "collecting" = "forming"
   /** Sleeps for `gcTimeout`, then gives the barrier up. */
-  timer: Fiber.RuntimeFiber<void, never> | undefined = undefined
-  collector: Fiber.RuntimeFiber<void, never> | undefined = undefined
+  timer: Fiber.Fiber<void, never> | undefined = undefined
+  collector: Fiber.Fiber<void, never> | undefined = undefined
   ended = false
 }
 
@@ -263,7 +263,7 @@ export const currentWorker: FiberRef.FiberRef<Worker | undefined> = FiberRef.uns
 export class Worker {
   state: "Idle" | "Run" | "GC" = "Idle"
   current: AnyRun | undefined = undefined
-  fiber: Fiber.RuntimeFiber<void, never> | undefined = undefined
+  fiber: Fiber.Fiber<void, never> | undefined = undefined
   started = 0
   completed = 0
   failed = 0
@@ -296,7 +296,7 @@ export class Worker {
       if (run === undefined) return Effect.void
       const now = agenda.finish(this, Exit.failCause(cause))
       return run.state === FAILED && agenda.config.logFailures
-        ? Effect.zipRight(Effect.uninterruptible(agenda.logFailure(run, cause)), this.step)
+        ? Effect.andThen(Effect.uninterruptible(agenda.logFailure(run, cause)), this.step)
         : next(now)
     }
     // Running a tasklet costs one `matchCauseEffect` node around its effect:
@@ -315,7 +315,7 @@ export class Worker {
     // under another scheduler, after 2,048 tasklets, as Effect's op budget
     // would.
     const scheduler = agenda.scheduler instanceof PrioritySchedulerImpl ? agenda.scheduler : undefined
-    const yieldThenStep = Effect.zipRight(Effect.yieldNow(), Effect.suspend(() => next()))
+    const yieldThenStep = Effect.andThen(Effect.yieldNow(), Effect.suspend(() => next()))
     const next = (now?: number): Effect.Effect<void> => {
       for (let ran = 1;; ran++) {
         if (this.retiring || agenda.lifecycle === "stopped") {
@@ -333,7 +333,7 @@ export class Worker {
         if (exit === undefined) return Effect.matchCauseEffect(run.effect!, handlers)
         now = agenda.finish(this, exit)
         if (exit._tag === "Failure" && run.state === FAILED && agenda.config.logFailures) {
-          return Effect.zipRight(Effect.uninterruptible(agenda.logFailure(run, exit.cause)), this.step)
+          return Effect.andThen(Effect.uninterruptible(agenda.logFailure(run, exit.cause)), this.step)
         }
         if ((ran & 15) === 0 && (ran >= 65_536 || (scheduler === undefined ? ran >= 2048 : scheduler.sliceOver()))) {
           return yieldThenStep
@@ -342,7 +342,7 @@ export class Worker {
     }
     this.step = Effect.suspend(() => next())
     const waitThenStep = Effect.flatMap(
-      Effect.interruptible(Effect.async<void>((resume) => {
+      Effect.interruptible(Effect.callback<void>((resume) => {
         this.wake = resume
         this.state = "Idle"
         agenda.idle.push(this)
@@ -360,7 +360,7 @@ export class Worker {
       if (this.level !== 0) this.switchLevel(0)
       return waitThenStep
     })
-    const park = Effect.async<void>((resume) => {
+    const park = Effect.callback<void>((resume) => {
       this.unpark = resume
       this.state = "GC"
       this.gcParks++
@@ -406,7 +406,7 @@ export class Worker {
   private refsAt: Array<FiberRefs.FiberRefs | undefined> = [undefined, undefined, undefined]
 
   /** Called when a new fiber takes over this worker. */
-  reset(fiber: Fiber.RuntimeFiber<void, never>): void {
+  reset(fiber: Fiber.Fiber<void, never>): void {
     this.fiber = fiber
     this.retiring = false
     this.level = -1
@@ -477,7 +477,7 @@ export class AgendaImpl {
 
   gcCycles = 0
   private gcEndWaiters: Array<(effect: Effect.Effect<void>) => void> = []
-  readonly awaitGcEnd: Effect.Effect<void> = Effect.async<void>((resume) => {
+  readonly awaitGcEnd: Effect.Effect<void> = Effect.callback<void>((resume) => {
     if (!this.gcRunning) return resume(Effect.void)
     this.gcEndWaiters.push(resume)
   })
@@ -553,7 +553,7 @@ export class AgendaImpl {
     fiber.addObserver((exit) => this.onWorkerExit(worker, fiber, exit))
   }
 
-  private onWorkerExit(worker: Worker, fiber: Fiber.RuntimeFiber<void, never>, exit: Exit.Exit<void>): void {
+  private onWorkerExit(worker: Worker, fiber: Fiber.Fiber<void, never>, exit: Exit.Exit<void>): void {
     if (worker.fiber !== fiber) return
     worker.fiber = undefined
     // Interrupted after its tasklet was started but before its first step.
@@ -645,7 +645,7 @@ export class AgendaImpl {
 
   /** Waits for room at the run's level, then enqueues it (FIFO among waiters). */
   waitForRoom<A, E>(run: Run<A, E>): Effect.Effect<Run<A, E>, AgendaClosed> {
-    return Effect.async<Run<A, E>, AgendaClosed>((resume) => {
+    return Effect.callback<Run<A, E>, AgendaClosed>((resume) => {
       const entry: BlockedSubmitter = { run, resume: resume as BlockedSubmitter["resume"] }
       this.blocked[run.level].push(entry)
       this.blockedCount[run.level]++
@@ -755,7 +755,7 @@ export class AgendaImpl {
     if (Exit.isSuccess(exit)) {
       state = COMPLETED
       worker.completed++
-    } else if (Cause.isInterruptedOnly(exit.cause)) {
+    } else if (Cause.hasInterruptsOnly(exit.cause)) {
       state = INTERRUPTED
       worker.interrupted++
     } else {
@@ -796,7 +796,7 @@ export class AgendaImpl {
   }
 
   logFailure(run: AnyRun, cause: Cause.Cause<unknown>): Effect.Effect<void> {
-    const what = Cause.isDie(cause) ? "died with a defect" : "failed"
+    const what = Cause.hasDies(cause) ? "died with a defect" : "failed"
     return Effect.logWarning(`tasklet #${run.id} (${run.label}) ${what}; its worker goes on`, cause).pipe(
       Effect.annotateLogs({ agenda: this.config.name, tasklet: run.label, priority: run.priority })
     )
@@ -851,10 +851,10 @@ export class AgendaImpl {
    * waits like an outsider's, bounded by `gcTimeout`.
    */
   requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed | GcTimeout> {
-    return Effect.withFiberRuntime((fiber) => {
+    return Effect.withFiber((fiber) => {
       const w = fiber.getFiberRef(currentWorker)
       const own = w !== undefined && w.agenda === this && w.fiber === fiber && w.current !== undefined ? w : undefined
-      return Effect.async<void, E | AgendaClosed | GcTimeout>((resume) => {
+      return Effect.callback<void, E | AgendaClosed | GcTimeout>((resume) => {
         if (this.lifecycle === "stopped") return resume(Effect.fail(this.closedError("requestGc")))
         const barrier = this.forming ?? this.formBarrier()
         const request: GcRequest = { collector, resume: resume as GcRequest["resume"], worker: own, done: false }
@@ -1027,7 +1027,7 @@ export class AgendaImpl {
     for (const resume of waiters) resume(Effect.void)
   }
 
-  readonly awaitIdle: Effect.Effect<void> = Effect.async<void>((resume) => {
+  readonly awaitIdle: Effect.Effect<void> = Effect.callback<void>((resume) => {
     if (this.isDrained()) return resume(Effect.void)
     this.drainWaiters.push(resume)
     return Effect.sync(() => {
@@ -1046,10 +1046,10 @@ export class AgendaImpl {
     timeout: Duration.Duration | undefined,
     register: (done: () => void) => () => void
   ): Effect.Effect<boolean> {
-    return Effect.async<boolean>((resume) => {
+    return Effect.callback<boolean>((resume) => {
       let settled = false
       let unregister: (() => void) | undefined = undefined
-      let timer: Fiber.RuntimeFiber<void, never> | undefined = undefined
+      let timer: Fiber.Fiber<void, never> | undefined = undefined
       const finish = (ok: boolean) => {
         if (settled) return
         settled = true
@@ -1158,7 +1158,7 @@ export class AgendaImpl {
    * Records the tasklet calling quit or exit, when the caller is one of this
    * agenda's tasklets or a fiber it forked; see `callers`.
    */
-  private addCaller(fiber: Fiber.RuntimeFiber<unknown, unknown>): void {
+  private addCaller(fiber: Fiber.Fiber<unknown, unknown>): void {
     const w = fiber.getFiberRef(currentWorker)
     if (w === undefined || w.agenda !== this || w.current === undefined) return
     this.callers.add(w.current)
@@ -1169,7 +1169,7 @@ export class AgendaImpl {
   }
 
   quit(timeout: Duration.Duration | undefined): Effect.Effect<ShutdownReport> {
-    return Effect.withFiberRuntime((fiber) => {
+    return Effect.withFiber((fiber) => {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
       this.addCaller(fiber)
       if (this.lifecycle === "running") {
@@ -1181,7 +1181,7 @@ export class AgendaImpl {
   }
 
   exit(): Effect.Effect<ShutdownReport> {
-    return Effect.withFiberRuntime((fiber) => {
+    return Effect.withFiber((fiber) => {
       if (this.stopped === undefined) this.addCaller(fiber)
       return this.stop("exit", false)
     })
@@ -1209,7 +1209,7 @@ export class AgendaImpl {
   private stop(mode: "quit" | "exit", timedOut: boolean): Effect.Effect<ShutdownReport> {
     return Effect.suspend(() => {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
-      const stopped = Deferred.unsafeMake<ShutdownReport>(FiberId.none)
+      const stopped = Deferred.makeUnsafe<ShutdownReport>(FiberId.none)
       this.stopped = stopped
       const wasQuitting = this.lifecycle === "quitting"
       this.lifecycle = "stopped"
@@ -1240,7 +1240,7 @@ export class AgendaImpl {
         })
         // The callers run on from here: no longer parked.
         this.parkedCallers.clear()
-        Deferred.unsafeDone(stopped, Exit.succeed(report))
+        Deferred.doneUnsafe(stopped, Exit.succeed(report))
         return Deferred.await(stopped)
       })
     }).pipe(Effect.uninterruptible)

@@ -23,7 +23,7 @@ export interface ClockTimerHooks {
 // so a far deadline is a chain of chunks, each ending with a look at the clock.
 const sleepUntil = (deadline: number, chunk: number): Effect.Effect<void> => {
   const loop: Effect.Effect<void> = Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) =>
-    now >= deadline ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(Math.min(deadline - now, chunk))), loop))
+    now >= deadline ? Effect.void : Effect.andThen(Effect.sleep(Duration.millis(Math.min(deadline - now, chunk))), loop))
   return loop
 }
 
@@ -42,7 +42,7 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
     const fired = yield* Queue.unbounded<number>()
     let released = false
     let generation = 0
-    let sleeper: Fiber.RuntimeFiber<void> | undefined = undefined
+    let sleeper: Fiber.Fiber<void> | undefined = undefined
 
     const cancel = () => {
       // The generation guards the window in which an interrupted sleeper has
@@ -57,14 +57,14 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         released = true
-        return Effect.zipRight(cancel(), Queue.shutdown(fired))
+        return Effect.andThen(cancel(), Queue.shutdown(fired))
       })
     )
 
     const arm = (deadline: number): Effect.Effect<void, Platform.PlatformError> =>
       Effect.uninterruptible(Effect.suspend(() => {
         if (!Platform.isDeadline(deadline)) return Effect.fail(Platform.invalidDeadline(hooks.name, deadline))
-        if (released) return Effect.dieMessage(`${hooks.name}: timer.arm called after the timer's scope closed`)
+        if (released) return Effect.die(new Error(`${hooks.name}: timer.arm called after the timer's scope closed`))
         return Effect.gen(function*() {
           yield* cancel()
           const mine = generation
@@ -72,13 +72,13 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
           // Forked interruptible on purpose: a fiber forked from this
           // uninterruptible region would inherit that, and the next `arm`
           // could not replace it.
-          const fiber = yield* Effect.forkDaemon(Effect.interruptible(Effect.zipRight(
+          const fiber = yield* Effect.forkDetach(Effect.interruptible(Effect.andThen(
             Effect.withClock(sleepUntil(deadline, chunk), clock),
             Effect.sync(() => {
               if (mine !== generation) return
               sleeper = undefined
               hooks.onClear?.()
-              Queue.unsafeOffer(fired, deadline)
+              Queue.offerUnsafe(fired, deadline)
             })
           )))
           if (mine === generation) sleeper = fiber

@@ -135,7 +135,7 @@ const handlerFields = {
     }),
     "a function from the event to an Effect, e.g. (e) => Effect.log(e)"
   ),
-  run: Schema.optional(expecting(Schema.Literal("inline", "High", "Normal", "Low"), `"inline", "High", "Normal" or "Low"`))
+  run: Schema.optional(expecting(Schema.Literals(["inline", "High", "Normal", "Low"]), `"inline", "High", "Normal" or "Low"`))
 }
 
 const anObject = (what: string) => ({ message: () => `an object ${what}` })
@@ -162,7 +162,7 @@ const positive = (what: string) => Schema.optional(integer(`a positive integer (
 /** `EventLoop.make`'s options. */
 const OptionsSpec = Schema.Struct({
   capacity: positive("events the queue holds"),
-  overflow: Schema.optional(expecting(Schema.Literal("backpressure", "dropNewest", "dropOldest"), `"backpressure", "dropNewest" or "dropOldest"`)),
+  overflow: Schema.optional(expecting(Schema.Literals(["backpressure", "dropNewest", "dropOldest"]), `"backpressure", "dropNewest" or "dropOldest"`)),
   maxHandlers: positive("most user handlers"),
   batchSize: positive("most events per iteration"),
   signals: Schema.optional(Schema.Array(signalName)),
@@ -353,11 +353,11 @@ export const make = (
     // isolation stops the loop visibly (see `failed`) instead of leaving it
     // dead behind a "running" state. Its stop is bounded: an inline handler
     // stuck uninterruptibly is left behind after STOP_GRACE.
-    const loopFiber = yield* Effect.forkDaemon(
-      Effect.catchAllCause(impl.loop, (cause) => impl.failed(cause))
+    const loopFiber = yield* Effect.forkDetach(
+      Effect.catchCause(impl.loop, (cause) => impl.failed(cause))
     )
     yield* Effect.addFinalizer(() =>
-      Effect.flatMap(Effect.zipRight(Fiber.interruptFork(loopFiber), within(Fiber.await(loopFiber), STOP_GRACE)), (ended) =>
+      Effect.flatMap(Effect.andThen(Fiber.interruptFork(loopFiber), within(Fiber.await(loopFiber), STOP_GRACE)), (ended) =>
         Option.isSome(ended) ? Effect.void : Effect.logWarning(
           `the event loop fiber did not end within ${Duration.format(STOP_GRACE)} of the stop${impl.describeRunning()}; it is left behind`
         ))
@@ -438,7 +438,7 @@ class LoopImpl {
     if (this.tryOffer(event, action)) return Effect.void
     this.backpressureWaits++
     return Effect.flatMap(
-      Effect.async<void>((resume) => {
+      Effect.callback<void>((resume) => {
         this.blocked.push(resume)
         return Effect.sync(() => {
           const i = this.blocked.indexOf(resume)
@@ -486,8 +486,8 @@ class LoopImpl {
    */
   offerReadiness(event: Event.FdReady): Effect.Effect<void> {
     return Effect.flatMap(Deferred.make<void>(), (handled) => {
-      this.inFlight.set(event, () => Deferred.unsafeDone(handled, Exit.void))
-      return Effect.zipRight(this.offer(event), Deferred.await(handled)).pipe(
+      this.inFlight.set(event, () => Deferred.doneUnsafe(handled, Exit.void))
+      return Effect.andThen(this.offer(event), Deferred.await(handled)).pipe(
         Effect.ensuring(Effect.sync(() => this.inFlight.delete(event)))
       )
     })
@@ -501,7 +501,7 @@ class LoopImpl {
     done()
   }
 
-  private readonly waitForEvents: Effect.Effect<void> = Effect.async<void>((resume) => {
+  private readonly waitForEvents: Effect.Effect<void> = Effect.callback<void>((resume) => {
     if (this.queue.length > 0 || this.ended) return resume(Effect.void)
     this.loopWake = resume
     return Effect.sync(() => {
@@ -516,7 +516,7 @@ class LoopImpl {
 
   readonly loop: Effect.Effect<void> = Effect.suspend((): Effect.Effect<void> => {
     if (this.ended) return Effect.void
-    if (this.queue.length === 0) return Effect.zipRight(this.waitForEvents, this.loop)
+    if (this.queue.length === 0) return Effect.andThen(this.waitForEvents, this.loop)
     const batch: Array<Event.Event> = []
     while (batch.length < this.config.batchSize && this.queue.length > 0) batch.push(this.queue.shift()!)
     this.iterations++
@@ -563,7 +563,7 @@ class LoopImpl {
     this.running = undefined
     this.dispatchFailures++
     this.release(event)
-    if (Cause.isInterruptedOnly(cause)) return Effect.void
+    if (Cause.hasInterruptsOnly(cause)) return Effect.void
     return Effect.logError(`dispatch of a ${String(event?._tag)} event failed; the event is dropped and the loop goes on`, cause)
   }
 
@@ -596,7 +596,7 @@ class LoopImpl {
     }
     const effects: Array<Effect.Effect<void>> = []
     if (action !== undefined) {
-      effects.push(Effect.catchAllCause(action, (cause) => this.logFailure(`timeout ${(event as Event.TimerFired).label}`, kind, cause)))
+      effects.push(Effect.catchCause(action, (cause) => this.logFailure(`timeout ${(event as Event.TimerFired).label}`, kind, cause)))
     }
     let onDone: (() => void) | undefined = undefined
     if (this.inFlight.size > 0 && this.inFlight.has(event)) {
@@ -681,7 +681,7 @@ class LoopImpl {
     }
     this.suppressedWarnings++
     if (this.suppressedInWindow++ > 0) return Effect.void
-    return this.forkWork(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, this.warnWindowEnd - now))), this.logSuppressed))
+    return this.forkWork(Effect.andThen(Effect.sleep(Duration.millis(Math.max(0, this.warnWindowEnd - now))), this.logSuppressed))
   }
 
   private readonly logSuppressed: Effect.Effect<void> = Effect.suspend(() => {
@@ -703,7 +703,7 @@ class LoopImpl {
     handler.calls++
     this.handlerCalls++
     if (handler.run === "inline") {
-      const run = Effect.catchAllCause(Effect.suspend(() => this.call(handler, event)), (cause) => {
+      const run = Effect.catchCause(Effect.suspend(() => this.call(handler, event)), (cause) => {
         handler.failures++
         return this.logFailure(handler.explanation, event._tag, cause)
       })
@@ -733,7 +733,7 @@ class LoopImpl {
 
   private logFailure(explanation: string, kind: Event.Kind, cause: Cause.Cause<unknown>): Effect.Effect<void> {
     this.handlerFailures++
-    if (Cause.isInterruptedOnly(cause)) return Effect.void
+    if (Cause.hasInterruptsOnly(cause)) return Effect.void
     return Effect.logWarning(`handler "${explanation}" failed on a ${kind} event; the loop goes on`, cause)
   }
 
@@ -910,7 +910,7 @@ class LoopImpl {
       const defect = Cause.pretty(cause)
       return Effect.gen(this, function*() {
         yield* Effect.logError("the event loop failed and stopped; awaitStop dies with LoopFailed", cause).pipe(
-          Effect.catchAllCause(() => Effect.void)
+          Effect.catchCause(() => Effect.void)
         )
         yield* Deferred.fail(this.stopped, new LoopFailed({ defect }))
         yield* this.stopSources
@@ -929,7 +929,7 @@ class LoopImpl {
     return Effect.flatMap(within(this.agenda.quit({ timeout }), Duration.sum(timeout, STOP_GRACE)), (report) =>
       Option.isSome(report)
         ? Effect.succeed(report.value)
-        : Effect.zipRight(
+        : Effect.andThen(
           Effect.logWarning(`the agenda did not quit within its ${Duration.format(timeout)} timeout and ${Duration.format(STOP_GRACE)} of grace; exiting it`),
           this.boundedExit
         ))
@@ -1014,7 +1014,7 @@ class LoopImpl {
                   new Event.FdReady({ fd, read: r.read, write: r.write, hup: r.hup, error: r.error, at: this.now() })
                 )))
             }).pipe(
-              Scope.extend(scope),
+              Scope.provide(scope),
               Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
             ))
         }),

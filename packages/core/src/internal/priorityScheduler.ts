@@ -51,7 +51,7 @@ export class PrioritySchedulerImpl implements Scheduler.Scheduler {
   /** When the current slice must end (on `now`); infinite outside a slice. */
   private sliceEnd = Infinity
 
-  shouldYield(fiber: Fiber.RuntimeFiber<unknown, unknown>): number | false {
+  shouldYield(fiber: Fiber.Fiber<unknown, unknown>): number | false {
     return fiber.currentOpCount > fiber.getFiberRef(FiberRef.currentMaxOpsBeforeYield)
       ? fiber.getFiberRef(FiberRef.currentSchedulingPriority)
       : false

@@ -226,7 +226,7 @@ export class TimeoutsImpl {
   }
 
   private readonly runInline: OnFire = (event, effect) =>
-    Effect.catchAllCause(effect, (cause) => {
+    Effect.catchCause(effect, (cause) => {
       this.failures++
       return this.logFailure(event, "failed", cause)
     })
@@ -306,7 +306,7 @@ export class TimeoutsImpl {
    * make every fiber the platform forks while arming uninterruptible too.
    */
   readonly rearm: Effect.Effect<void> = Effect.suspend(() =>
-    this.inSync() ? Effect.void : Effect.flatMap(Effect.forkDaemon(this.rearmLocked()), Fiber.join)
+    this.inSync() ? Effect.void : Effect.flatMap(Effect.forkDetach(this.rearmLocked()), Fiber.join)
   )
 
   private inSync(): boolean {
@@ -376,7 +376,7 @@ export class TimeoutsImpl {
   }
 
   private fire(event: TimerFired, effect: Effect.Effect<void, unknown>): Effect.Effect<void> {
-    return Effect.catchAllCause(this.onFire(event, effect), (cause) => {
+    return Effect.catchCause(this.onFire(event, effect), (cause) => {
       // A custom `onFire` must not take the driver down with it.
       this.failures++
       return this.logFailure(event, "could not be dispatched (onFire failed)", cause)
@@ -403,7 +403,7 @@ export class TimeoutsImpl {
     const loop: Effect.Effect<void> = Effect.suspend(() => {
       while (next < due.length) {
         const dispatched = this.dispatch(due[next++], now)
-        if (dispatched !== undefined) return Effect.zipRight(this.fire(dispatched[0], dispatched[1]), loop)
+        if (dispatched !== undefined) return Effect.andThen(this.fire(dispatched[0], dispatched[1]), loop)
       }
       // The driver arms directly: it has no caller that could be interrupted.
       return this.inSync() ? Effect.void : this.rearmLocked()

@@ -26,5 +26,5 @@ export const runMain = (program: Effect.Effect<number>): void =>
   runMainWithCode(program, {
     disablePrettyLogger: true,
     teardown: (exit, onExit) =>
-      onExit(Exit.isSuccess(exit) ? (exit.value as number) : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+      onExit(Exit.isSuccess(exit) ? (exit.value as number) : Cause.hasInterruptsOnly(exit.cause) ? 130 : 1)
   })

@@ -23,11 +23,11 @@ const sinks = new Set<(status: Platform.ChildStatus) => void>()
 export const exits: Effect.Effect<Stream.Stream<Platform.ChildStatus>, never, Scope.Scope> = Effect.map(
   Effect.acquireRelease(
     Effect.map(Queue.unbounded<Platform.ChildStatus>(), (queue) => {
-      const sink = (status: Platform.ChildStatus) => void Queue.unsafeOffer(queue, status)
+      const sink = (status: Platform.ChildStatus) => void Queue.offerUnsafe(queue, status)
       sinks.add(sink)
       return { queue, sink }
     }),
-    ({ queue, sink }) => Effect.zipRight(Effect.sync(() => sinks.delete(sink)), Queue.shutdown(queue))
+    ({ queue, sink }) => Effect.andThen(Effect.sync(() => sinks.delete(sink)), Queue.shutdown(queue))
   ),
   ({ queue }) => Stream.fromQueue(queue, { maxChunkSize: 1 })
 )

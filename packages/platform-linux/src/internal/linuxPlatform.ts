@@ -128,7 +128,7 @@ const workerThreadError = platformError(
 const claimSigchld = (queue: Queue.Queue<string | Platform.PlatformError>) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const listener = () => Queue.unsafeOffer(queue, "SIGCHLD")
+      const listener = () => Queue.offerUnsafe(queue, "SIGCHLD")
       process.on("SIGCHLD", listener)
       return listener
     }),
@@ -161,7 +161,7 @@ const signalHub = (() => {
   const dispatch = (signo: number) => {
     for (const listener of listeners) {
       const name = listener.names.get(signo)
-      if (name !== undefined) Queue.unsafeOffer(listener.queue, name)
+      if (name !== undefined) Queue.offerUnsafe(listener.queue, name)
     }
   }
 
@@ -189,7 +189,7 @@ const signalHub = (() => {
           drain(addon)
         } catch (error) {
           const failure = systemError("signals", error)
-          for (const listener of listeners) Queue.unsafeOffer(listener.queue, failure)
+          for (const listener of listeners) Queue.offerUnsafe(listener.queue, failure)
         }
       }
       sources = { signalFd, strayFd, polls: [addon.pollOpen(signalFd, callback), addon.pollOpen(strayFd, callback)] }
@@ -277,7 +277,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
       )
     }
     if (!Number.isInteger(maxFds) || maxFds < 1) {
-      return yield* Effect.dieMessage(`LinuxPlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`)
+      return yield* Effect.die(new Error(`LinuxPlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`))
     }
     let closed = false
 
@@ -297,7 +297,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         if (commandPoll !== undefined) addon.pollClose(commandPoll)
         addon.close(commandPipe.readFd)
         addon.close(commandPipe.writeFd)
-      }).pipe(Effect.zipRight(Queue.shutdown(commandQueue)))
+      }).pipe(Effect.andThen(Queue.shutdown(commandQueue)))
     )
     commandPoll = yield* Effect.try({
       try: () => {
@@ -305,7 +305,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           for (;;) {
             const bytes = addon.readBytes(commandPipe.readFd, 4096)
             if (bytes === null || bytes.length === 0) return
-            for (const byte of bytes) Queue.unsafeOffer(commandQueue, byte)
+            for (const byte of bytes) Queue.offerUnsafe(commandQueue, byte)
           }
         })
         addon.pollStart(poll, true, false)
@@ -386,7 +386,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           Effect.sync(() => {
             timerHeld = false
             addon.close(fd)
-          }).pipe(Effect.zipRight(Queue.shutdown(fired)))
+          }).pipe(Effect.andThen(Queue.shutdown(fired)))
       )
       timerHeld = true
       // The Clock of whoever acquires the timer, as for Platform.clockTimer:
@@ -413,7 +413,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
               if (now() < deadline) return set(deadline)
               const at = deadline
               deadline = undefined
-              Queue.unsafeOffer(fired, at)
+              Queue.offerUnsafe(fired, at)
             })
             addon.pollStart(poll, true, false)
             if (ref) addon.pollRef(poll, true)
@@ -555,7 +555,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
             for (const other of waiters.splice(0)) other(undefined)
             return Effect.succeed({ read: false, write: false, hup: false, error: true })
           }
-          return Effect.async<Platform.Readiness, Option.Option<Platform.PlatformError>>((resume) => {
+          return Effect.callback<Platform.Readiness, Option.Option<Platform.PlatformError>>((resume) => {
             const waiter: Waiter = (report) =>
               resume(report === undefined ? Effect.fail(Option.none()) : Effect.succeed(report))
             waiters.push(waiter)

@@ -90,7 +90,7 @@ export const make = (
     const maxFds = options.maxFds ?? 128
     const bufferLimit = options.bufferLimit ?? 65_536
     if (!Number.isInteger(maxFds) || maxFds < 1) {
-      return yield* Effect.dieMessage(`NodePlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`)
+      return yield* Effect.die(new Error(`NodePlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`))
     }
     if (!Number.isInteger(bufferLimit) || bufferLimit < 1) {
       return yield* Effect.dieMessage(
@@ -133,7 +133,7 @@ export const make = (
         if (Either.isLeft(checked)) return yield* Effect.fail(checked.left)
         const queue = yield* Queue.unbounded<string>()
         const unique = Array.from(new Set(checked.right))
-        const listeners = unique.map((name) => [name as NodeJS.Signals, () => Queue.unsafeOffer(queue, name)] as const)
+        const listeners = unique.map((name) => [name as NodeJS.Signals, () => Queue.offerUnsafe(queue, name)] as const)
         yield* Effect.acquireRelease(
           Effect.sync(() => {
             // Installed synchronously, before `signals` returns: from then on
@@ -168,14 +168,14 @@ export const make = (
       Effect.suspend(() => {
         if (closed) return Effect.fail(Platform.closed("node-portable", "command"))
         if (!Platform.isCommandByte(byte)) return Effect.fail(Platform.invalidByte(byte))
-        Queue.unsafeOffer(commandQueue, byte)
+        Queue.offerUnsafe(commandQueue, byte)
         return Effect.void
       })
 
     const unsafeSend = (byte: number): void => {
       if (closed) throw Platform.closed("node-portable", "command")
       if (!Platform.isCommandByte(byte)) throw Platform.invalidByte(byte)
-      Queue.unsafeOffer(commandQueue, byte)
+      Queue.offerUnsafe(commandQueue, byte)
     }
 
     // ---- watch ----
@@ -192,7 +192,7 @@ export const make = (
         // again (and the slot counts as free) without waiting for the scope.
         if (watches.get(watch.fd) === watch) watches.delete(watch.fd)
       } else if (watch.finished || !r.read) return
-      Queue.unsafeOffer(watch.queue, r)
+      Queue.offerUnsafe(watch.queue, r)
     }
 
     // Moves what Node has buffered into the watch's own buffer, up to the

@@ -36,7 +36,7 @@ const main = Effect.gen(function*() {
   const selected = only === undefined ? Scenarios.all : Scenarios.all.filter((s) => only.includes(s.name))
   if (only !== undefined && selected.length !== only.length) {
     const known = Scenarios.all.map((s) => s.name).join(", ")
-    return yield* Effect.dieMessage(`unknown scenario in --only ${only.join(",")}; known: ${known}`)
+    return yield* Effect.die(new Error(`unknown scenario in --only ${only.join(",")}; known: ${known}`))
   }
   const reports: Array<Scenario.Report> = []
   for (const [i, scenario] of selected.entries()) {
@@ -60,10 +60,10 @@ const main = Effect.gen(function*() {
 const child = (mode: string) =>
   Effect.gen(function*() {
     if (mode === "shutdown") return yield* ShutdownUnderLoad.childRun(Number(option("seed")), option("trigger") ?? "")
-    if (mode !== "scenario") return yield* Effect.dieMessage(`unknown --child mode ${mode}`)
+    if (mode !== "scenario") return yield* Effect.die(new Error(`unknown --child mode ${mode}`))
     const name = option("name") ?? ""
     const scenario = Scenarios.byName(name)
-    if (scenario === undefined) return yield* Effect.dieMessage(`unknown scenario ${name}`)
+    if (scenario === undefined) return yield* Effect.die(new Error(`unknown scenario ${name}`))
     const report = yield* scenario.run(Schema.decodeUnknownSync(Scenario.Size)(option("size") ?? "small"))
     process.stdout.write(`${JSON.stringify(Schema.encodeSync(Scenario.Report)(report))}\n`)
   }).pipe(Effect.provideService(Scenario.Progress, progress))

@@ -59,7 +59,7 @@ export const run = (
     readonly onLine?: (line: string, child: ChildProcess) => void
   }
 ): Effect.Effect<Finished> =>
-  Effect.async<Finished>((resume) => {
+  Effect.callback<Finished>((resume) => {
     const cmd = command(args, options)
     const child = spawn(cmd.file, cmd.args, { stdio: ["ignore", "pipe", "pipe"] })
     const lines: Array<string> = []
@@ -134,4 +134,4 @@ export const scenarioInChild = (
     }
   })
 
-const decodeReport = Schema.decodeUnknownEither(Schema.parseJson(Report))
+const decodeReport = Schema.decodeUnknownEither(Schema.fromJsonString(Report))

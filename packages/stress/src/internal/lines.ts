@@ -17,7 +17,7 @@ export const Request = Schema.Struct({
 
 export type LineClass = "valid" | "malformed" | "empty" | "tooLong"
 
-const decodeRequest = Schema.decodeUnknownEither(Schema.parseJson(Request))
+const decodeRequest = Schema.decodeUnknownEither(Schema.fromJsonString(Request))
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 /** Classifies one complete line (without its newline). */

@@ -51,7 +51,7 @@ const body = (kind: Kind, prng: Prng): Effect.Effect<unknown, string> => {
     case "fail":
       return Effect.fail("planned failure")
     case "die":
-      return Effect.dieMessage("planned defect")
+      return Effect.die(new Error("planned defect"))
   }
 }
 
@@ -94,7 +94,7 @@ export const start = (
           if (kind === "fail" || kind === "die") meantToFail++
           observe(handle)
           // Submitting is synchronous while there is room: yield now and then so the loop and the workers run.
-          return accepted % 64 === 0 ? Effect.zipRight(Effect.yieldNow(), loop()) : loop()
+          return accepted % 64 === 0 ? Effect.andThen(Effect.yieldNow(), loop()) : loop()
         }
       })
     })
@@ -109,7 +109,7 @@ export const start = (
       endedTotal: () => endedTotal,
       meantToFail: () => meantToFail,
       refused: () => refused,
-      stop: Effect.zipRight(Effect.sync(() => {
+      stop: Effect.andThen(Effect.sync(() => {
         stopped = true
       }), done),
       done

@@ -68,19 +68,19 @@ export const settledHeap = (): number => {
  * after `timeout`. Returns whether it held, so a scenario can report what
  * never arrived instead of hanging.
  */
-export const waitFor = (check: () => boolean, timeout: Duration.DurationInput): Effect.Effect<boolean> =>
+export const waitFor = (check: () => boolean, timeout: Duration.Input): Effect.Effect<boolean> =>
   Effect.suspend(() => {
     const deadline = performance.now() + Duration.toMillis(Duration.decode(timeout))
     const loop: Effect.Effect<boolean> = Effect.suspend(() => {
       if (check()) return Effect.succeed(true)
       if (performance.now() > deadline) return Effect.succeed(false)
-      return Effect.zipRight(Effect.sleep(Duration.millis(1)), loop)
+      return Effect.andThen(Effect.sleep(Duration.millis(1)), loop)
     })
     return loop
   })
 
 /** One turn of Node's event loop (after I/O callbacks), for code that must let the platform's callbacks run. */
-export const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+export const nextTurn: Effect.Effect<void> = Effect.callback<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(handle))
 })

@@ -21,7 +21,7 @@ export interface Runtime {
 export const nativePlatform = (options: LinuxPlatform.Options = {}) =>
   LinuxPlatform.isAvailable
     ? LinuxPlatform.make(options)
-    : Effect.dieMessage(`this scenario needs the native Linux platform: ${LinuxPlatform.loadError ?? "not loaded"}`)
+    : Effect.die(new Error(`this scenario needs the native Linux platform: ${LinuxPlatform.loadError ?? "not loaded"}`))
 
 export const make = (options: {
   readonly platform?: LinuxPlatform.Options
@@ -60,10 +60,10 @@ export const warmUp: Effect.Effect<void> = Effect.suspend(() => {
     const listener = () => {}
     process.on("SIGWINCH", listener)
     process.off("SIGWINCH", listener)
-    yield* Effect.async<void>((resume) => {
+    yield* Effect.callback<void>((resume) => {
       spawn(process.execPath, ["-e", ""], { stdio: "ignore" }).on("close", () => resume(Effect.void))
     })
-    yield* Effect.async<void>((resume) => {
+    yield* Effect.callback<void>((resume) => {
       const server = net.createServer((socket) => socket.destroy())
       server.listen(0, "127.0.0.1", () => {
         const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1")

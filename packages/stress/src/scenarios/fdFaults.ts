@@ -48,7 +48,7 @@ const watchUntilFault = (
       handle: (event) =>
         Effect.sync(() => {
           onEvent(event)
-          if (event.hup || event.error) Deferred.unsafeDone(fault, Exit.succeed(event))
+          if (event.hup || event.error) Deferred.doneUnsafe(fault, Exit.succeed(event))
         })
     })
     return Deferred.await(fault).pipe(
@@ -99,10 +99,10 @@ const notOpen: Case = (loop) =>
     const fd = fs.openSync(os.devNull, "r")
     fs.closeSync(fd)
     const before = (yield* loop.dump).handlers.length
-    const result = yield* Effect.either(
+    const result = yield* Effect.result(
       Effect.scoped(loop.watchFd(fd, { read: true }, { explanation: "fd-faults: not open", handle: () => Effect.void }))
     )
-    const inScope = yield* Effect.either(
+    const inScope = yield* Effect.result(
       loop.watchFd(fd, { read: true }, { explanation: "fd-faults: not open, in the round's scope", handle: () => Effect.void })
     )
     const after = (yield* loop.dump).handlers.length
@@ -151,7 +151,7 @@ interface Pair {
 }
 
 const socketPair: Effect.Effect<Pair, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.async<Pair>((resume) => {
+  Effect.callback<Pair>((resume) => {
     const server = net.createServer({ pauseOnConnect: true })
     server.once("connection", (accepted) => {
       accepted.on("error", () => {})
@@ -166,7 +166,7 @@ const socketPair: Effect.Effect<Pair, never, Scope.Scope> = Effect.acquireReleas
     })
   }),
   ({ accepted, client, server }) =>
-    Effect.async<void>((resume) => {
+    Effect.callback<void>((resume) => {
       client.destroy()
       accepted.destroy()
       server.close(() => resume(Effect.void))
@@ -236,7 +236,7 @@ export const scenario: Scenario.Scenario = Scenario.make({
         for (const [i, [name, run]] of cases.entries()) {
           sent++
           const result = yield* Effect.scoped(run(loop, fifos[i])).pipe(
-            Effect.catchAllCause((cause) => Effect.succeed<Told>({ told: false, how: `failed: ${String(cause)}` }))
+            Effect.catchCause((cause) => Effect.succeed<Told>({ told: false, how: `failed: ${String(cause)}` }))
           )
           const entry = byCase.get(name)!
           if (result.told) {

@@ -205,7 +205,7 @@ interface Ended {
 
 /** Runs a program to its end (the pipes closed too); SIGKILL after `timeout` ms. */
 const runProgram = (script: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv, timeout: number) =>
-  Effect.async<Ended>((resume) => {
+  Effect.callback<Ended>((resume) => {
     const child = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
     let stdout = ""
     let stderr = ""
@@ -277,7 +277,7 @@ const attempt = (layout: Layout, checks: Checks) =>
     return problems.length === 0
   })).pipe(
     // A layout that could not be made (no setpriv, say) proves nothing: lost, and said so.
-    Effect.catchAllCause((cause) =>
+    Effect.catchCause((cause) =>
       Effect.sync(() => {
         checks.add(`${layout.name}: the attempt itself failed: ${Cause.pretty(cause).split("\n").slice(0, 3).join(" | ")}`)
         return false

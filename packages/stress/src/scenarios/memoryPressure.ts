@@ -39,7 +39,7 @@ const inProcess = (size: Scenario.Size) =>
     const gate = yield* Deferred.make<void>()
     let holding = 0
     for (let i = 0; i < WORKERS; i++) {
-      agenda.unsafeSubmit(Effect.zipRight(Effect.sync(() => void holding++), Deferred.await(gate)), { priority: "High" })
+      agenda.unsafeSubmit(Effect.andThen(Effect.sync(() => void holding++), Deferred.await(gate)), { priority: "High" })
     }
     checks.that(yield* waitFor(() => holding === WORKERS, "10 seconds"), "the workers were not all held")
     const levels = ["High", "Normal", "Low"] as const

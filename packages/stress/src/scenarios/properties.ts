@@ -178,7 +178,7 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
                 case "fail":
                   return Effect.fail("planned")
                 case "die":
-                  return Effect.dieMessage("planned")
+                  return Effect.die(new Error("planned"))
                 case "yield":
                   return Effect.yieldNow()
                 case "sleep":
@@ -190,7 +190,7 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
                     else refused++
                   })
                 case "safePointLoop":
-                  return Effect.repeatN(Effect.zipRight(Effect.yieldNow(), Agenda.safePoint), 20)
+                  return Effect.repeatN(Effect.andThen(Effect.yieldNow(), Agenda.safePoint), 20)
                 default:
                   return Effect.void
               }
@@ -199,7 +199,7 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
             const work = (share: ReadonlyArray<typeof ops[number]>) =>
               Effect.forEach(share, ({ op, priority }) =>
                 op === "gc"
-                  ? Effect.asVoid(Effect.fork(Effect.either(agenda.requestGc(Effect.yieldNow()))))
+                  ? Effect.asVoid(Effect.forkChild(Effect.result(agenda.requestGc(Effect.yieldNow()))))
                   : agenda.submit(body(op, priority), { priority, ...(op === "obsolete" ? { obsoleteAfter: 0 } : {}) }).pipe(
                     Effect.tap((handle) => {
                       track(handle)
@@ -210,10 +210,10 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
                   ), { discard: true })
             const fibers = yield* Effect.forEach(
               Array.from({ length: submitters }, (_, i) => ops.filter((_, j) => j % submitters === i)),
-              (share) => Effect.fork(work(share))
+              (share) => Effect.forkChild(work(share))
             )
             // Sample the invariant while everything runs.
-            const sampler = yield* Effect.fork(Effect.forever(Effect.flatMap(agenda.stats, (stats) => {
+            const sampler = yield* Effect.forkChild(Effect.forever(Effect.flatMap(agenda.stats, (stats) => {
               snapshots++
               for (const s of [stats.byPriority.High, stats.byPriority.Normal, stats.byPriority.Low, stats.total]) {
                 if (!s.balanced) return Effect.die(new Error(`unbalanced snapshot: ${JSON.stringify(s)}`))
@@ -228,7 +228,7 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
               : yield* agenda.quit({ timeout: 1 })
             yield* Fiber.joinAll(fibers)
             const sampled = yield* Fiber.interrupt(sampler)
-            if (Exit.isFailure(sampled) && !Cause.isInterruptedOnly(sampled.cause)) fail(Cause.pretty(sampled.cause))
+            if (Exit.isFailure(sampled) && !Cause.hasInterruptsOnly(sampled.cause)) fail(Cause.pretty(sampled.cause))
             const total = report.stats.total
             tally.sent += handles.length
             tally.arrived += handles.filter((h) => h.status === "Done").length
@@ -389,7 +389,7 @@ const loopAccounting = (runs: number, checks: Checks, tally: Tally) =>
             }
             const fibers = yield* Effect.forEach(
               Array.from({ length: posters }, (_, i) => events.filter((_, j) => j % posters === i)),
-              (share) => Effect.fork(Effect.forEach(share, post, { discard: true }))
+              (share) => Effect.forkChild(Effect.forEach(share, post, { discard: true }))
             )
             for (let i = 0; i < stopAfter; i++) yield* Effect.yieldNow()
             yield* ending === "quit" ? loop.quit : loop.exit

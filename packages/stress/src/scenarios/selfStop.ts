@@ -44,7 +44,7 @@ const body = (size: Scenario.Size) =>
     for (let round = 0; round < rounds; round++) {
       const stop = STOPS[round % STOPS.length]
       const scope = yield* Scope.make()
-      const agenda = yield* Scope.extend(
+      const agenda = yield* Scope.provide(
         // A quit called from a forked fiber does not count its tasklet as
         // parked (the tasklet may be running), so barriers formed meanwhile
         // wait for that tasklet until gcTimeout: kept short here.
@@ -60,7 +60,7 @@ const body = (size: Scenario.Size) =>
           ? Effect.tap(stopEffect(agenda, stop), (r) => Effect.sync(() => void (report = r)))
           : kind === "gc"
           ? Effect.tap(agenda.requestGc(Effect.void), () => Effect.sync(() => void gcFromTasklets++))
-          : Effect.zipRight(Agenda.safePoint, Effect.yieldNow())
+          : Effect.andThen(Agenda.safePoint, Effect.yieldNow())
         const handle = agenda.unsafeSubmit(effect, { priority: levels[i % 3] })
         if ("id" in handle) {
           handles.push(handle)
@@ -113,7 +113,7 @@ const stopEffect = (agenda: Agenda.Agenda, stop: Stop): Effect.Effect<AgendaStat
     case "exit":
       return agenda.exit
     case "forked-quit":
-      return Effect.flatMap(Effect.fork(agenda.quit()), (fiber) => fiber.await.pipe(Effect.flatten))
+      return Effect.flatMap(Effect.forkChild(agenda.quit()), (fiber) => fiber.await.pipe(Effect.flatten))
   }
 }
 

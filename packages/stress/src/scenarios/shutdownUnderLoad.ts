@@ -27,7 +27,7 @@ const sizes = { small: { runs: 15, children: 2 }, full: { runs: 200, children: 2
  * What stops a run. `SIGTERM (parent)` is sent by a parent process to a
  * child run; the others are raised by the run itself.
  */
-const Trigger = Schema.Literal("SIGTERM", "SIGTERM (parent)", "Q", "X", "SIGINT twice", "Q past quitTimeout")
+const Trigger = Schema.Literals(["SIGTERM", "SIGTERM (parent)", "Q", "X", "SIGINT twice", "Q past quitTimeout"])
 type Trigger = typeof Trigger.Type
 
 const inProcessTriggers: ReadonlyArray<Trigger> = ["SIGTERM", "Q", "X", "SIGINT twice", "Q past quitTimeout"]
@@ -186,7 +186,7 @@ export const childRun = (seed: number, trigger: string): Effect.Effect<void> =>
     process.stdout.write(`${JSON.stringify(Schema.encodeSync(RunResult)({ ...result, violations }))}\n`)
   }).pipe(Effect.orDie)
 
-const decodeResult = Schema.decodeUnknownEither(Schema.parseJson(RunResult))
+const decodeResult = Schema.decodeUnknownEither(Schema.fromJsonString(RunResult))
 
 const inChild = (seed: number, trigger: Trigger) =>
   Effect.map(

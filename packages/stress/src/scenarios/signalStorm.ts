@@ -37,13 +37,13 @@ const raise = (signal: number | NodeJS.Signals, stats: { eagain: number }): Effe
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EAGAIN") return Effect.die(error)
       stats.eagain++
-      return Effect.zipRight(nextTurn, retry())
+      return Effect.andThen(nextTurn, retry())
     }
   })
 
 /** A real child that exits with `code`; resolves with the code Node saw. */
 const child = (code: number): Effect.Effect<number | null> =>
-  Effect.async<number | null>((resume) => {
+  Effect.callback<number | null>((resume) => {
     const proc = spawn(process.execPath, ["-e", `process.exit(${code})`], { stdio: "ignore" })
     proc.on("exit", (c) => resume(Effect.succeed(c)))
     proc.on("error", () => resume(Effect.succeed(null)))

@@ -48,7 +48,7 @@ const body = (size: Scenario.Size) =>
     for (let round = 0; round < rounds; round++) {
       const way = WAYS[round % WAYS.length]
       const scope = yield* Scope.make()
-      const agenda = yield* Scope.extend(
+      const agenda = yield* Scope.provide(
         Agenda.make({
           name: `stuck-collector-${round}`,
           workers: 4,
@@ -59,7 +59,7 @@ const body = (size: Scenario.Size) =>
         scope
       )
       const handles: Array<Tasklet.TaskletHandle<unknown, unknown>> = []
-      const steps = (n: number) => Effect.forEach(Array.from({ length: n }), () => Effect.zipRight(Agenda.safePoint, Effect.yieldNow()), { discard: true })
+      const steps = (n: number) => Effect.forEach(Array.from({ length: n }), () => Effect.andThen(Agenda.safePoint, Effect.yieldNow()), { discard: true })
       for (let i = 0; i < tasklets; i++) {
         const handle = agenda.unsafeSubmit(steps(1 + (i % 20)), { priority: levels[i % 3] })
         if ("id" in handle) {
@@ -68,8 +68,8 @@ const body = (size: Scenario.Size) =>
         } else checks.add(`round ${round}: submission ${i} refused: ${handle.message}`)
       }
       const collecting = yield* Deferred.make<void>()
-      const stuck = Effect.uninterruptible(Effect.zipRight(Deferred.succeed(collecting, undefined), Deferred.await(release)))
-      const request = yield* Effect.fork(agenda.requestGc(stuck))
+      const stuck = Effect.uninterruptible(Effect.andThen(Deferred.succeed(collecting, undefined), Deferred.await(release)))
+      const request = yield* Effect.forkChild(agenda.requestGc(stuck))
       const formed = yield* Deferred.await(collecting).pipe(Effect.timeout(HANG), Effect.option)
       checks.that(formed._tag === "Some", `round ${round} (${way}): the barrier never formed`)
       const start = performance.now()

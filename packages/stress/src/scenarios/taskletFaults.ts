@@ -90,15 +90,15 @@ const mixedFaults = (size: Scenario.Size, checks: Checks) =>
         case "fail":
           return Effect.fail("planned failure")
         case "die":
-          return Effect.dieMessage("planned defect")
+          return Effect.die(new Error("planned defect"))
         case "throw":
           return Effect.sync(() => {
             throw new Error("planned throw")
           })
         case "dieInFinalizer":
-          return Effect.ensuring(Effect.void, Effect.dieMessage("planned defect in a finalizer"))
+          return Effect.ensuring(Effect.void, Effect.die(new Error("planned defect in a finalizer")))
         case "failingChild":
-          return Effect.zipRight(Effect.fork(Effect.fail("planned failure of a child fiber")), Effect.void)
+          return Effect.andThen(Effect.forkChild(Effect.fail("planned failure of a child fiber")), Effect.void)
         case "selfInterrupt":
           return Effect.interrupt
         case "interruptQueued":
@@ -111,7 +111,7 @@ const mixedFaults = (size: Scenario.Size, checks: Checks) =>
         case "foreverWithSafePoint":
           return Effect.suspend(() => {
             toInterrupt.push(self.handle!)
-            return Effect.forever(Effect.zipRight(Effect.yieldNow(), Agenda.safePoint))
+            return Effect.forever(Effect.andThen(Effect.yieldNow(), Agenda.safePoint))
           })
       }
     }
@@ -203,11 +203,11 @@ const gcBarrier = (size: Scenario.Size, checks: Checks) =>
       steps++
       if (collecting) codeDuringCollection++
       if (stop) return Effect.void
-      return Effect.zipRight(Agenda.safePoint, Effect.suspend(step))
+      return Effect.andThen(Agenda.safePoint, Effect.suspend(step))
     })
     const handles = []
     for (let i = 0; i < n.concurrent; i++) {
-      const handle = agenda.unsafeSubmit(Effect.zipRight(Effect.sync(() => void started++), looping), { label: `loop#${i}` })
+      const handle = agenda.unsafeSubmit(Effect.andThen(Effect.sync(() => void started++), looping), { label: `loop#${i}` })
       if ("id" in handle) handles.push(handle)
     }
     const allRunning = yield* waitFor(() => started === n.concurrent, "30 seconds")
@@ -252,9 +252,9 @@ const exitWhileStuck = (size: Scenario.Size, checks: Checks) =>
     const n = sizes[size]
     const agenda = yield* Agenda.make({ workers: n.stuck, capacity: n.queuedBehindStuck })
     let running = 0
-    const stuck = Effect.zipRight(
+    const stuck = Effect.andThen(
       Effect.sync(() => void running++),
-      Effect.forever(Effect.zipRight(Effect.yieldNow(), Agenda.safePoint))
+      Effect.forever(Effect.andThen(Effect.yieldNow(), Agenda.safePoint))
     )
     for (let i = 0; i < n.stuck; i++) agenda.unsafeSubmit(stuck, { label: "stuck", priority: "High" })
     checks.that(yield* waitFor(() => running === n.stuck, "10 seconds"), "the stuck tasklets did not all start")

@@ -49,7 +49,7 @@ const verdict = (
   classes: { readonly Carrying: typeof Tasks.Carrying; readonly TaskCodecError: typeof ThreadAgendaError.TaskCodecError }
 ): string | undefined => {
   const { Carrying, TaskCodecError } = classes
-  const failure = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+  const failure = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
   const got = () => Exit.isSuccess(exit) ? `success ${String(exit.value)}` : Cause.pretty(exit.cause).split("\n")[0]
   if (c === "ok") return Exit.isSuccess(exit) && exit.value === 2 * n ? undefined : got()
   if (c === "fail") return failure instanceof Carrying && failure.payload === n ? undefined : got()
@@ -108,7 +108,7 @@ export const scenario: Scenario.Scenario = Scenario.make({
       checks.equal("completed", stats.total.completed, exits.value.filter(Exit.isSuccess).length)
       checks.that(stats.total.balanced, "agenda accounting does not add up")
       // Still serving after all that.
-      const after = yield* agenda.run(codecFault, { kind: "ok", n: 21 }).pipe(Effect.either)
+      const after = yield* agenda.run(codecFault, { kind: "ok", n: 21 }).pipe(Effect.result)
       checks.that(after._tag === "Right" && after.right === 42, "the agenda did not run a tasklet afterwards")
       yield* agenda.exit
       return {

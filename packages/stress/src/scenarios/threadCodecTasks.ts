@@ -24,7 +24,7 @@ const builtModule = (): string => {
 export class Carrying extends Schema.TaggedError<Carrying>()("Carrying", { payload: Schema.Any }) {}
 
 /** What a tasklet of the scenario does. */
-export const Kind = Schema.Literal("ok", "fail", "function", "symbol", "errorWithFunction")
+export const Kind = Schema.Literals(["ok", "fail", "function", "symbol", "errorWithFunction"])
 
 /**
  * `ok` returns `2n`; `fail` fails with a cloneable `Carrying`; `function`

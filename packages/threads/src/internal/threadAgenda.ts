@@ -170,7 +170,7 @@ export class ThreadRun<A, E> implements Handle<A, E> {
   }
 
   get await(): Effect.Effect<Exit.Exit<A, E | ThreadTaskError | Tasklet.AgendaOutcomeError>> {
-    return Effect.async((resume) => {
+    return Effect.callback((resume) => {
       const remove = this.unsafeAddObserver((exit) => resume(Effect.succeed(exit)))
       return Effect.sync(remove)
     })
@@ -181,7 +181,7 @@ export class ThreadRun<A, E> implements Handle<A, E> {
   }
 
   get poll(): Effect.Effect<Option.Option<Exit.Exit<A, E | ThreadTaskError | Tasklet.AgendaOutcomeError>>> {
-    return Effect.sync(() => Option.fromNullable(this.exit))
+    return Effect.sync(() => Option.fromNullishOr(this.exit))
   }
 
   get interruptFork(): Effect.Effect<void> {
@@ -189,7 +189,7 @@ export class ThreadRun<A, E> implements Handle<A, E> {
   }
 
   get interrupt(): Effect.Effect<Exit.Exit<A, E | ThreadTaskError | Tasklet.AgendaOutcomeError>> {
-    return Effect.zipRight(this.interruptFork, this.await)
+    return Effect.andThen(this.interruptFork, this.await)
   }
 }
 
@@ -205,8 +205,8 @@ export class Thread {
   ready = false
   everReady = false
   stopping = false
-  fiber: Fiber.RuntimeFiber<void, never> | undefined = undefined
-  readonly firstStart = Deferred.unsafeMake<void, WorkerError>(FiberId.none)
+  fiber: Fiber.Fiber<void, never> | undefined = undefined
+  readonly firstStart = Deferred.makeUnsafe<void, WorkerError>(FiberId.none)
   /** Runs by local slot; `free` lists the empty slots. */
   readonly runs: Array<AnyRun | undefined>
   free: Array<number>
@@ -281,7 +281,7 @@ const workerEntry = (): URL | undefined => {
 }
 
 const describeCause = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
+  const failure = Cause.findErrorOption(cause)
   const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
   return describeError(error instanceof WorkerError ? error.cause ?? error.message : error)
 }
@@ -347,7 +347,7 @@ export class ThreadAgendaImpl {
   gcRunning = false
   /** The requests whose collectors run now, the collectors' fiber, and the bound's timer. */
   private gcBatch: Array<GcRequest> = []
-  private gcCollector: Fiber.RuntimeFiber<void, never> | undefined = undefined
+  private gcCollector: Fiber.Fiber<void, never> | undefined = undefined
   private gcTimer: ReturnType<typeof setTimeout> | undefined = undefined
   gcCycles = 0
 
@@ -453,8 +453,8 @@ export class ThreadAgendaImpl {
         if (thread.stopping || self.lifecycle === "stopped") return
         if (!thread.everReady) {
           self.starting--
-          const cause = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
-          Deferred.unsafeDone(
+          const cause = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
+          Deferred.doneUnsafe(
             thread.firstStart,
             Exit.fail(
               Option.isSome(cause) && cause.value instanceof WorkerError
@@ -478,8 +478,8 @@ export class ThreadAgendaImpl {
       Effect.withClock(liveClock),
       Effect.provideService(Worker.Spawner, () => this.spawn(thread)),
       Effect.provide(NodeWorker.layerWorker),
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("thread supervisor failed", cause)
+      Effect.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("thread supervisor failed", cause)
       )
     )
   }
@@ -490,7 +490,7 @@ export class ThreadAgendaImpl {
     if (!thread.everReady) {
       thread.everReady = true
       this.starting--
-      Deferred.unsafeDone(thread.firstStart, Exit.void)
+      Deferred.doneUnsafe(thread.firstStart, Exit.void)
       this.updateBusy()
     }
     this.scheduleDispatch()
@@ -648,7 +648,7 @@ export class ThreadAgendaImpl {
   }
 
   waitForRoom<A, E>(run: ThreadRun<A, E>): Effect.Effect<ThreadRun<A, E>, AgendaClosed> {
-    return Effect.async<ThreadRun<A, E>, AgendaClosed>((resume) => {
+    return Effect.callback<ThreadRun<A, E>, AgendaClosed>((resume) => {
       const entry: BlockedSubmitter = { run, resume: resume as BlockedSubmitter["resume"] }
       this.blocked[run.level].push(entry)
       this.blockedCount[run.level]++
@@ -1119,7 +1119,7 @@ export class ThreadAgendaImpl {
 
   private logFailure(run: AnyRun, cause: Cause.Cause<unknown>): void {
     if (!this.config.logFailures) return
-    const what = Cause.isDie(cause) ? "died with a defect" : "failed"
+    const what = Cause.hasDies(cause) ? "died with a defect" : "failed"
     Runtime.runFork(this.runtime)(
       Effect.logWarning(`thread tasklet #${run.id} (${run.label}) ${what}`, cause).pipe(
         Effect.annotateLogs({ agenda: this.config.name, tasklet: run.label, priority: run.priority })
@@ -1182,7 +1182,7 @@ export class ThreadAgendaImpl {
       // parked already, so the request is served at once (waiting for the
       // next barrier would wait for the collector that waits for it).
       if (inside === this) return collector
-      return Effect.async<void, E | AgendaClosed | GcTimeout>((resume) => {
+      return Effect.callback<void, E | AgendaClosed | GcTimeout>((resume) => {
         if (this.lifecycle === "stopped") return resume(Effect.fail(this.gcClosedError()))
         const request: GcRequest = { collector, resume: resume as GcRequest["resume"], settled: false }
         this.gcRequests.push(request)
@@ -1322,7 +1322,7 @@ export class ThreadAgendaImpl {
       this.dispatched[0] + this.dispatched[1] + this.dispatched[2] === 0
   }
 
-  readonly awaitIdle: Effect.Effect<void> = Effect.async<void>((resume) => {
+  readonly awaitIdle: Effect.Effect<void> = Effect.callback<void>((resume) => {
     if (this.isDrained()) return resume(Effect.void)
     this.drainWaiters.push(resume)
     return Effect.sync(() => {
@@ -1355,7 +1355,7 @@ export class ThreadAgendaImpl {
   private stop(mode: "quit" | "exit", timedOut: boolean): Effect.Effect<ShutdownReport> {
     return Effect.suspend(() => {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
-      const stopped = Deferred.unsafeMake<ShutdownReport>(FiberId.none)
+      const stopped = Deferred.makeUnsafe<ShutdownReport>(FiberId.none)
       this.stopped = stopped
       // The stop holds the process alive until its report is out: once the
       // first thread is down the pool looks idle and unrefs the others, whose
@@ -1387,7 +1387,7 @@ export class ThreadAgendaImpl {
         { discard: true, concurrency: "unbounded" }
       )
       return terminate.pipe(
-        Effect.zipRight(close),
+        Effect.andThen(close),
         Effect.flatMap(() => {
           for (const thread of this.threads) {
             thread.port?.close()
@@ -1402,7 +1402,7 @@ export class ThreadAgendaImpl {
             interrupted: this.sumOutcome(INTERRUPTED) - interruptedBefore,
             stats: this.stats()
           })
-          Deferred.unsafeDone(stopped, Exit.succeed(report))
+          Deferred.doneUnsafe(stopped, Exit.succeed(report))
           return Deferred.await(stopped)
         }),
         Effect.ensuring(Effect.sync(() => clearInterval(keepAlive)))
@@ -1421,7 +1421,7 @@ export class ThreadAgendaImpl {
       const worker = thread.worker
       if (worker === undefined) return Effect.void
       return Effect.promise(() => worker.terminate()).pipe(
-        Effect.zipRight(Effect.sync(() => {
+        Effect.andThen(Effect.sync(() => {
           // Results sent before termination count; what was still running was interrupted.
           const port = thread.port
           if (port !== undefined) {
@@ -1563,13 +1563,13 @@ export class ThreadAgendaImpl {
 const liveClock = Clock.make()
 
 const liveSleep = (ms: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
+  Effect.callback<void>((resume) => {
     const timer = setTimeout(() => resume(Effect.void), ms)
     return Effect.sync(() => clearTimeout(timer))
   })
 
-const interruptFiber = (fiber: Fiber.RuntimeFiber<void, never>): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
+const interruptFiber = (fiber: Fiber.Fiber<void, never>): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
     fiber.addObserver(() => resume(Effect.void))
     fiber.unsafeInterruptAsFork(FiberId.none)
   })

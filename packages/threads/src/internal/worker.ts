@@ -81,7 +81,7 @@ let safeWaiters: Array<() => void> = []
 // A fresh thread (first or replacement) parks for a barrier still forming.
 let lastParked = Atomics.load(control, P.GC_RELEASED)
 const tasks = new Map<number, Task>()
-const fibers = new Map<number, { readonly fiber: Fiber.RuntimeFiber<unknown, unknown>; readonly seq: number }>()
+const fibers = new Map<number, { readonly fiber: Fiber.Fiber<unknown, unknown>; readonly seq: number }>()
 
 let results: Array<unknown> = []
 let lastFlushAt = 0
@@ -207,7 +207,7 @@ const safePoint: Effect.Effect<void> = Effect.suspend(() => {
   }
   // Other tasklets of this thread are still running: the last one to reach a
   // safe point (or to end) parks the thread, then wakes this one.
-  return Effect.async<void>((resume) => {
+  return Effect.callback<void>((resume) => {
     const wake = () => resume(Effect.void)
     safeWaiters.push(wake)
     return Effect.sync(() => {
@@ -304,12 +304,12 @@ const finishExit = (entry: Entry, codec: Codec, exit: Exit.Exit<unknown, unknown
     if (encoded.ok) pushResult(entry, P.R_SUCCESS, encoded.value, startedAt)
     else pushResult(entry, P.R_CODEC, ["encodeSuccess", encoded.detail], startedAt)
   } else {
-    const failure = Cause.failureOption(exit.cause)
+    const failure = Cause.findErrorOption(exit.cause)
     if (Option.isSome(failure)) {
       const encoded = codec.encodeFailure(failure.value)
       if (encoded.ok) pushResult(entry, P.R_FAILURE, encoded.value, startedAt)
       else pushResult(entry, P.R_CODEC, ["encodeFailure", encoded.detail], startedAt)
-    } else if (Cause.isInterruptedOnly(exit.cause)) {
+    } else if (Cause.hasInterruptsOnly(exit.cause)) {
       pushResult(entry, P.R_INTERRUPTED, undefined, startedAt)
     } else {
       pushResult(entry, P.R_DEFECT, encodeDefect(Cause.squash(exit.cause)), startedAt)
