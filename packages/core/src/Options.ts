@@ -331,11 +331,12 @@ export const AgendaOptions = Schema.Struct({
   scheduler: Schema.optional(
     fromParse(
       "Scheduler",
-      "an Effect Scheduler (with scheduleTask and shouldYield methods)",
+      "a PriorityScheduler or an Effect Scheduler (with makeDispatcher and shouldYield methods)",
       (u) =>
         typeof u === "object" && u !== null &&
-          typeof (u as Scheduler.Scheduler).scheduleTask === "function" &&
-          typeof (u as Scheduler.Scheduler).shouldYield === "function"
+          (typeof (u as { scheduler?: unknown }).scheduler === "function" ||
+            (typeof (u as Scheduler.Scheduler).makeDispatcher === "function" &&
+              typeof (u as Scheduler.Scheduler).shouldYield === "function"))
           ? u as Scheduler.Scheduler
           : undefined,
       (s) => s
