@@ -351,18 +351,21 @@ export const AgendaOptions = Schema.Struct({
   scheduler: Schema.optional(
     fromParse(
       "Scheduler",
-      "an Effect Scheduler (with makeDispatcher and shouldYield methods)",
+      "a PriorityScheduler or an Effect Scheduler (with makeDispatcher and shouldYield methods)",
       (u) => isScheduler(u) ? u : undefined,
       (s) => s
     )
   )
 })
 
+// A PriorityScheduler (its `scheduler(level)` gives the level's Scheduler),
+// or an Effect Scheduler.
 const isScheduler = (u: unknown): u is Scheduler.Scheduler =>
   typeof u === "object" && u !== null &&
-  typeof (u as Scheduler.Scheduler).makeDispatcher === "function" &&
-  typeof (u as Scheduler.Scheduler).shouldYield === "function" &&
-  ((u as Scheduler.Scheduler).executionMode === "sync" || (u as Scheduler.Scheduler).executionMode === "async")
+  (typeof (u as { scheduler?: unknown }).scheduler === "function" ||
+    (typeof (u as Scheduler.Scheduler).makeDispatcher === "function" &&
+      typeof (u as Scheduler.Scheduler).shouldYield === "function" &&
+      ((u as Scheduler.Scheduler).executionMode === "sync" || (u as Scheduler.Scheduler).executionMode === "async")))
 
 const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
   let value = input
