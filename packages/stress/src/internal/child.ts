@@ -9,7 +9,7 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
@@ -110,7 +110,7 @@ export const scenarioInChild = (
 ): Effect.Effect<Outcome> =>
   Effect.map(run(["--child", "scenario", "--name", name, "--size", size], options), (finished): Outcome => {
     const last = [...finished.lines].reverse().find((line) => line.startsWith("{"))
-    const report = last === undefined ? undefined : Either.getOrUndefined(decodeReport(last))
+    const report = last === undefined ? undefined : Option.getOrUndefined(decodeReport(last))
     if (report === undefined || finished.code !== 0) {
       return {
         sent: 0,
@@ -134,4 +134,4 @@ export const scenarioInChild = (
     }
   })
 
-const decodeReport = Schema.decodeUnknownEither(Schema.fromJsonString(Report))
+const decodeReport = Schema.decodeUnknownOption(Schema.fromJsonString(Report))
