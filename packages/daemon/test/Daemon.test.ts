@@ -1,6 +1,7 @@
 // End to end: the built daemon and control client as child processes, on
 // real FIFOs and real signals.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { afterAll, afterEach, beforeAll, describe, expect } from "vitest"
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
