@@ -200,7 +200,7 @@ describe("rps-daemon end to end", () => {
       expect(bad.stdout).toBe("")
       expect(bad.stderr).toContain("rps-daemon: bad command line; rps-daemon --help lists the commands and flags")
     }
-    expect(badInteger.stderr).toContain("'abc' is not a integer")
+    expect(badInteger.stderr).toContain('Invalid value for flag --workers: "abc"')
     expect(badMix.stderr).toContain("--mix takes three non-negative weights")
 
     expect(refused.code).toBe(1)
