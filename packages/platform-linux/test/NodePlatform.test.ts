@@ -192,7 +192,10 @@ describe("NodePlatform", () => {
         )
         const client = yield* Effect.acquireRelease(
           Effect.callback<net.Socket>((resume) => {
-            const socket = net.connect(socketPath, () => resume(Effect.succeed(socket)))
+            // Resumed after the connect callback: Node starts reading (polling
+            // the fd) only when that callback returns, and the fiber resumed
+            // by `resume` runs at once, inside it.
+            const socket = net.connect(socketPath, () => setImmediate(() => resume(Effect.succeed(socket))))
           }),
           (socket) => Effect.sync(() => socket.destroy())
         )
