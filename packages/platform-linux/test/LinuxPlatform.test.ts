@@ -392,7 +392,8 @@ if (addon !== undefined) {
                Effect.scoped(Effect.flatMap(LinuxPlatform.make(), (p) => p.signals(["SIGUSR2"]))));
              let direct = "";
              try { require(${JSON.stringify(Native.addonPath)}).signalInit() } catch (e) { direct = e.code }
-             parentPort.postMessage({ reason: exit._tag === "Failure" ? exit.cause.error.reason : "claimed", direct });
+             const failed = exit._tag === "Failure" ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined;
+             parentPort.postMessage({ reason: exit._tag === "Failure" ? failed?.error.reason : "claimed", direct });
            })();`,
           { eval: true }
         )
