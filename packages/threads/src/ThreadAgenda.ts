@@ -16,8 +16,11 @@
  * compare-and-swap in shared memory, so a thread busy in a long synchronous
  * tasklet need not answer them.
  *
- * **Threads.** Each thread runs its own Effect runtime, scheduled by the core
- * `PriorityScheduler`, at the tasklet's scheduling priority. A thread that
+ * **Threads.** On its thread, each tasklet runs as a fiber of its own at its
+ * level of the thread's core `PriorityScheduler`, under what its submitter's
+ * context carries across: log annotations, log levels and the parent span
+ * (as an external span, so spans made on the thread join the submitter's
+ * trace). Nothing one tasklet sets in its context reaches the next. A thread that
  * dies (`process.exit`, an uncaught exception, out of memory) is replaced:
  * its running tasklets fail with `ThreadCrashed`, its queued ones go back to
  * the global queue. Nothing is lost: every submitted tasklet ends as
