@@ -220,6 +220,8 @@ export class Thread {
   lastReportAt = 0
   /** What the thread said it died of (see `P.FatalMessage`), read when it is down. */
   fatal: string | undefined = undefined
+  /** The exit code of its last worker, once it exited. */
+  exitCode: number | undefined = undefined
   /** Set for one dispatch round: it is running one tasklet for a while (see `stuckThreads`). */
   stuck = false
   // Counters for WorkerState and ThreadInfo.
@@ -283,10 +285,13 @@ const workerEntry = (): URL | undefined => {
   return candidates.find((url) => fs.existsSync(fileURLToPath(url)))
 }
 
-const describeCause = (cause: Cause.Cause<unknown>): string => {
+const describeCause = (cause: Cause.Cause<unknown>, exitCode: number | undefined): string => {
   const failure = Cause.findErrorOption(cause)
   const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
-  return describeError(error instanceof WorkerError ? error.reason.cause ?? error.message : error)
+  if (!(error instanceof WorkerError)) return describeError(error)
+  if (error.reason.cause !== undefined) return describeError(error.reason.cause)
+  // A thread that exits is reported by its code only; say it as Node does.
+  return exitCode !== undefined ? `exited with code ${exitCode}` : error.message
 }
 
 /** Readable text for what a worker reported; a thrown non-Error arrives as a plain object. */
@@ -425,6 +430,11 @@ export class ThreadAgendaImpl {
     port1.on("message", (message: P.FromThread) => {
       if (thread.port === port1) this.onMessage(thread, message)
     })
+    thread.exitCode = undefined
+    // Registered before effect/workers' own listener, so the code is known when its run ends.
+    worker.once("exit", (code) => {
+      if (thread.worker === worker) thread.exitCode = code
+    })
     // The worker handle keeps the process alive only while needed (see updateBusy).
     port1.unref()
     if (!this.busy) worker.unref()
@@ -450,7 +460,7 @@ export class ThreadAgendaImpl {
         // The threads send no data messages on this channel (tasklets use their own port).
         const exit = yield* Effect.exit(backing.run(() => Effect.void, { onSpawn }))
         const wasReady = thread.ready
-        const detail = Exit.isFailure(exit) ? describeCause(exit.cause) : "the worker stopped"
+        const detail = Exit.isFailure(exit) ? describeCause(exit.cause, thread.exitCode) : "the worker stopped"
         self.onDown(thread, detail)
         if (thread.stopping || self.lifecycle === "stopped") return
         if (!thread.everReady) {
