@@ -84,7 +84,7 @@ const body = (size: Scenario.Size) =>
       }
       for (const h of handles) if (h.outcome !== undefined) arrived++
       const stats = yield* agenda.stats
-      gcTimeouts += stats.gcTimeouts
+      gcTimeouts += stats.gcTimeouts ?? 0
       checks.that(stats.total.balanced, `round ${round} (${stop}): the counts do not add up`)
       checks.equal(`round ${round} (${stop}): tasklets still running after scope close`, stats.total.running, 0)
       checks.equal(`round ${round} (${stop}): tasklets submitted`, stats.total.submitted, handles.length)
