@@ -18,13 +18,13 @@
  */
 import type * as Vitest from "@effect/vitest"
 import { Platform } from "@refpersys/core"
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
+import * as Pull from "effect/Pull"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { eventually, shiftedClock } from "./TestTime.js"
@@ -38,7 +38,8 @@ import { eventually, shiftedClock } from "./TestTime.js"
  *
  * @example
  * ```ts
- * import { Clock, Effect, TestClock } from "effect"
+ * import { Clock, Effect } from "effect"
+ * import { TestClock } from "effect/testing"
  * import { Conformance, TestPlatform } from "@refpersys/testkit"
  *
  * const driver: Conformance.Driver = {
@@ -51,7 +52,9 @@ import { eventually, shiftedClock } from "./TestTime.js"
  *   }),
  *   badFd: Effect.flatMap(TestPlatform.fromPlatform, (test) => Effect.tap(test.openFd, test.markClosed)),
  *   advanceTo: (deadline) =>
- *     Effect.flatMap(Clock.currentTimeMillis, (now) => TestClock.adjust(Math.max(0, deadline - now)))
+ *     Effect.flatMap(Clock.currentTimeMillis, (now) => TestClock.adjust(Math.max(0, deadline - now))),
+ *   childExit: (code) =>
+ *     Effect.flatMap(TestPlatform.fromPlatform, (test) => Effect.as(test.childExit(4_000_000, code), 4_000_000))
  * }
  * ```
  *
@@ -115,22 +118,26 @@ const SAFETY_NET_MILLIS = 10_000
 const VITEST_TIMEOUT_MILLIS = 30_000
 
 // A safety net on the test's own clock would never go off under `TestClock`.
-const liveClock = Clock.make()
+// A fresh live clock is the default of the `Clock` reference.
+const liveClock = Clock.Clock.defaultValue()
 
 const withSafetyNet = <A, E, R>(effect: Effect.Effect<A, E, R>, title: string): Effect.Effect<A, E, R> =>
   Effect.raceFirst(
     effect,
     Effect.sleep(Duration.millis(SAFETY_NET_MILLIS)).pipe(
-      Effect.withClock(liveClock),
-      Effect.andThen(Effect.dieMessage(
-        `conformance test "${title}" waited ${SAFETY_NET_MILLIS} ms of real time for an event that never came`
+      Effect.provideService(Clock.Clock, liveClock),
+      Effect.andThen(Effect.die(
+        new Error(
+          `conformance test "${title}" waited ${SAFETY_NET_MILLIS} ms of real time for an event that never came`
+        )
       ))
     )
   )
 
 /**
  * Pulls a stream one element at a time, keeping what a pull brought beyond
- * that: a platform may deliver several events in one chunk.
+ * that: a platform may deliver several events in one batch (each pull gives
+ * a non-empty array, and the end of the stream is a `Done` failure).
  */
 const puller = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Effect.Effect<A, E | Error>, never, Scope.Scope> =>
   Effect.map(Stream.toPull(stream), (pull) => {
@@ -139,9 +146,9 @@ const puller = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Effect.Effect<
       buffer.length > 0
         ? Effect.succeed(buffer.shift() as A)
         : pull.pipe(
-          Effect.mapError((e) => Option.getOrElse(e, () => new Error("the stream ended before the expected element"))),
-          Effect.flatMap((chunk) => {
-            buffer.push(...chunk)
+          Pull.catchDone(() => Effect.fail(new Error("the stream ended before the expected element"))),
+          Effect.flatMap((batch) => {
+            buffer.push(...batch)
             return next
           })
         )
@@ -279,7 +286,9 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
             expect(error.detail).toContain(why)
             // One check serves every platform: the very error validateSignals gives.
             const expected = Platform.validateSignals(names, support)
-            expect(expected._tag === "Left" ? expected.left.detail.split(";")[0] : undefined).toBe(error.detail.split(";")[0])
+            expect(Result.isFailure(expected) ? expected.failure.detail.split(";")[0] : undefined).toBe(
+              error.detail.split(";")[0]
+            )
           }
         })
       )
@@ -318,7 +327,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           const bytes = Array.from({ length: 256 }, (_, i) => i)
           const received = yield* Effect.forkChild(Stream.runCollect(Stream.take(commands.received, bytes.length)))
           for (const byte of bytes) yield* commands.send(byte)
-          expect(Chunk.toReadonlyArray(yield* Fiber.join(received))).toEqual(bytes)
+          expect(yield* Fiber.join(received)).toEqual(bytes)
         })
       )
 
@@ -337,7 +346,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
             return Effect.sync(() => clearImmediate(handle))
           })
           yield* commands.send(4)
-          expect(Chunk.toReadonlyArray(yield* Fiber.join(received))).toEqual([1, 2, 3, 4])
+          expect(yield* Fiber.join(received)).toEqual([1, 2, 3, 4])
         })
       )
 
@@ -356,7 +365,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           }
           expect(thrown).toMatchObject({ _tag: "PlatformError", reason: "InvalidByte" })
           yield* commands.send(7)
-          expect(Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(commands.received, 1)))).toEqual([7])
+          expect(yield* Stream.runCollect(Stream.take(commands.received, 1))).toEqual([7])
         })
       )
     })
@@ -379,7 +388,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           yield* timer.arm(deadline)
           yield* driver.advanceTo(deadline - 1)
           yield* driver.advanceTo(deadline)
-          const fired = Chunk.toReadonlyArray(yield* Fiber.join(receipt))
+          const fired = yield* Fiber.join(receipt)
           expect(fired.map((f) => f.deadline)).toEqual([deadline])
           expect(fired[0].at).toBeGreaterThanOrEqual(deadline)
         })
@@ -464,21 +473,21 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           // On the live clock, the timer runs on a clock the test moves
           // forward; the platform notices at the end of its current chunk.
           const shifted = shiftedClock()
-          const clock = driver.clock === "test" ? yield* Effect.clock : shifted.clock
-          const timer = yield* Effect.withClock(platform.timer, clock)
+          const clock = driver.clock === "test" ? yield* Clock.Clock : shifted.clock
+          const timer = yield* Effect.provideService(platform.timer, Clock.Clock, clock)
           for (const days of [25, 30]) {
             const receipt = yield* timer.fired.pipe(
               Stream.take(1),
-              Stream.mapEffect((deadline) => Effect.sync(() => ({ deadline, at: clock.unsafeCurrentTimeMillis() }))),
+              Stream.mapEffect((deadline) => Effect.sync(() => ({ deadline, at: clock.currentTimeMillisUnsafe() }))),
               Stream.runCollect,
               Effect.forkChild
             )
-            const deadline = clock.unsafeCurrentTimeMillis() + days * 86_400_000
+            const deadline = clock.currentTimeMillisUnsafe() + days * 86_400_000
             const reads = shifted.reads()
             yield* timer.arm(deadline)
             if (driver.clock === "test") {
               yield* driver.advanceTo(deadline - 1)
-              expect(Option.isNone(yield* Fiber.poll(receipt))).toBe(true)
+              expect(receipt.pollUnsafe()).toBeUndefined()
               yield* driver.advanceTo(deadline)
             } else {
               // Moved only once the platform has read the clock for this
@@ -487,7 +496,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
               yield* eventually(Effect.sync(() => shifted.reads() > reads), "the timer to read its Clock")
               shifted.shift(days * 86_400_000)
             }
-            const fired = Chunk.toReadonlyArray(yield* Fiber.join(receipt))
+            const fired = yield* Fiber.join(receipt)
             expect(fired.map((f) => f.deadline)).toEqual([deadline])
             expect(fired[0].at).toBeGreaterThanOrEqual(deadline)
           }
@@ -503,7 +512,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           const { fd, makeReadable } = yield* driver.readableFd
           const reports = yield* platform.watch(fd, { read: true })
           yield* makeReadable
-          const first = Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(reports, 1)))
+          const first = yield* Stream.runCollect(Stream.take(reports, 1))
           expect(first).toEqual([{ read: true, write: false, hup: false, error: false }])
         })
       )
@@ -515,7 +524,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           const { fd, hangup } = yield* driver.readableFd
           const reports = yield* platform.watch(fd, { read: true })
           yield* hangup
-          const all = Chunk.toReadonlyArray(yield* Stream.runCollect(reports))
+          const all = yield* Stream.runCollect(reports)
           expect(all.length).toBeGreaterThan(0)
           expect(all[all.length - 1].hup).toBe(true)
           expect(all.filter((r) => r.hup)).toHaveLength(1)
@@ -562,7 +571,7 @@ export const suite = (name: string, layer: Layer.Layer<Platform.Platform, unknow
           yield* Stream.runDrain(streams[0])
           const reports = yield* platform.watch(extra.fd, { read: true })
           yield* extra.makeReadable
-          const first = Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(reports, 1)))
+          const first = yield* Stream.runCollect(Stream.take(reports, 1))
           expect(first.map((r) => r.read)).toEqual([true])
         })
       )

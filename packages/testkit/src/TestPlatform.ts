@@ -11,11 +11,12 @@
  * @since 0.1.0
  */
 import { Platform } from "@refpersys/core"
+import type * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
@@ -121,7 +122,7 @@ export interface TestPlatform {
  * @since 0.1.0
  * @category tags
  */
-export const TestPlatform: Context.Tag<TestPlatform, TestPlatform> = Context.Service<TestPlatform>(
+export const TestPlatform: Context.Service<TestPlatform, TestPlatform> = Context.Service<TestPlatform>(
   "@refpersys/testkit/TestPlatform"
 )
 
@@ -136,19 +137,30 @@ export interface Instance {
   readonly control: TestPlatform
 }
 
+// The platform's queues end (rather than being shut down, which would
+// interrupt their readers) so that the streams reading them end.
+type EndingQueue<A> = Queue.Queue<A, Cause.Done>
+
 // One element per pull: a consumer that stops after `Stream.take(n)` leaves
-// the rest queued for the next consumer instead of losing a whole chunk.
-const oneByOne = { maxChunkSize: 1 }
+// the rest queued for the next consumer instead of losing a whole batch
+// (`Stream.fromQueue` takes everything queued at each pull).
+const oneByOne = <A>(queue: EndingQueue<A>): Stream.Stream<A> =>
+  Stream.fromPull(Effect.succeed(Effect.map(Queue.take(queue), (a): readonly [A] => [a])))
+
+// Drops what is still queued, as closing a real platform would, and ends the
+// streams reading the queue.
+const close = <A>(queue: EndingQueue<A>): Effect.Effect<void> =>
+  Effect.andThen(Queue.clear(queue), Queue.end(queue))
 
 interface Claim {
   readonly names: ReadonlySet<string>
-  readonly queue: Queue.Queue<string>
+  readonly queue: EndingQueue<string>
 }
 
 interface Watch {
   readonly fd: number
   readonly interest: Platform.Interest
-  readonly queue: Queue.Queue<Platform.Readiness>
+  readonly queue: EndingQueue<Platform.Readiness>
 }
 
 // `make` hands the control service out through the layer, but code that
@@ -169,7 +181,7 @@ const controls = new WeakMap<Platform.Platform, TestPlatform>()
  *   const { platform, control } = yield* TestPlatform.make()
  *   yield* platform.commands.send(68)
  *   const received = yield* Stream.runCollect(Stream.take(platform.commands.received, 1))
- *   return [received, yield* control.sent] // [Chunk(68), 1]
+ *   return [received, yield* control.sent] // [[68], 1]
  * }))
  * ```
  *
@@ -184,8 +196,8 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
       return yield* Effect.die(new Error(`TestPlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`))
     }
 
-    const commandQueue = yield* Queue.unbounded<number>()
-    const childQueue = yield* Queue.unbounded<Platform.ChildStatus>()
+    const commandQueue = yield* Queue.unbounded<number, Cause.Done>()
+    const childQueue = yield* Queue.unbounded<Platform.ChildStatus, Cause.Done>()
     const claims = new Set<Claim>()
     const watches = new Map<number, Watch>()
     const closedFds = new Set<number>()
@@ -202,12 +214,12 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         closed = true
-        const queues: Array<Queue.Queue<any>> = [commandQueue, childQueue]
+        const queues: Array<EndingQueue<any>> = [commandQueue, childQueue]
         for (const claim of claims) queues.push(claim.queue)
         for (const watch of watches.values()) queues.push(watch.queue)
         claims.clear()
         watches.clear()
-        return Effect.forEach(queues, Queue.shutdown, { discard: true })
+        return Effect.forEach(queues, close, { discard: true })
       })
     )
 
@@ -218,14 +230,14 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
         if (closed) return yield* fail(Platform.closed("test", "signals"))
         // Checked before anything is claimed, so a bad list claims nothing.
         const checked = Platform.validateSignals(names, { platform: "test", realtimeSignals })
-        if (Either.isLeft(checked)) return yield* fail(checked.left)
-        const queue = yield* Queue.unbounded<string>()
+        if (Result.isFailure(checked)) return yield* fail(checked.failure)
+        const queue = yield* Queue.unbounded<string, Cause.Done>()
         const claim: Claim = { names: new Set(names), queue }
         yield* Effect.acquireRelease(
           Effect.sync(() => claims.add(claim)),
-          () => Effect.andThen(Effect.sync(() => claims.delete(claim)), Queue.shutdown(queue))
+          () => Effect.andThen(Effect.sync(() => claims.delete(claim)), close(queue))
         )
-        return Stream.fromQueue(queue, oneByOne)
+        return oneByOne(queue)
       })
 
     const badFd = (fd: number, why: string, operation = "watch") =>
@@ -264,13 +276,13 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
             })
           )
         }
-        const queue = yield* Queue.unbounded<Platform.Readiness>()
+        const queue = yield* Queue.unbounded<Platform.Readiness, Cause.Done>()
         const entry: Watch = { fd, interest: { ...interest }, queue }
         yield* Effect.acquireRelease(
           Effect.sync(() => watches.set(fd, entry)),
-          () => Effect.andThen(Effect.sync(() => end(entry)), Queue.shutdown(queue))
+          () => Effect.andThen(Effect.sync(() => end(entry)), close(queue))
         )
-        return Stream.takeUntil(Stream.fromQueue(queue, oneByOne), (r) => r.hup || r.error)
+        return Stream.takeUntil(oneByOne(queue), (r) => r.hup || r.error)
       })
 
     const timer = Effect.gen(function*() {
@@ -330,12 +342,12 @@ export const make = (options: Options = {}): Effect.Effect<Instance, never, Scop
       commands: {
         send,
         unsafeSend,
-        received: Stream.mapChunks(Stream.fromQueue(commandQueue, oneByOne), (chunk) => {
-          received += chunk.length
-          return chunk
+        received: Stream.mapArray(oneByOne(commandQueue), (batch) => {
+          received += batch.length
+          return batch
         })
       },
-      childExits: Stream.fromQueue(childQueue, oneByOne)
+      childExits: oneByOne(childQueue)
     }
 
     const ready = (fd: number, readiness: Partial<Platform.Readiness>) =>

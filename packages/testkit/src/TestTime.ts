@@ -5,24 +5,43 @@
  * is still busy when the clock moves misses the wake-up and later sleeps from
  * the new time, so the test waits for ever. Under a strict priority scheduler
  * a low-priority fiber is the one most likely to be late. The helpers here
- * first wait until `TestClock.sleeps()` shows the expected sleepers, and only
- * then move the clock. While waiting they alternate two kinds of yield: an
- * `Effect.yieldNow` at the lowest scheduling priority, so that busy fibers of
- * every level on the waiting fiber's own scheduler run, and a turn of the
- * event loop (`setImmediate`), so that fibers on another scheduler, whose
- * slices resume from `setImmediate`, and I/O callbacks run too.
+ * first wait until the expected number of sleeps is pending on the
+ * `TestClock`, and only then move the clock. While waiting they alternate two
+ * kinds of yield: an `Effect.yieldNow` at the `Low` level of the
+ * `PriorityScheduler` the waiting fiber runs on (a plain `yieldNow` when it
+ * runs on none), so that busy fibers of every level on that scheduler run
+ * first, and a turn of the event loop (`setImmediate`), so that fibers on
+ * another scheduler, whose slices resume from `setImmediate`, and I/O
+ * callbacks run too.
+ *
+ * **Effect 4.** Effect 4's `TestClock` has no `sleeps()`, so the helpers count
+ * pending sleeps themselves, and no extra layer is needed inside `it.effect`:
+ *
+ * - In a plain `it.effect`, they read the pending sleeps of the `TestClock`
+ *   that `it.effect` provides. That list is not public in Effect 4; the kit
+ *   checks at load that it behaves as expected, and a test of the kit fails
+ *   if an Effect upgrade changes it.
+ * - With {@link layer} provided, they count the sleeps of the counting
+ *   `TestClock` it installs, through public APIs only. Use it where the
+ *   first way is not available (the helpers then die with a message saying
+ *   to provide it) or for a `TestClock` of your own.
  *
  * Sleepers are counted across the whole `TestClock`: every pending sleep of
- * every fiber counts, including that of a fiber interrupted while sleeping
- * (its entry stays until the clock passes it).
+ * every fiber counts. A sleep stops counting as soon as it ends for any
+ * reason: a fiber interrupted while sleeping is not counted any more (under
+ * v3, `TestClock.sleeps()` kept its entry until the clock passed it).
  *
  * @since 0.1.0
  */
+import { PriorityScheduler } from "@refpersys/core"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import * as TestClock from "effect/TestClock"
+import { TestClock } from "effect/testing"
+import * as internal from "./internal/pendingSleeps.js"
 
 /**
  * Options of {@link awaitSleepers}.
@@ -87,7 +106,7 @@ export interface AdvanceOptions extends AdjustOptions {
 }
 
 /**
- * The expected sleepers did not show up in `TestClock.sleeps()` in time.
+ * The expected sleepers did not show up on the `TestClock` in time.
  *
  * Raised after `maxYields` yields; `seen` is the last count observed.
  *
@@ -142,17 +161,14 @@ export class ConditionNotReached extends Schema.TaggedError<ConditionNotReached>
   }
 }
 
-// The `Low` level of the agenda (`Priority.toScheduling("Low")`), the lowest
-// priority any fiber of this runtime runs at.
-const yieldPriority = -1
-
 const DEFAULT_MAX_YIELDS = 10_000
 const DEFAULT_MAX_STEPS = 1_000
 
-// At the default priority a waiting test fiber would go back in ahead of
+// At its own level a waiting test fiber would go back in ahead of
 // low-priority fibers on a strict priority scheduler and starve the very
-// fiber it is waiting for.
-const yieldLowest = Effect.yieldNow({ priority: yieldPriority })
+// fiber it is waiting for. The lowest level is the only one that is behind
+// everything; outside a priority scheduler this is a plain yield.
+const yieldLowest = PriorityScheduler.withPriority(Effect.yieldNow, "Low")
 
 // A fiber yield only reaches the waiting fiber's own scheduler, and Effect's
 // default scheduler answers a run of yields with microtasks: a priority
@@ -164,7 +180,14 @@ const eventLoopTurn = Effect.callback<void>((resume) => {
   return Effect.sync(() => clearImmediate(handle))
 })
 
-const pendingSleeps = Effect.map(TestClock.sleeps(), (sleeps) => sleeps.length)
+// A negative duration would move a v4 TestClock backwards (v3 clamped it to
+// zero); in a test that is a mistake to report.
+const decodeDuration = (name: string, input: Duration.Input): Effect.Effect<Duration.Duration> =>
+  Effect.suspend(() => {
+    const duration = Duration.fromInput(input)
+    if (duration._tag === "Some" && !Duration.isNegative(duration.value)) return Effect.succeed(duration.value)
+    return Effect.die(new Error(`TestTime: ${name} must be a non-negative duration, got ${String(input)}`))
+  })
 
 // A NaN or fractional bound would make the loops below never give up.
 const checkCount = (name: string, value: number): Effect.Effect<void> =>
@@ -184,7 +207,7 @@ const poll = <E, R>(
   Effect.gen(function*() {
     for (let yields = 0;; yields++) {
       if (yield* done) return true
-      const seen = yield* pendingSleeps
+      const seen = yield* internal.count
       if (seen >= count) return false
       if (yields >= maxYields) return yield* new SleepersNotReached({ expected: count, seen, yields })
       yield* yields % 2 === 0 ? yieldLowest : eventLoopTurn
@@ -240,16 +263,18 @@ export const eventually = <E, R>(
   })
 
 /**
- * Waits until `TestClock.sleeps()` has at least `count` pending sleeps.
+ * Waits until the `TestClock` has at least `count` pending sleeps.
  *
  * Does not move the clock. Checks before the first yield and after each
  * one, alternating a lowest-priority `yieldNow` with an event-loop turn (see
  * the module doc); fails with {@link SleepersNotReached} after `maxYields`
- * yields. Dies if `count` or `maxYields` is not a non-negative integer.
+ * yields. Dies if `count` or `maxYields` is not a non-negative integer, or
+ * if the pending sleeps cannot be counted (see the module doc).
  *
  * @example
  * ```ts
- * import { Effect, TestClock } from "effect"
+ * import { Effect } from "effect"
+ * import { TestClock } from "effect/testing"
  * import { TestTime } from "@refpersys/testkit"
  *
  * const test = Effect.gen(function*() {
@@ -270,7 +295,7 @@ export const awaitSleepers = (count: number, options?: AwaitOptions): Effect.Eff
  *
  * Waits for `options.sleepers` sleeps (default 1) as {@link awaitSleepers}
  * does, then calls `TestClock.adjust(duration)`; the clock moves by exactly
- * `duration`.
+ * `duration`. Dies if `duration` is negative.
  *
  * @example
  * ```ts
@@ -278,7 +303,7 @@ export const awaitSleepers = (count: number, options?: AwaitOptions): Effect.Eff
  * import { TestTime } from "@refpersys/testkit"
  *
  * const test = Effect.gen(function*() {
- *   const fiber = yield* Effect.forkChild(Effect.andThen(Effect.yieldNow(), Effect.sleep("1 second")))
+ *   const fiber = yield* Effect.forkChild(Effect.andThen(Effect.yieldNow, Effect.sleep("1 second")))
  *   yield* TestTime.adjustWhenSleeping("1 second")
  *   yield* Fiber.join(fiber)
  * })
@@ -291,7 +316,10 @@ export const adjustWhenSleeping = (
   duration: Duration.Input,
   options?: AdjustOptions
 ): Effect.Effect<void, SleepersNotReached> =>
-  Effect.andThen(awaitCount("sleepers", options?.sleepers ?? 1, options), TestClock.adjust(duration))
+  Effect.flatMap(
+    decodeDuration("duration", duration),
+    (decoded) => Effect.andThen(awaitCount("sleepers", options?.sleepers ?? 1, options), TestClock.adjust(decoded))
+  )
 
 /**
  * Moves the `TestClock` by `step` at a time until `condition` holds.
@@ -302,7 +330,7 @@ export const adjustWhenSleeping = (
  * every yield, so a woken fiber that makes it true before sleeping again stops
  * the advance without an extra step. Fails with {@link ConditionNotReached}
  * after `maxSteps` steps, or {@link SleepersNotReached} if a step's sleepers
- * never show up.
+ * never show up. Dies if `step` is negative.
  *
  * @example
  * ```ts
@@ -329,39 +357,100 @@ export const advanceUntil = <E, R>(
     const sleepers = options?.sleepers ?? 1
     const maxYields = options?.maxYields ?? DEFAULT_MAX_YIELDS
     const maxSteps = options?.maxSteps ?? DEFAULT_MAX_STEPS
-    const stepMillis = Duration.toMillis(Duration.decode(step))
     return checkCount("sleepers", sleepers).pipe(
       Effect.andThen(checkCount("maxYields", maxYields)),
       Effect.andThen(checkCount("maxSteps", maxSteps)),
-      Effect.andThen(Effect.gen(function*() {
-        for (let steps = 0;; steps++) {
-          if (yield* poll(sleepers, maxYields, condition)) return steps
-          if (steps >= maxSteps) return yield* new ConditionNotReached({ steps, stepMillis })
-          yield* TestClock.adjust(step)
-        }
-      }))
+      Effect.andThen(decodeDuration("step", step)),
+      Effect.flatMap((decoded) =>
+        Effect.gen(function*() {
+          const stepMillis = Duration.toMillis(decoded)
+          for (let steps = 0;; steps++) {
+            if (yield* poll(sleepers, maxYields, condition)) return steps
+            if (steps >= maxSteps) return yield* new ConditionNotReached({ steps, stepMillis })
+            yield* TestClock.adjust(decoded)
+          }
+        })
+      )
     )
   })
 
 /**
- * A live `Clock` that can be moved forward: it reads the wall clock plus an
- * offset, and sleeps for real. For code on a real platform that must see a
- * far moment come (a timer 25 days away) without waiting for it: acquire the
- * timer under this clock (`Effect.withClock`), then `shift` it. A sleeper
- * notices the move when its current sleep ends, so pair it with a short
- * sleep chunk (a platform's `timerChunkMillis`). `reads` and `sleeps` count
- * the readings of the clock and the sleeps begun on it, so that a test can
- * wait until the code under test has looked at the clock (and gone to
- * sleep) before moving it.
+ * The deadlines (in `TestClock` milliseconds) of the sleeps pending on the
+ * `TestClock` in context, earliest first: what `TestClock.sleeps()` showed
+ * in Effect 3. A sleep leaves the list as soon as it ends, woken or
+ * interrupted. Needs no layer inside `it.effect` (see the module doc); dies
+ * if the pending sleeps cannot be counted.
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
  * import { TestTime } from "@refpersys/testkit"
  *
+ * const test = Effect.gen(function*() {
+ *   yield* Effect.forkChild(Effect.sleep("1 second"))
+ *   yield* TestTime.awaitSleepers(1)
+ *   return yield* TestTime.pendingSleeps // [1000]
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category waiting
+ */
+export const pendingSleeps: Effect.Effect<ReadonlyArray<number>> = internal.deadlines
+
+/**
+ * A `TestClock` layer whose clock counts its own pending sleeps through
+ * public APIs only: `TestClock.layer(options)` with its `Clock` wrapped.
+ *
+ * **Not needed in a plain `it.effect`**, where the helpers count the sleeps
+ * of the `TestClock` that `it.effect` provides. Provide it when they die
+ * saying it is needed (an Effect whose `TestClock` they cannot read), or to
+ * choose the `TestClock` options. It replaces the `TestClock` of `it.effect`
+ * for the effect it is provided to, so provide it around the whole test
+ * body: fibers forked outside it sleep on the other clock and are not seen.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
+ * const test = Effect.gen(function*() {
+ *   yield* Effect.forkChild(Effect.sleep("1 second"))
+ *   yield* TestTime.adjustWhenSleeping("1 second")
+ * }).pipe(Effect.provide(TestTime.layer()))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (options?: TestClock.TestClock.Options): Layer.Layer<never> =>
+  Layer.effectContext(
+    Effect.map(Layer.build(TestClock.layer(options)), (context) => {
+      const clock = Context.get(context, Clock.Clock) as TestClock.TestClock
+      return Context.add(context as Context.Context<never>, Clock.Clock, internal.counting(clock))
+    })
+  )
+
+/**
+ * A live `Clock` that can be moved forward: it reads the wall clock plus an
+ * offset, and sleeps for real. For code on a real platform that must see a
+ * far moment come (a timer 25 days away) without waiting for it: acquire the
+ * timer under this clock (`Effect.provideService(effect, Clock.Clock, clock)`),
+ * then `shift` it. A sleeper notices the move when its current sleep ends,
+ * so pair it with a short sleep chunk (a platform's `timerChunkMillis`).
+ * `reads` and `sleeps` count the readings of the clock and the sleeps begun
+ * on it, so that a test can wait until the code under test has looked at the
+ * clock (and gone to sleep) before moving it. The shift moves the wall time
+ * and the monotonic time alike.
+ *
+ * @example
+ * ```ts
+ * import { Clock, Effect } from "effect"
+ * import { TestTime } from "@refpersys/testkit"
+ *
  * const shifted = TestTime.shiftedClock()
  * shifted.shift(25 * 86_400_000)
- * const later = Effect.withClock(Effect.clockWith((c) => c.currentTimeMillis), shifted.clock)
+ * const later = Effect.provideService(Clock.currentTimeMillis, Clock.Clock, shifted.clock)
  * ```
  *
  * @since 0.1.0
@@ -373,24 +462,31 @@ export const shiftedClock = (): {
   readonly reads: () => number
   readonly sleeps: () => number
 } => {
-  const live = Clock.make()
+  // A fresh live clock: the default of the `Clock` reference.
+  const live = Clock.Clock.defaultValue()
   let offset = 0
   let reads = 0
   let sleeps = 0
+  const offsetNanos = () => BigInt(Math.round(offset)) * BigInt(1_000_000)
   const millis = () => {
     reads++
-    return live.unsafeCurrentTimeMillis() + offset
+    return live.currentTimeMillisUnsafe() + offset
   }
   const nanos = () => {
     reads++
-    return live.unsafeCurrentTimeNanos() + BigInt(Math.round(offset)) * BigInt(1_000_000)
+    return live.currentTimeNanosUnsafe() + offsetNanos()
+  }
+  const monotonic = () => {
+    reads++
+    return live.monotonicTimeNanosUnsafe() + offsetNanos()
   }
   const clock: Clock.Clock = {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: millis,
+    currentTimeMillisUnsafe: millis,
     currentTimeMillis: Effect.sync(millis),
-    unsafeCurrentTimeNanos: nanos,
+    currentTimeNanosUnsafe: nanos,
     currentTimeNanos: Effect.sync(nanos),
+    monotonicTimeNanosUnsafe: monotonic,
+    monotonicTimeNanos: Effect.sync(monotonic),
     sleep: (duration) =>
       Effect.suspend(() => {
         sleeps++
