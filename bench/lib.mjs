@@ -26,6 +26,18 @@ export const spin = (us) => {
   }
 }
 
+// `--subjects` (run.mjs): only the subjects whose name contains one of these
+// strings (case-insensitive) run, and rows about the others are dropped.
+let subjectFilter
+export const selectSubjects = (names) => {
+  subjectFilter = names?.map((n) => n.toLowerCase())
+}
+export const selected = (name) => subjectFilter === undefined || subjectFilter.some((n) => name.toLowerCase().includes(n))
+
+/** A row survives the filter when its subject, and its peer if any, ran. */
+export const rowSelected = (row) =>
+  row.subject === "(suite failed)" || (selected(row.subject) && (row.vs === undefined || selected(row.vs)))
+
 /**
  * Runs every subject once per round, in an order that rotates each round so
  * no subject always runs first (warm caches) or follows the same neighbour
@@ -40,7 +52,8 @@ export const spin = (us) => {
  *
  * Returns, per subject name, per metric, the list of per-round values.
  */
-export const interleave = async ({ subjects, rounds, warmup = 1, progress, label, collectBetween = false }) => {
+export const interleave = async ({ subjects: all, rounds, warmup = 1, progress, label, collectBetween = false }) => {
+  const subjects = all.filter((s) => selected(s.name))
   const values = new Map(subjects.map((s) => [s.name, new Map()]))
   const total = warmup + rounds
   for (let r = 0; r < total; r++) {
@@ -74,6 +87,8 @@ export const interleave = async ({ subjects, rounds, warmup = 1, progress, label
 export const rows = (suite, values) => {
   const get = (subject, metric) => {
     const xs = values.get(subject)?.get(metric)
+    // Filtered out by --subjects: NaN rows, which run.mjs drops.
+    if (xs === undefined && !selected(subject)) return [NaN]
     if (xs === undefined) throw new Error(`${suite}: no values for ${subject} / ${metric}`)
     return xs
   }

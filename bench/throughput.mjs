@@ -99,6 +99,16 @@ const effectPool = (unsafe) => (n) =>
     return result
   }))
 
+/** Effect's own bounded-concurrency loop over the same effects: no queue, no priorities. */
+const forEach = (n) => {
+  const items = new Array(n).fill(0)
+  const f = () => task
+  return Effect.runPromise(Effect.suspend(() => {
+    const t0 = performance.now()
+    return Effect.map(Effect.forEach(items, f, { concurrency: CONCURRENCY, discard: true }), () => perSecond(n, t0))
+  }))
+}
+
 /** The practical limit: three arrays (one per level) drained by 4 async loops, no bookkeeping. */
 const plainJs = async (n) => {
   const queues = [[], [], []]
@@ -126,7 +136,8 @@ const S = {
   pq: "p-queue (no priorities)",
   fastq: "fastq (callback)",
   fastqP: "fastq.promise",
-  poolUnsafe: "Effect Queue pool (unsafeOffer)",
+  forEach: "Effect.forEach (concurrency 4)",
+  poolUnsafe: "Effect Queue pool (offerUnsafe)",
   pool: "Effect Queue pool (offer)",
   plain: "plain JS 3-level queue"
 }
@@ -139,6 +150,7 @@ const subjects = (n) => [
   { name: S.pq, run: () => pQueue(false)(n) },
   { name: S.fastq, run: () => fastqCallback(n) },
   { name: S.fastqP, run: () => fastqPromise(n) },
+  { name: S.forEach, run: () => forEach(n) },
   { name: S.poolUnsafe, run: () => effectPool(true)(n) },
   { name: S.pool, run: () => effectPool(false)(n) },
   { name: S.plain, run: () => plainJs(n) }
@@ -155,9 +167,12 @@ const sized = async (n, suite, { rounds, progress }, targets) => {
 export default {
   name: "throughput",
   title: "Throughput: trivial tasks, concurrency 4, mixed priorities",
-  method: "N trivial tasks (`Effect.sync(() => {})` for the agenda and the Effect pool, `async () => {}` for the " +
+  method: "N trivial tasks (`Effect.sync(() => {})` for the agenda, `Effect.forEach` and the Effect pool, `async () => {}` for the " +
     "promise queues, a callback worker for fastq) submitted in one synchronous loop, timed from the first submission until the last task ended " +
-    "(`whenIdle`, `onIdle`, `drain`); priorities round-robin High/Normal/Low where the subject has them. Each " +
+    "(`whenIdle`, `onIdle`, `drain`); priorities round-robin High/Normal/Low where the subject has them. " +
+    "`Effect.forEach(items, () => task, { concurrency: 4, discard: true })` is Effect 4's own bounded-concurrency loop " +
+    "(no queue, no priorities; the items array is built before the clock starts); the Effect pool is an unbounded " +
+    "`Queue` drained by 4 fibers; the plain JS queue is three arrays drained by 4 async loops. Each " +
     "round builds a fresh queue; subjects rotate order each round, one warm-up round, no forced GC between " +
     "them. Ratios are computed per round between subjects that ran in that round.",
   run: async ({ quick, rounds, progress }) => {
@@ -165,6 +180,9 @@ export default {
       const t = "throughput, 100,000 tasks"
       const cmp = (a, b, target) => r.compare(a, b, "value", { label: `${t} ratio`, target })
       return [
+        cmp(S.unsafe, S.forEach, { op: ">=", value: 1.2 }),
+        cmp(S.unsafe, S.plain, { op: ">=", value: 0.3 }),
+        cmp(S.submit, S.forEach),
         cmp(S.unsafe, S.pqPrio, { op: ">=", value: 10 }),
         cmp(S.unsafe, S.pq, { op: ">=", value: 2.5 }),
         cmp(S.unsafe, S.poolUnsafe, { op: ">=", value: 1 }),
@@ -173,14 +191,14 @@ export default {
         cmp(S.submit, S.pq, { op: ">=", value: 2.5 }),
         cmp(S.promise, S.pqPrio),
         cmp(S.promise, S.pq),
-        cmp(S.unsafe, S.fastq),
-        cmp(S.unsafe, S.plain)
+        cmp(S.unsafe, S.fastq)
       ]
     })
     const small = await sized(10_000, "throughput 10k", { rounds: quick ? rounds : rounds * 2, progress }, (r) => {
       const t = "throughput, 10,000 tasks"
       const cmp = (a, b, target) => r.compare(a, b, "value", { label: `${t} ratio`, target })
       return [
+        cmp(S.unsafe, S.forEach),
         cmp(S.unsafe, S.pqPrio, { op: ">=", value: 2 }),
         cmp(S.unsafe, S.pq, { op: ">=", value: 2 }),
         cmp(S.submit, S.pqPrio, { op: ">=", value: 2 }),

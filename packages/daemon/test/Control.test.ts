@@ -1,4 +1,5 @@
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { afterAll, describe, expect } from "vitest"
 import { Agenda, EventLoop, Platform } from "@refpersys/core"
 import { LinuxPlatform, NodePlatform } from "@refpersys/platform-linux"
 import { spawnSync } from "node:child_process"

@@ -1,6 +1,7 @@
 // Every example program runs to its end, as a child process, and says what
 // it should. `npm test` builds them first (examples/dist).
-import { beforeAll, describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { beforeAll, describe, expect } from "vitest"
 import * as path from "node:path"
 import { packageDir, requireBuilt, run } from "./helpers/child.js"
 
