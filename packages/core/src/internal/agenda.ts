@@ -203,6 +203,9 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
 
 const constVoid = () => {}
 
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Tasklet.Outcome =>
+  Exit.isSuccess(exit) ? "Completed" : Cause.hasInterruptsOnly(exit.cause) ? "Interrupted" : "Failed"
+
 const invalidTaskletOptions = (options: unknown): InvalidOptions => {
   const decoded = Options.decodeTaskletOptions(options)
   return Result.isFailure(decoded)
@@ -580,13 +583,14 @@ export class AgendaImpl {
   /** Settles the worker's tasklet, ends its span and logs its failure. */
   private finishRun(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
     const run = worker.current!
-    this.finish(worker, exit)
     const span = worker.span
+    // Ended before the outcome is told: whoever awaits it may resume at once.
     if (span !== undefined) {
       worker.span = undefined
-      span.attribute("tasklet.outcome", run.outcome)
+      span.attribute("tasklet.outcome", outcomeOf(exit))
       span.end(this.clock.currentTimeNanosUnsafe(), exit)
     }
+    this.finish(worker, exit)
     // Logged with the agenda's loggers (those in context when it was made).
     if (exit._tag === "Failure" && run.state === FAILED && this.config.logFailures) {
       Effect.runForkWith(this.context)(Effect.uninterruptible(this.logFailure(run, exit.cause)))
