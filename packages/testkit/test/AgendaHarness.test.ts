@@ -1,5 +1,6 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { expect } from "vitest"
 import * as AgendaHarness from "../src/AgendaHarness.js"
 
 describe("AgendaHarness", () => {

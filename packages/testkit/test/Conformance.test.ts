@@ -1,4 +1,5 @@
-import { Clock, Effect, TestClock } from "effect"
+import { Clock, Effect } from "effect"
+import { TestClock } from "effect/testing"
 import { Conformance, TestPlatform } from "../src/index.js"
 
 // Raising an unclaimed signal kills a real process; here it would only be

@@ -1,6 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
 import { Platform } from "@refpersys/core"
-import { Cause, Chunk, Effect, Exit, Fiber, Layer, Option, Scope, Stream, TestClock } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { expect } from "vitest"
 import { TestPlatform } from "../src/index.js"
 
 const withPlatform = <A, E, R>(effect: Effect.Effect<A, E, R>, options?: TestPlatform.Options) =>
@@ -8,8 +10,7 @@ const withPlatform = <A, E, R>(effect: Effect.Effect<A, E, R>, options?: TestPla
 
 const services = Effect.all([Platform.Platform, TestPlatform.TestPlatform])
 
-const collect = <A, E>(stream: Stream.Stream<A, E>, n: number) =>
-  Effect.map(Stream.runCollect(Stream.take(stream, n)), Chunk.toReadonlyArray)
+const collect = <A, E>(stream: Stream.Stream<A, E>, n: number) => Stream.runCollect(Stream.take(stream, n))
 
 const nothing = { read: false, write: false, hup: false, error: false }
 
@@ -76,7 +77,7 @@ describe("TestPlatform", () => {
         yield* Scope.close(inner, Exit.void)
         expect([...(yield* test.claimed)].sort()).toEqual(["SIGHUP", "SIGUSR1"])
         // The closed claim's stream has ended.
-        expect(yield* Stream.runCollect(one)).toEqual(Chunk.empty())
+        expect(yield* Stream.runCollect(one)).toEqual([])
         yield* Scope.close(outer, Exit.void)
         expect((yield* test.claimed).size).toBe(0)
         expect(yield* test.unclaimed).toBe(0)
@@ -140,7 +141,7 @@ describe("TestPlatform", () => {
         yield* timer.arm(50)
         yield* TestClock.adjust(49)
         expect(yield* test.armed).toBe(50)
-        expect(Option.isNone(yield* Fiber.poll(fired))).toBe(true)
+        expect(fired.pollUnsafe()).toBeUndefined()
         yield* TestClock.adjust(1)
         expect(yield* Fiber.join(fired)).toEqual([50])
         expect(yield* test.armed).toBeUndefined()
@@ -183,7 +184,7 @@ describe("TestPlatform", () => {
 
         yield* Scope.close(scope, Exit.void)
         expect(yield* test.armed).toBeUndefined()
-        expect(yield* Fiber.join(fired)).toEqual(Chunk.empty())
+        expect(yield* Fiber.join(fired)).toEqual([])
         const late = yield* Effect.exit(timer.arm(200))
         expect(Exit.isFailure(late) && Cause.hasDies(late.cause)).toBe(true)
 
@@ -222,7 +223,7 @@ describe("TestPlatform", () => {
         const reports = yield* platform.watch(7, { read: true })
         yield* test.markClosed(7)
         expect((yield* test.watched).has(7)).toBe(false)
-        expect(Chunk.toReadonlyArray(yield* Stream.runCollect(reports))).toEqual([{ ...nothing, error: true }])
+        expect(yield* Stream.runCollect(reports)).toEqual([{ ...nothing, error: true }])
       })))
 
     it.effect("watched gains an fd on watch and loses it at a hang-up or when the watch's scope closes", () =>
@@ -251,7 +252,7 @@ describe("TestPlatform", () => {
         yield* test.ready(9, { write: true })
         yield* test.ready(9, { read: true, write: true })
         yield* test.hangup(9)
-        expect(Chunk.toReadonlyArray(yield* Stream.runCollect(reports))).toEqual([
+        expect(yield* Stream.runCollect(reports)).toEqual([
           { ...nothing, read: true },
           { ...nothing, hup: true }
         ])
@@ -317,8 +318,8 @@ describe("TestPlatform", () => {
         ]
         expect(refusals.map((e) => e.reason)).toEqual(["Closed", "Closed", "Closed", "Closed"])
         expect(() => platform.commands.unsafeSend(1)).toThrow(/Closed/)
-        expect(yield* Stream.runCollect(platform.commands.received)).toEqual(Chunk.empty())
-        expect(yield* Stream.runCollect(platform.childExits)).toEqual(Chunk.empty())
+        expect(yield* Stream.runCollect(platform.commands.received)).toEqual([])
+        expect(yield* Stream.runCollect(platform.childExits)).toEqual([])
       }))
 
     it.effect("the streams of a closing platform end", () =>
@@ -329,7 +330,7 @@ describe("TestPlatform", () => {
         const reports = yield* Scope.provide(platform.watch(3, { read: true }), scope)
         const ends = yield* Effect.forkChild(Effect.all([Stream.runCollect(signals), Stream.runCollect(reports)]))
         yield* Scope.close(scope, Exit.void)
-        expect(yield* Fiber.join(ends)).toEqual([Chunk.empty(), Chunk.empty()])
+        expect(yield* Fiber.join(ends)).toEqual([[], []])
       }))
   })
 

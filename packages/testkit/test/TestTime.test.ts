@@ -1,26 +1,28 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Priority, PriorityScheduler } from "@refpersys/core"
-import { Cause, Chunk, Clock, Deferred, Duration, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
+import { describe, it } from "@effect/vitest"
+import { PriorityScheduler } from "@refpersys/core"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Ref, Scheduler } from "effect"
+import { TestClock } from "effect/testing"
+import { expect } from "vitest"
 import { TestTime } from "../src/index.js"
+import * as PendingSleeps from "../src/internal/pendingSleeps.js"
 
-const low = Priority.toScheduling("Low")
-
-// The child inherits both fiber refs at fork, so even its first step runs on
-// the priority scheduler at Low.
+// Forked while the parent's scheduler is the Low level, so even the child's
+// first step runs on the priority scheduler at Low, and the child inherits
+// the level.
 const forkLow = <A, E>(scheduler: PriorityScheduler.PriorityScheduler, effect: Effect.Effect<A, E>) =>
-  Effect.forkChild(effect).pipe(Effect.withSchedulingPriority(low), Effect.withScheduler(scheduler))
+  Effect.forkChild(effect).pipe(Effect.provideService(Scheduler.Scheduler, scheduler.scheduler("Low")))
 
 // Busy work the test ends when it chooses, so "still busy when the clock
 // moves" does not depend on how fast the machine is.
 const spinWhile = (busy: Ref.Ref<boolean>) =>
   Effect.gen(function*() {
-    while (yield* Ref.get(busy)) yield* Effect.yieldNow()
+    while (yield* Ref.get(busy)) yield* Effect.yieldNow
   })
 
 // Busy work of a fixed size: many trips through the scheduler before sleeping.
-const spin = (turns: number) => Effect.repeatN(Effect.yieldNow(), turns - 1)
+const spin = (turns: number) => Effect.repeat(Effect.yieldNow, { times: turns - 1 })
 
-const sleepsOf = Effect.map(TestClock.sleeps(), Chunk.toReadonlyArray)
+const sleepsOf = TestTime.pendingSleeps
 
 describe("TestTime", () => {
   describe("the failure mode", () => {
@@ -71,13 +73,13 @@ describe("TestTime", () => {
 
         // The test fiber runs at Normal here, so an ordinary yield puts it
         // straight back ahead of the queued Low fiber.
-        yield* Effect.yieldNow()
+        yield* Effect.yieldNow
         expect(yield* sleepsOf).toEqual([])
 
         // One yield is enough only if it goes behind the Low fiber.
         yield* TestTime.adjustWhenSleeping("1 second", { maxYields: 1 })
         expect(yield* Fiber.join(fiber)).toBe("woke")
-      }).pipe(Effect.withScheduler(scheduler))
+      }).pipe(Effect.provideService(Scheduler.Scheduler, scheduler.scheduler("Normal")))
     })
   })
 
@@ -154,7 +156,7 @@ describe("TestTime", () => {
         yield* TestTime.adjustWhenSleeping(Duration.seconds(2))
         expect(yield* Clock.currentTimeMillis).toBe(3500)
         expect(yield* sleepsOf).toEqual([10_000])
-        expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+        expect(fiber.pollUnsafe()).toBeUndefined()
 
         yield* TestTime.adjustWhenSleeping("6500 millis")
         yield* Fiber.join(fiber)
@@ -206,6 +208,83 @@ describe("TestTime", () => {
         expect(yield* Ref.get(ticks)).toBe(4)
       }))
   })
+})
+
+describe("TestTime on Effect 4: counting pending sleeps", () => {
+  it("reads the pending sleeps of Effect's TestClock (fails if an Effect upgrade changes them)", () => {
+    expect(PendingSleeps.readsTestClockInternals).toBe(true)
+  })
+
+  it.effect("needs no layer in it.effect, and lists the deadlines earliest first", () =>
+    Effect.gen(function*() {
+      yield* Effect.forkChild(Effect.sleep("3 seconds"))
+      yield* Effect.forkChild(Effect.sleep("1 second"))
+      yield* TestTime.awaitSleepers(2)
+      expect(yield* TestTime.pendingSleeps).toEqual([1000, 3000])
+      yield* TestTime.adjustWhenSleeping("1 second", { sleepers: 2 })
+      expect(yield* TestTime.pendingSleeps).toEqual([3000])
+    }))
+
+  it.effect("a sleeper that is interrupted stops counting at once", () =>
+    Effect.gen(function*() {
+      const first = yield* Effect.forkChild(Effect.sleep("1 second"))
+      yield* Effect.forkChild(Effect.sleep("2 seconds"))
+      yield* TestTime.awaitSleepers(2)
+      yield* Fiber.interrupt(first)
+      expect(yield* TestTime.pendingSleeps).toEqual([2000])
+      const error = yield* Effect.flip(TestTime.awaitSleepers(2, { maxYields: 10 }))
+      expect(error).toMatchObject({ _tag: "SleepersNotReached", expected: 2, seen: 1 })
+    }))
+
+  it.effect("TestTime.layer counts the sleeps of its own TestClock through public APIs", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(
+        spin(50).pipe(Effect.andThen(Effect.sleep("1 second")), Effect.andThen(Clock.currentTimeMillis))
+      )
+      const other = yield* Effect.forkChild(Effect.sleep("5 seconds"))
+      yield* TestTime.adjustWhenSleeping("1 second", { sleepers: 2 })
+      expect(yield* Fiber.join(fiber)).toBe(1000)
+      expect(yield* TestTime.pendingSleeps).toEqual([5000])
+      yield* Fiber.interrupt(other)
+      expect(yield* TestTime.pendingSleeps).toEqual([])
+      // The wrapper is the Clock here: Effect's TestClock is not read at all.
+      expect(yield* Clock.Clock).not.toHaveProperty("sleeps")
+    }).pipe(Effect.provide(TestTime.layer())))
+
+  it.live("dies, naming the way out, when the Clock in context is not a TestClock", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(TestTime.awaitSleepers(1))
+      expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
+      expect(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : "")).toContain("TestTime.layer")
+    }))
+
+  it.effect("a negative duration dies instead of moving the TestClock backwards", () =>
+    Effect.gen(function*() {
+      yield* Effect.forkChild(Effect.sleep("1 second"))
+      const adjust = yield* Effect.exit(TestTime.adjustWhenSleeping(-5))
+      const advance = yield* Effect.exit(TestTime.advanceUntil(Effect.succeed(false), "-1 second"))
+      const exits: ReadonlyArray<Exit.Exit<unknown, unknown>> = [adjust, advance]
+      for (const exit of exits) {
+        expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
+      }
+      expect(yield* Clock.currentTimeMillis).toBe(0)
+    }))
+})
+
+describe("TestTime.shiftedClock", () => {
+  it.live("reads the live clock plus the shift, and counts reads and sleeps", () =>
+    Effect.gen(function*() {
+      const shifted = TestTime.shiftedClock()
+      const before = Date.now()
+      shifted.shift(86_400_000)
+      const read = yield* Effect.provideService(Clock.currentTimeMillis, Clock.Clock, shifted.clock)
+      expect(read).toBeGreaterThanOrEqual(before + 86_400_000)
+      expect(shifted.reads()).toBe(1)
+      const nanos = shifted.clock.currentTimeNanosUnsafe()
+      expect(nanos / BigInt(1_000_000)).toBeGreaterThanOrEqual(BigInt(before + 86_400_000))
+      yield* Effect.provideService(Effect.sleep("1 millis"), Clock.Clock, shifted.clock)
+      expect(shifted.sleeps()).toBe(1)
+    }))
 })
 
 describe("TestTime.eventually", () => {
