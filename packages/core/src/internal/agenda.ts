@@ -495,6 +495,11 @@ export class AgendaImpl {
    */
   private readonly enter: Effect.Effect<unknown, unknown>
 
+  /** A method, not a field read, so the loop re-reads it after calls that may stop the agenda. */
+  isStopped(): boolean {
+    return this.lifecycle === "stopped"
+  }
+
   /** Starts the workers: each waits for work. */
   startWorkers(): void {
     for (const worker of this.workers) this.idle.push(worker)
@@ -532,6 +537,13 @@ export class AgendaImpl {
         this.idle.push(worker)
         this.checkGc()
         return
+      }
+      if (this.isStopped()) {
+        // Stopped by code a pick resumed (an admitted submitter): the picked
+        // tasklet is dropped like the rest of the queue.
+        this.settle(run, DROPPED, undefined)
+        worker.state = "Idle"
+        return this.checkStopped()
       }
       this.start(worker, run, this.now())
       if (!this.runTasklet(worker, run)) return
@@ -740,6 +752,9 @@ export class AgendaImpl {
       entry.resume = undefined
       this.blockedCount[level]--
       this.enqueue(entry.run)
+      // Resumed at once (Effect 4 runs the submitter right here), so that an
+      // interruption cannot land between admission and the handle; the loop
+      // re-checks the lifecycle after a pick for what the submitter may do.
       resume(Effect.succeed(entry.run))
     }
   }
