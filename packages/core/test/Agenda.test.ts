@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { AgendaHarness, TestTime } from "@refpersys/testkit"
 import { Cause, Deferred, Effect, Exit, Fiber, Logger, Metric, Option, References, Scheduler } from "effect"
 import { TestClock } from "effect/testing"

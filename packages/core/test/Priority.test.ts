@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { Effect, Result, Schema } from "effect"
 import * as Priority from "../src/Priority.js"
 

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { AgendaHarness, TestPlatform } from "@refpersys/testkit"
 import { Cause, Deferred, Effect, Exit, Layer, Logger } from "effect"
 import * as Agenda from "../src/Agenda.js"

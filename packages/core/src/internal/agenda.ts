@@ -203,6 +203,9 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
 
 const constVoid = () => {}
 
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Tasklet.Outcome =>
+  Exit.isSuccess(exit) ? "Completed" : Cause.hasInterruptsOnly(exit.cause) ? "Interrupted" : "Failed"
+
 const invalidTaskletOptions = (options: unknown): InvalidOptions => {
   const decoded = Options.decodeTaskletOptions(options)
   return Result.isFailure(decoded)
@@ -492,6 +495,11 @@ export class AgendaImpl {
    */
   private readonly enter: Effect.Effect<unknown, unknown>
 
+  /** A method, not a field read, so the loop re-reads it after calls that may stop the agenda. */
+  isStopped(): boolean {
+    return this.lifecycle === "stopped"
+  }
+
   /** Starts the workers: each waits for work. */
   startWorkers(): void {
     for (const worker of this.workers) this.idle.push(worker)
@@ -529,6 +537,13 @@ export class AgendaImpl {
         this.idle.push(worker)
         this.checkGc()
         return
+      }
+      if (this.isStopped()) {
+        // Stopped by code a pick resumed (an admitted submitter): the picked
+        // tasklet is dropped like the rest of the queue.
+        this.settle(run, DROPPED, undefined)
+        worker.state = "Idle"
+        return this.checkStopped()
       }
       this.start(worker, run, this.now())
       if (!this.runTasklet(worker, run)) return
@@ -580,13 +595,14 @@ export class AgendaImpl {
   /** Settles the worker's tasklet, ends its span and logs its failure. */
   private finishRun(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
     const run = worker.current!
-    this.finish(worker, exit)
     const span = worker.span
+    // Ended before the outcome is told: whoever awaits it may resume at once.
     if (span !== undefined) {
       worker.span = undefined
-      span.attribute("tasklet.outcome", run.outcome)
+      span.attribute("tasklet.outcome", outcomeOf(exit))
       span.end(this.clock.currentTimeNanosUnsafe(), exit)
     }
+    this.finish(worker, exit)
     // Logged with the agenda's loggers (those in context when it was made).
     if (exit._tag === "Failure" && run.state === FAILED && this.config.logFailures) {
       Effect.runForkWith(this.context)(Effect.uninterruptible(this.logFailure(run, exit.cause)))
@@ -736,6 +752,9 @@ export class AgendaImpl {
       entry.resume = undefined
       this.blockedCount[level]--
       this.enqueue(entry.run)
+      // Resumed at once (Effect 4 runs the submitter right here), so that an
+      // interruption cannot land between admission and the handle; the loop
+      // re-checks the lifecycle after a pick for what the submitter may do.
       resume(Effect.succeed(entry.run))
     }
   }
