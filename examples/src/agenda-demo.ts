@@ -106,7 +106,7 @@ const program = Effect.scoped(Effect.gen(function*() {
     }, { discard: true })
   })
   const producer = yield* Effect.forkChild(
-    Effect.repeat(produce, Schedule.spaced("10 millis")).pipe(Effect.withSchedulingPriority(1))
+    Effect.repeat(produce, Schedule.spaced("10 millis")).pipe(PriorityScheduler.withPriority("High"))
   )
 
   const status = yield* Effect.forkChild(Effect.repeat(

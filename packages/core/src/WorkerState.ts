@@ -13,7 +13,7 @@ import { Priority } from "./Priority.js"
  * @since 0.1.0
  * @category schemas
  */
-export const Activity: Schema.Literal<["Idle", "Run", "GC"]> = Schema.Literals(["Idle", "Run", "GC"])
+export const Activity: Schema.Literals<readonly ["Idle", "Run", "GC"]> = Schema.Literals(["Idle", "Run", "GC"])
 
 /**
  * @since 0.1.0

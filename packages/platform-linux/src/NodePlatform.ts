@@ -111,7 +111,7 @@ export interface NodePlatform extends Platform.Platform {
  *   const platform = yield* NodePlatform.make()
  *   const signals = yield* platform.signals(["SIGUSR2"])
  *   process.kill(process.pid, "SIGUSR2")
- *   return yield* Stream.runCollect(Stream.take(signals, 1)) // Chunk("SIGUSR2")
+ *   return yield* Stream.runCollect(Stream.take(signals, 1)) // ["SIGUSR2"]
  * }))
  * ```
  *

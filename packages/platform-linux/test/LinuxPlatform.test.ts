@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Platform } from "@refpersys/core"
-import { Chunk, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -33,7 +33,7 @@ if (addon !== undefined) {
           if (i % 2 === 0) yield* commands.send(byte)
           else commands.unsafeSend(byte)
         }
-        expect(Chunk.toReadonlyArray(yield* Fiber.join(received))).toEqual(bytes)
+        expect(yield* Fiber.join(received)).toEqual(bytes)
       }))
 
     it.live("one-byte writes from a worker thread arrive in order", () =>
@@ -186,11 +186,12 @@ if (addon !== undefined) {
         // A deadline of 2000 is then 999.1 ms away; read from the whole
         // milliseconds it was armed 1000 ms away, up to 1 ms late.
         const frozen: Clock.Clock = {
-          [Clock.ClockTypeId]: Clock.ClockTypeId,
-          unsafeCurrentTimeMillis: () => 1000,
+          currentTimeMillisUnsafe: () => 1000,
           currentTimeMillis: Effect.succeed(1000),
-          unsafeCurrentTimeNanos: () => BigInt(1_000_900_000),
+          currentTimeNanosUnsafe: () => BigInt(1_000_900_000),
           currentTimeNanos: Effect.succeed(BigInt(1_000_900_000)),
+          monotonicTimeNanosUnsafe: () => BigInt(1_000_900_000),
+          monotonicTimeNanos: Effect.succeed(BigInt(1_000_900_000)),
           sleep: () => Effect.never
         }
         const timerfds = () =>
@@ -204,7 +205,7 @@ if (addon !== undefined) {
             }
           })
         const platform = yield* LinuxPlatform.make()
-        const timer = yield* Effect.withClock(platform.timer, frozen)
+        const timer = yield* Effect.provideService(platform.timer, Clock.Clock, frozen)
         yield* timer.arm(2000)
         // The kernel counts down from the armed delay, so what it shows is at
         // most that delay whenever it is read.
@@ -277,12 +278,12 @@ if (addon !== undefined) {
         pipe.closeWrite()
         const pull = yield* Stream.toPull(yield* platform.watch(pipe.readFd, { read: true }))
         const first = yield* pull
-        expect(Chunk.toReadonlyArray(first)).toEqual([{ read: true, write: false, hup: false, error: false }])
+        expect(first).toEqual([{ read: true, write: false, hup: false, error: false }])
         expect(addon.readBytes(pipe.readFd, 16)?.toString()).toBe("hi")
         child.stdin!.end("go\n")
         const rest: Array<Platform.Readiness> = []
         yield* Effect.forever(Effect.map(pull, (chunk) => rest.push(...chunk))).pipe(
-          Effect.catch((end) => Option.isOption(end) && Option.isNone(end) ? Effect.void : Effect.fail(end))
+          Effect.catch((end) => Cause.isDone(end) ? Effect.void : Effect.fail(end))
         )
         expect(rest.length).toBeGreaterThan(0)
         expect(rest[rest.length - 1].hup).toBe(true)
@@ -296,9 +297,9 @@ if (addon !== undefined) {
         const reports = yield* platform.watch(pipe.readFd, { read: true })
         const first = yield* Effect.forkChild(Stream.runCollect(reports))
         const second = yield* Effect.forkChild(Stream.runCollect(reports))
-        yield* Effect.yieldNow()
+        yield* Effect.yieldNow
         pipe.closeWrite()
-        const all = [...Chunk.toReadonlyArray(yield* Fiber.join(first)), ...Chunk.toReadonlyArray(yield* Fiber.join(second))]
+        const all = [...(yield* Fiber.join(first)), ...(yield* Fiber.join(second))]
         expect(all.filter((r) => r.hup)).toHaveLength(1)
       }))
 
@@ -391,7 +392,8 @@ if (addon !== undefined) {
                Effect.scoped(Effect.flatMap(LinuxPlatform.make(), (p) => p.signals(["SIGUSR2"]))));
              let direct = "";
              try { require(${JSON.stringify(Native.addonPath)}).signalInit() } catch (e) { direct = e.code }
-             parentPort.postMessage({ reason: exit._tag === "Failure" ? exit.cause.error.reason : "claimed", direct });
+             const failed = exit._tag === "Failure" ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined;
+             parentPort.postMessage({ reason: exit._tag === "Failure" ? failed?.error.reason : "claimed", direct });
            })();`,
           { eval: true }
         )

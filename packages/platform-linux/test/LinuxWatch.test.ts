@@ -36,7 +36,7 @@ if (addon !== undefined) {
         const pull = yield* puller(yield* platform.watch(p.readFd, { read: true }))
         // The pull arms the poll; the fd is closed before libuv polls again.
         const waiting = yield* Effect.forkChild(pull)
-        yield* Effect.yieldNow()
+        yield* Effect.yieldNow
         // Opened first, so it cannot reuse the number of the fd closed next
         // (the watch of that number lasts until its next pull).
         const other = yield* pipeInScope(addon)
@@ -93,7 +93,10 @@ if (addon !== undefined) {
         child.stdout.on("data", (chunk) => (out += String(chunk)))
         child.stderr.on("data", (chunk) => (err += String(chunk)))
         const code = yield* exited(child).pipe(
-          Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("the churn child did not end") }),
+          Effect.timeoutOrElse({
+            duration: "60 seconds",
+            orElse: () => Effect.fail(new Error("the churn child did not end"))
+          }),
           Effect.ensuring(Effect.sync(() => child.kill("SIGKILL")))
         )
         // Before the fix this was EMFILE within about 50 cycles.

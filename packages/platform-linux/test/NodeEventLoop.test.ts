@@ -6,13 +6,12 @@ import { fifo } from "./fifos.js"
 
 /** A logger that resolves `seen` with the first message containing `text`. */
 const loggerWaitingFor = (text: string, seen: Deferred.Deferred<ReadonlyArray<unknown>>) =>
-  Logger.replace(
-    Logger.defaultLogger,
+  Logger.layer([
     Logger.make(({ message }) => {
       const parts: ReadonlyArray<unknown> = Array.isArray(message) ? message : [message]
       if (parts.some((p) => typeof p === "string" && p.includes(text))) Deferred.doneUnsafe(seen, Effect.succeed(parts))
     })
-  )
+  ])
 
 const env = Layer.merge(NodePlatform.layer(), Agenda.layer({ workers: 2 }))
 

@@ -1,16 +1,23 @@
-import { Effect, type Option, Stream } from "effect"
+import { Cause, Effect, Option, Stream } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Children from "../src/internal/children.js"
 import type * as Native from "../src/internal/native.js"
 
-/** Pulls one element at a time from a stream, keeping the rest of a chunk. */
+/**
+ * Pulls one element at a time from a stream, keeping the rest of a batch.
+ * The end of the stream is `Option.none()` and a stream error `Option.some(e)`.
+ */
 export const puller = <A, E>(stream: Stream.Stream<A, E>) =>
   Effect.map(Stream.toPull(stream), (pull) => {
     const buffer: Array<A> = []
+    const batch = Effect.mapError(
+      pull,
+      (e): Option.Option<E> => Cause.isDone(e) ? Option.none() : Option.some(e as E)
+    )
     const next: Effect.Effect<A, Option.Option<E>> = Effect.suspend(() =>
       buffer.length > 0
         ? Effect.succeed(buffer.shift() as A)
-        : Effect.flatMap(pull, (chunk) => {
+        : Effect.flatMap(batch, (chunk) => {
           buffer.push(...chunk)
           return next
         })

@@ -8,10 +8,10 @@
  */
 import type { Platform } from "@refpersys/core"
 import * as Effect from "effect/Effect"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import type { ChildProcess } from "node:child_process"
+import * as Queues from "./queues.js"
 
 const sinks = new Set<(status: Platform.ChildStatus) => void>()
 
@@ -22,14 +22,18 @@ const sinks = new Set<(status: Platform.ChildStatus) => void>()
  */
 export const exits: Effect.Effect<Stream.Stream<Platform.ChildStatus>, never, Scope.Scope> = Effect.map(
   Effect.acquireRelease(
-    Effect.map(Queue.unbounded<Platform.ChildStatus>(), (queue) => {
-      const sink = (status: Platform.ChildStatus) => void Queue.offerUnsafe(queue, status)
+    Effect.map(Queues.make<Platform.ChildStatus>(), (queue) => {
+      const sink = (status: Platform.ChildStatus) => void Queues.offer(queue, status)
       sinks.add(sink)
       return { queue, sink }
     }),
-    ({ queue, sink }) => Effect.andThen(Effect.sync(() => sinks.delete(sink)), Queue.shutdown(queue))
+    ({ queue, sink }) =>
+      Effect.sync(() => {
+        sinks.delete(sink)
+        Queues.closeUnsafe(queue)
+      })
   ),
-  ({ queue }) => Stream.fromQueue(queue, { maxChunkSize: 1 })
+  ({ queue }) => Queues.stream(queue)
 )
 
 export const trackChild = (child: ChildProcess): void => {

@@ -5,10 +5,10 @@
  * @internal
  */
 import { Platform } from "@refpersys/core"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as os from "node:os"
@@ -16,9 +16,7 @@ import { isMainThread } from "node:worker_threads"
 import type { Options } from "../LinuxPlatform.js"
 import * as Children from "./children.js"
 import * as Native from "./native.js"
-
-
-
+import * as Queues from "./queues.js"
 
 // ------------------------------------------------------------------ errors
 
@@ -83,13 +81,6 @@ const isClosed = (addon: Native.Addon, fd: number): boolean => {
 const systemError = (operation: string, error: unknown): Platform.PlatformError =>
   platformError(operation, "System", error instanceof Error ? error.message : String(error), Native.errnoOf(error))
 
-
-
-
-// One element per pull, as in the test platform: a consumer that stops after
-// `Stream.take(n)` leaves the rest for the next consumer.
-const oneByOne = { maxChunkSize: 1 }
-
 // ----------------------------------------------------------------- signals
 
 export const signalNumber = (name: string): number | undefined => {
@@ -125,10 +116,10 @@ const workerThreadError = platformError(
  * A claim listens through Node's own signal watcher instead, which runs
  * beside libuv's reaping.
  */
-const claimSigchld = (queue: Queue.Queue<string | Platform.PlatformError>) =>
+const claimSigchld = (queue: Queues.Source<string | Platform.PlatformError>) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const listener = () => Queue.offerUnsafe(queue, "SIGCHLD")
+      const listener = () => Queues.offer(queue, "SIGCHLD")
       process.on("SIGCHLD", listener)
       return listener
     }),
@@ -139,7 +130,7 @@ interface Listener {
   /** Signal number to the name this claim used for it. */
   readonly names: ReadonlyMap<number, string>
   /** Names, or the error that ends the stream (the hub serves many claims and fails each one this way). */
-  readonly queue: Queue.Queue<string | Platform.PlatformError>
+  readonly queue: Queues.Source<string | Platform.PlatformError>
 }
 
 /**
@@ -161,7 +152,7 @@ const signalHub = (() => {
   const dispatch = (signo: number) => {
     for (const listener of listeners) {
       const name = listener.names.get(signo)
-      if (name !== undefined) Queue.offerUnsafe(listener.queue, name)
+      if (name !== undefined) Queues.offer(listener.queue, name)
     }
   }
 
@@ -189,7 +180,7 @@ const signalHub = (() => {
           drain(addon)
         } catch (error) {
           const failure = systemError("signals", error)
-          for (const listener of listeners) Queue.offerUnsafe(listener.queue, failure)
+          for (const listener of listeners) Queues.offer(listener.queue, failure)
         }
       }
       sources = { signalFd, strayFd, polls: [addon.pollOpen(signalFd, callback), addon.pollOpen(strayFd, callback)] }
@@ -272,8 +263,10 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     const ref = options.ref ?? false
     const chunk = options.timerChunkMillis ?? Platform.maxTimerChunkMillis
     if (!Platform.isTimerChunk(chunk)) {
-      return yield* Effect.dieMessage(
-        `LinuxPlatform: timerChunkMillis must be an integer from 1 to ${Platform.maxTimerChunkMillis}, got ${String(chunk)}`
+      return yield* Effect.die(
+        new Error(
+          `LinuxPlatform: timerChunkMillis must be an integer from 1 to ${Platform.maxTimerChunkMillis}, got ${String(chunk)}`
+        )
       )
     }
     if (!Number.isInteger(maxFds) || maxFds < 1) {
@@ -285,7 +278,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
     const childExits = yield* Children.exits
 
     // ---- commands: the self-pipe, read dry into a queue whenever readable.
-    const commandQueue = yield* Queue.unbounded<number>()
+    const commandQueue = yield* Queues.make<number>()
     const commandPipe = yield* Effect.try({
       try: () => addon.pipe(),
       catch: (error) => systemError("command", error)
@@ -297,7 +290,8 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         if (commandPoll !== undefined) addon.pollClose(commandPoll)
         addon.close(commandPipe.readFd)
         addon.close(commandPipe.writeFd)
-      }).pipe(Effect.andThen(Queue.shutdown(commandQueue)))
+        Queues.closeUnsafe(commandQueue)
+      })
     )
     commandPoll = yield* Effect.try({
       try: () => {
@@ -305,7 +299,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           for (;;) {
             const bytes = addon.readBytes(commandPipe.readFd, 4096)
             if (bytes === null || bytes.length === 0) return
-            for (const byte of bytes) Queue.offerUnsafe(commandQueue, byte)
+            for (const byte of bytes) Queues.offer(commandQueue, byte)
           }
         })
         addon.pollStart(poll, true, false)
@@ -334,11 +328,11 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
         if (closed) return yield* Effect.fail(Platform.closed("linux-native", "signals"))
         // Checked before anything is claimed, so a bad list claims nothing.
         const checked = Platform.validateSignals(names, signalSupport)
-        if (Either.isLeft(checked)) return yield* Effect.fail(checked.left)
-        if (!isMainThread && checked.right.length > 0) return yield* Effect.fail(workerThreadError)
+        if (Result.isFailure(checked)) return yield* Effect.fail(checked.failure)
+        if (!isMainThread && checked.success.length > 0) return yield* Effect.fail(workerThreadError)
         const numbers = new Map<number, string>()
         let sigchld = false
-        for (const name of checked.right) {
+        for (const name of checked.success) {
           if (name === "SIGCHLD") {
             sigchld = true
             continue
@@ -347,7 +341,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           const signo = signalNumber(name)!
           if (!numbers.has(signo)) numbers.set(signo, name)
         }
-        const queue = yield* Queue.unbounded<string | Platform.PlatformError>()
+        const queue = yield* Queues.make<string | Platform.PlatformError>()
         const listener: Listener = { names: numbers, queue }
         yield* Effect.acquireRelease(
           Effect.try({
@@ -357,12 +351,12 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           () =>
             Effect.sync(() => signalHub.release(addon, listener, ref)).pipe(
               Effect.orDie,
-              Effect.ensuring(Queue.shutdown(queue))
+              Effect.ensuring(Queues.close(queue))
             )
         )
         if (sigchld) yield* claimSigchld(queue)
         return Stream.mapEffect(
-          Stream.fromQueue(queue, oneByOne),
+          Queues.stream(queue),
           (item) => typeof item === "string" ? Effect.succeed(item) : Effect.fail(item)
         )
       })
@@ -376,7 +370,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           platformError("timer", "Unsupported", "the platform has one timer and another scope holds it; close that scope first")
         )
       }
-      const fired = yield* Queue.unbounded<number>()
+      const fired = yield* Queues.make<number>()
       // CLOCK_MONOTONIC, like setTimeout: deadlines are on the program's
       // Clock (Date.now() when live) and are converted to the monotonic clock
       // when armed, so a wall-clock step does not move a timer already armed.
@@ -386,7 +380,8 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           Effect.sync(() => {
             timerHeld = false
             addon.close(fd)
-          }).pipe(Effect.andThen(Queue.shutdown(fired)))
+            Queues.closeUnsafe(fired)
+          })
       )
       timerHeld = true
       // The Clock of whoever acquires the timer, as for Platform.clockTimer:
@@ -396,8 +391,8 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
       // Read in nanoseconds: the live Clock's milliseconds are Date.now()'s
       // whole ones, and a delay computed from them is up to 1 ms late (a 1 ms
       // periodic timer then skipped one tick in seven).
-      const clock = yield* Effect.clock
-      const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1e6
+      const clock = yield* Clock.Clock
+      const now = () => Number(clock.currentTimeNanosUnsafe()) / 1e6
       let deadline: number | undefined = undefined
       // A far deadline is a chain of armings of at most `chunk` ms each (the
       // addon clamps to that): every expiry looks at the Clock and arms the rest.
@@ -413,7 +408,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
               if (now() < deadline) return set(deadline)
               const at = deadline
               deadline = undefined
-              Queue.offerUnsafe(fired, at)
+              Queues.offer(fired, at)
             })
             addon.pollStart(poll, true, false)
             if (ref) addon.pollRef(poll, true)
@@ -442,7 +437,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           deadline = undefined
           addon.timerDisarm(fd)
         }),
-        fired: Stream.fromQueue(fired, oneByOne)
+        fired: Queues.stream(fired)
       }
       return service
     })
@@ -544,8 +539,9 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
               for (const other of waiters.splice(0)) other(undefined)
             })
         )
-        const next: Effect.Effect<Platform.Readiness, Option.Option<Platform.PlatformError>> = Effect.suspend(() => {
-          if (entry.ended) return Effect.fail(Option.none())
+        // One report per pull; failing with `Cause.Done` ends the stream.
+        const next: Effect.Effect<Platform.Readiness, Platform.PlatformError | Cause.Done> = Effect.suspend(() => {
+          if (entry.ended) return Cause.done()
           // The addon polls its own duplicate, which outlives the caller's fd:
           // once the caller closed it (e.g. the handler of the last report),
           // the watch would go on reporting a file nobody holds. Report an
@@ -555,15 +551,14 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
             for (const other of waiters.splice(0)) other(undefined)
             return Effect.succeed({ read: false, write: false, hup: false, error: true })
           }
-          return Effect.callback<Platform.Readiness, Option.Option<Platform.PlatformError>>((resume) => {
-            const waiter: Waiter = (report) =>
-              resume(report === undefined ? Effect.fail(Option.none()) : Effect.succeed(report))
+          return Effect.callback<Platform.Readiness, Platform.PlatformError | Cause.Done>((resume) => {
+            const waiter: Waiter = (report) => resume(report === undefined ? Cause.done() : Effect.succeed(report))
             waiters.push(waiter)
             try {
               addon.pollStart(poll, wantRead, wantWrite)
             } catch (error) {
               waiters.splice(waiters.indexOf(waiter), 1)
-              resume(Effect.fail(Option.some(watchError(fd, error))))
+              resume(Effect.fail(watchError(fd, error)))
             }
             return Effect.sync(() => {
               const index = waiters.indexOf(waiter)
@@ -572,7 +567,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
             })
           })
         })
-        return Stream.repeatEffectOption(next)
+        return Stream.fromEffectRepeat(next)
       })
 
     const platform: Platform.Platform = {
@@ -590,7 +585,7 @@ export const make = (options: Options = {}): Effect.Effect<Platform.Platform, Pl
           const error = write(byte)
           if (error !== undefined) throw error
         },
-        received: Stream.fromQueue(commandQueue, oneByOne),
+        received: Queues.stream(commandQueue),
         writeFd: commandPipe.writeFd
       },
       childExits

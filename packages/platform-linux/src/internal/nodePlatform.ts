@@ -3,18 +3,14 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as NodePlatform from "../NodePlatform.js"
 import * as Children from "./children.js"
+import * as Queues from "./queues.js"
 
 const NAME = "node-portable"
-
-// One element per pull: a consumer that stops after `Stream.take(n)` leaves
-// the rest queued for the next consumer instead of losing a whole chunk.
-const oneByOne = { maxChunkSize: 1 }
 
 const error = (
   operation: string,
@@ -66,7 +62,7 @@ const guardSignal = (name: string): void => {
 interface Watch {
   readonly fd: number
   readonly interest: Platform.Interest
-  readonly queue: Queue.Queue<Platform.Readiness>
+  readonly queue: Queues.Source<Platform.Readiness>
   /** Bytes read from the fd and not yet taken with `read`. */
   chunks: Array<Buffer>
   size: number
@@ -93,12 +89,12 @@ export const make = (
       return yield* Effect.die(new Error(`NodePlatform: maxFds must be an integer of at least 1, got ${String(maxFds)}`))
     }
     if (!Number.isInteger(bufferLimit) || bufferLimit < 1) {
-      return yield* Effect.dieMessage(
-        `NodePlatform: bufferLimit must be an integer of at least 1, got ${String(bufferLimit)}`
+      return yield* Effect.die(
+        new Error(`NodePlatform: bufferLimit must be an integer of at least 1, got ${String(bufferLimit)}`)
       )
     }
 
-    const commandQueue = yield* Queue.unbounded<number>()
+    const commandQueue = yield* Queues.make<number>()
     const childExits = yield* Children.exits
     const watches = new Map<number, Watch>()
     // The latest watch of each fd whose scope is still open, finished or not:
@@ -107,19 +103,18 @@ export const make = (
     let closed = false
 
     yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
+      Effect.sync(() => {
         closed = true
         // A watch whose scope outlives the platform's would keep its Node
         // stream (and the event loop of the process) alive.
-        const queues: Array<Queue.Queue<any>> = [commandQueue]
+        Queues.closeUnsafe(commandQueue)
         for (const entry of readers.values()) {
           entry.finished = true
           entry.socket?.destroy()
-          queues.push(entry.queue)
+          Queues.closeUnsafe(entry.queue)
         }
         watches.clear()
         readers.clear()
-        return Effect.forEach(queues, Queue.shutdown, { discard: true })
       })
     )
 
@@ -130,10 +125,10 @@ export const make = (
         if (closed) return yield* Effect.fail(Platform.closed("node-portable", "signals"))
         // Checked before anything is claimed, so a bad list claims nothing.
         const checked = Platform.validateSignals(names, signalSupport)
-        if (Either.isLeft(checked)) return yield* Effect.fail(checked.left)
-        const queue = yield* Queue.unbounded<string>()
-        const unique = Array.from(new Set(checked.right))
-        const listeners = unique.map((name) => [name as NodeJS.Signals, () => Queue.offerUnsafe(queue, name)] as const)
+        if (Result.isFailure(checked)) return yield* Effect.fail(checked.failure)
+        const queue = yield* Queues.make<string>()
+        const unique = Array.from(new Set(checked.success))
+        const listeners = unique.map((name) => [name as NodeJS.Signals, () => Queues.offer(queue, name)] as const)
         yield* Effect.acquireRelease(
           Effect.sync(() => {
             // Installed synchronously, before `signals` returns: from then on
@@ -144,12 +139,12 @@ export const make = (
             }
           }),
           () =>
-            Effect.suspend(() => {
+            Effect.sync(() => {
               for (const [name, listener] of listeners) process.removeListener(name, listener)
-              return Queue.shutdown(queue)
+              Queues.closeUnsafe(queue)
             })
         )
-        return Stream.fromQueue(queue, oneByOne)
+        return Queues.stream(queue)
       })
 
     // ---- timer ----
@@ -168,14 +163,14 @@ export const make = (
       Effect.suspend(() => {
         if (closed) return Effect.fail(Platform.closed("node-portable", "command"))
         if (!Platform.isCommandByte(byte)) return Effect.fail(Platform.invalidByte(byte))
-        Queue.offerUnsafe(commandQueue, byte)
+        Queues.offer(commandQueue, byte)
         return Effect.void
       })
 
     const unsafeSend = (byte: number): void => {
       if (closed) throw Platform.closed("node-portable", "command")
       if (!Platform.isCommandByte(byte)) throw Platform.invalidByte(byte)
-      Queue.offerUnsafe(commandQueue, byte)
+      Queues.offer(commandQueue, byte)
     }
 
     // ---- watch ----
@@ -192,7 +187,7 @@ export const make = (
         // again (and the slot counts as free) without waiting for the scope.
         if (watches.get(watch.fd) === watch) watches.delete(watch.fd)
       } else if (watch.finished || !r.read) return
-      Queue.offerUnsafe(watch.queue, r)
+      Queues.offer(watch.queue, r)
     }
 
     // Moves what Node has buffered into the watch's own buffer, up to the
@@ -305,7 +300,7 @@ export const make = (
               `close some watches or raise maxFds in NodePlatform.layer options`
           ))
         }
-        const queue = yield* Queue.unbounded<Platform.Readiness>()
+        const queue = yield* Queues.make<Platform.Readiness>()
         const entry: Watch = {
           fd,
           interest: { ...interest },
@@ -336,16 +331,16 @@ export const make = (
               socket.on("close", () => report(entry, { read: false, hup: true, error: false }))
             })),
           () =>
-            Effect.suspend(() => {
+            Effect.sync(() => {
               entry.finished = true
               if (watches.get(fd) === entry) watches.delete(fd)
               if (readers.get(fd) === entry) readers.delete(fd)
               entry.socket?.destroy()
-              return Queue.shutdown(queue)
+              Queues.closeUnsafe(queue)
             })
         )
         if (entry.size > 0) drain(entry)
-        return Stream.takeUntil(Stream.fromQueue(queue, oneByOne), (r) => r.hup || r.error)
+        return Stream.takeUntil(Queues.stream(queue), (r) => r.hup || r.error)
       })
 
     const read = (fd: number) =>
@@ -375,7 +370,7 @@ export const make = (
       commands: {
         send,
         unsafeSend,
-        received: Stream.fromQueue(commandQueue, oneByOne)
+        received: Queues.stream(commandQueue)
       },
       childExits,
       read
