@@ -11,28 +11,34 @@
  * (`K` High picks plus at most two forced Low picks). `aging: false` gives
  * strict priority.
  *
- * **Execution.** A worker runs each tasklet inline on its own fiber, at the
- * tasklet's scheduling priority (see `PriorityScheduler`), so submitting costs
- * no fiber. Interrupting a running tasklet interrupts its worker fiber, which
- * is then replaced; the worker keeps its id and counters.
+ * **Execution.** Workers are plain loops on a `PriorityScheduler`. A
+ * synchronous tasklet (`Tasklet.sync`, `Effect.sync`, `Effect.succeed`, ...)
+ * is run by the worker as a plain call; any other gets a fiber of its own,
+ * started at once under the tasklet's context, and the worker takes the next
+ * tasklet when that fiber ends. The context is the submitter's as of
+ * submission (services, references such as the log level and annotations,
+ * the current span as parent), minus its `Scope`, with the scheduler level of
+ * the tasklet's priority: forked fibers inherit it, and nothing a tasklet
+ * changes reaches another. With a tracer installed, each tasklet runs in a
+ * span named by its label. Interrupting a running tasklet interrupts its
+ * fiber; the worker goes on.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as FiberRef from "effect/FiberRef"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
-import type * as Scheduler from "effect/Scheduler"
+import * as Result from "effect/Result"
+import * as Scheduler from "effect/Scheduler"
 import type * as Scope from "effect/Scope"
 import type { AgendaClosed, AgendaFull, GcTimeout } from "./AgendaError.js"
 import { InvalidOptions } from "./AgendaError.js"
 import type { AgendaStats, ShutdownReport } from "./AgendaStats.js"
 import * as internal from "./internal/agenda.js"
 import * as OptionSchemas from "./Options.js"
-import { PrioritySchedulerImpl } from "./internal/priorityScheduler.js"
 import * as PriorityScheduler from "./PriorityScheduler.js"
 import type * as Tasklet from "./Tasklet.js"
 import type { WorkerState } from "./WorkerState.js"
@@ -46,7 +52,7 @@ import type { WorkerState } from "./WorkerState.js"
 export interface Options {
   /** Name used in logs, metrics tags and stats; default `"agenda"`. */
   readonly name?: string
-  /** Worker fibers; default 4, at most 1024. */
+  /** Workers; default 4, at most 1024. */
   readonly workers?: number
   /**
    * Queued tasklets allowed per priority before `submit` waits and
@@ -77,11 +83,19 @@ export interface Options {
    */
   readonly abandonAfter?: OptionSchemas.DurationInput
   /**
-   * The scheduler of the worker fibers. Default: the current scheduler if it
-   * is a `PriorityScheduler` (e.g. installed by `PriorityScheduler.layer`),
-   * otherwise a new `PriorityScheduler`.
+   * The priority scheduler workers and tasklets run on: a `PriorityScheduler`
+   * or one of its levels. Default: the current scheduler's if it is a level
+   * of one (e.g. installed by `PriorityScheduler.layer`), otherwise a new one
+   * whose slices are scheduled on the current scheduler (or on a plain
+   * `Scheduler` given here).
    */
-  readonly scheduler?: Scheduler.Scheduler
+  readonly scheduler?: Scheduler.Scheduler | PriorityScheduler.PriorityScheduler
+  /**
+   * Run each tasklet in a span (named by its label, child of the submitter's
+   * span) when a tracer is installed in the submitter's context; default
+   * `true`. Without an installed tracer no span is made either way.
+   */
+  readonly traceTasklets?: boolean
   /**
    * How long a garbage-collection barrier may take, from its first request
    * until its collectors ended; default 5 seconds, `"infinity"` for no bound.
@@ -192,8 +206,8 @@ export interface Agenda {
   readonly exit: Effect.Effect<ShutdownReport>
   /** Histograms of wait and run time in ms, per level `[High, Normal, Low]`. */
   readonly metrics: {
-    readonly waitTime: ReadonlyArray<Metric.Metric.Histogram<number>>
-    readonly runTime: ReadonlyArray<Metric.Metric.Histogram<number>>
+    readonly waitTime: ReadonlyArray<Metric.Histogram<number>>
+    readonly runTime: ReadonlyArray<Metric.Histogram<number>>
   }
 }
 
@@ -203,7 +217,7 @@ export interface Agenda {
  * @since 0.1.0
  * @category tags
  */
-export const Agenda: Context.Tag<Agenda, Agenda> = Context.Service<Agenda>("@refpersys/core/Agenda")
+export const Agenda: Context.Service<Agenda, Agenda> = Context.Service<Agenda>("@refpersys/core/Agenda")
 
 const DEFAULT_CAPACITY = 65_536
 const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(30)
@@ -214,7 +228,7 @@ const capacityOf = (c: Options["capacity"], level: "High" | "Normal" | "Low"): n
   c === undefined ? DEFAULT_CAPACITY : typeof c === "object" ? c[level] ?? DEFAULT_CAPACITY : c
 
 /** From options validated by `Options.AgendaOptions`, shared with the other agenda constructors. */
-const toConfig = (o: typeof OptionSchemas.AgendaOptions.Type): internal.AgendaConfig => {
+const toConfig = (o: typeof OptionSchemas.AgendaOptions.Type, traceTasklets: boolean): internal.AgendaConfig => {
     const closeTimeout = o.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
     const gcTimeout = o.gcTimeout ?? DEFAULT_GC_TIMEOUT
     const abandonAfter = o.abandonAfter ?? DEFAULT_ABANDON_AFTER
@@ -227,23 +241,27 @@ const toConfig = (o: typeof OptionSchemas.AgendaOptions.Type): internal.AgendaCo
       onClose: o.onClose ?? "quit",
       closeTimeout: Duration.isFinite(closeTimeout) ? closeTimeout : undefined,
       gcTimeout: Duration.isFinite(gcTimeout) ? gcTimeout : undefined,
-      abandonAfter: Duration.isFinite(abandonAfter) ? abandonAfter : undefined
+      abandonAfter: Duration.isFinite(abandonAfter) ? abandonAfter : undefined,
+      traceTasklets
     }
   }
+
+/** The context of the fiber running now (a synchronous call from a fiber), else the agenda's own. */
+const callerContext = (impl: internal.AgendaImpl): Context.Context<never> => Fiber.getCurrent()?.context ?? impl.context
 
 const toService = (impl: internal.AgendaImpl): Agenda => {
   const unsafeSubmit = <A, E>(effect: Effect.Effect<A, E>, options?: Tasklet.Options) => {
     if (impl.lifecycle !== "running") return impl.closedError()
-    const run = impl.makeRun(effect, options)
+    const run = impl.makeRun(effect, options, callerContext(impl))
     if (!(run instanceof internal.Run)) return run
     if (impl.isFull(run.level)) return impl.fullError(run.level)
     impl.enqueue(run)
     return run
   }
   const submit = <A, E>(effect: Effect.Effect<A, E>, options?: Tasklet.Options) =>
-    Effect.suspend((): Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | InvalidOptions> => {
+    Effect.withFiber((fiber): Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | InvalidOptions> => {
       if (impl.lifecycle !== "running") return Effect.fail(impl.closedError())
-      const run = impl.makeRun(effect, options)
+      const run = impl.makeRun(effect, options, fiber.context)
       if (!(run instanceof internal.Run)) return Effect.fail(run)
       if (impl.isFull(run.level)) return impl.waitForRoom(run)
       impl.enqueue(run)
@@ -254,6 +272,7 @@ const toService = (impl: internal.AgendaImpl): Agenda => {
     submit,
     trySubmit: (effect, options) =>
       Effect.suspend(() => {
+        // Inside the suspend the current fiber is the caller: unsafeSubmit takes its context.
         const result = unsafeSubmit(effect, options)
         return result instanceof internal.Run ? Effect.succeed(result) : Effect.fail(result)
       }),
@@ -271,7 +290,7 @@ const toService = (impl: internal.AgendaImpl): Agenda => {
       Effect.suspend(() => {
         if (options === undefined) return impl.quit(undefined)
         const decoded = OptionSchemas.decodeQuitOptions(options)
-        return Either.isRight(decoded) ? impl.quit(decoded.right.timeout) : Effect.fail(decoded.left)
+        return Result.isSuccess(decoded) ? impl.quit(decoded.success.timeout) : Effect.fail(decoded.failure)
       })) as Quit,
     exit: impl.exit(),
     metrics: impl.metrics()
@@ -299,14 +318,22 @@ const toService = (impl: internal.AgendaImpl): Agenda => {
  */
 export const make = (options: Options = {}): Effect.Effect<Agenda, InvalidOptions, Scope.Scope> =>
   Effect.gen(function*() {
-    const decoded = yield* OptionSchemas.decodeAgendaOptions(options)
-    const config = toConfig(decoded)
-    const clock = yield* Effect.clock
-    const runtime = yield* Effect.runtime<never>()
-    const current = yield* FiberRef.get(FiberRef.currentScheduler)
-    const scheduler = decoded.scheduler ??
-      (current instanceof PrioritySchedulerImpl ? current : PriorityScheduler.make())
-    const impl = new internal.AgendaImpl(config, clock, runtime, scheduler)
+    const decodedOptions = OptionSchemas.decodeAgendaOptions(options)
+    if (Result.isFailure(decodedOptions)) return yield* Effect.fail(decodedOptions.failure)
+    const decoded = decodedOptions.success
+    const traceTasklets = options.traceTasklets ?? true
+    if (typeof traceTasklets !== "boolean") {
+      return yield* new InvalidOptions({ option: "traceTasklets", value: traceTasklets, expected: "true or false" })
+    }
+    const config = toConfig(decoded, traceTasklets)
+    const current = yield* Scheduler.Scheduler
+    const given = decoded.scheduler as Scheduler.Scheduler | PriorityScheduler.PriorityScheduler | undefined
+    const core = (given === undefined ? undefined : PriorityScheduler.coreOf(given)) ??
+      PriorityScheduler.coreOf(current) ??
+      PriorityScheduler.coreOf(PriorityScheduler.make({ parent: (given as Scheduler.Scheduler | undefined) ?? current }))!
+    // Internal fibers (timers, collectors, logs) run at High, as idle workers wake.
+    const context = Context.add(yield* Effect.context<never>(), Scheduler.Scheduler, core.levels[0])
+    const impl = new internal.AgendaImpl(config, context, core)
     // Bounded however the tasklets behave: closeTimeout (drain), then
     // abandonAfter (interrupted tasklets), then abandonAfter again for
     // tasklets that called quit/exit themselves and were not waited for.
@@ -316,7 +343,7 @@ export const make = (options: Options = {}): Effect.Effect<Agenda, InvalidOption
         impl.awaitAllWorkers()
       )
     )
-    for (const worker of impl.workers) impl.spawn(worker)
+    impl.startWorkers()
     return toService(impl)
   })
 
@@ -360,7 +387,8 @@ export const submit = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options?: Tasklet.Options
 ): Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | InvalidOptions, Agenda | R> =>
-  Effect.flatMap(Agenda, (agenda) => Effect.flatMap(Effect.context<R>(), (ctx) => agenda.submit(Effect.provide(effect, ctx), options)))
+  // The tasklet runs under the caller's context, which holds what R names.
+  Effect.flatMap(Agenda, (agenda) => agenda.submit(effect as Effect.Effect<A, E>, options))
 
 /**
  * Submits a tasklet, failing with `AgendaFull` instead of waiting for room.
@@ -372,7 +400,7 @@ export const trySubmit = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options?: Tasklet.Options
 ): Effect.Effect<Tasklet.TaskletHandle<A, E>, AgendaClosed | AgendaFull | InvalidOptions, Agenda | R> =>
-  Effect.flatMap(Agenda, (agenda) => Effect.flatMap(Effect.context<R>(), (ctx) => agenda.trySubmit(Effect.provide(effect, ctx), options)))
+  Effect.flatMap(Agenda, (agenda) => agenda.trySubmit(effect as Effect.Effect<A, E>, options))
 
 /**
  * Submits a tasklet and waits for its result.
@@ -471,7 +499,7 @@ export const exit: Effect.Effect<ShutdownReport, never, Agenda> = Effect.flatMap
  * @category combinators
  */
 export const safePoint: Effect.Effect<void> = Effect.withFiber((fiber) => {
-  const worker = fiber.getFiberRef(internal.currentWorker)
+  const worker = fiber.getRef(internal.CurrentWorker)
   if (worker === undefined || worker.fiber !== fiber || !worker.agenda.gcWanted()) return Effect.void
   return worker.parkInTasklet
 })

@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Priority } from "./Priority.js"
 
@@ -15,7 +16,11 @@ import { Priority } from "./Priority.js"
 export class AgendaClosed extends Schema.TaggedError<AgendaClosed>()("AgendaClosed", {
   state: Schema.Literals(["quitting", "stopped"]),
   /** What was refused: a submission (the default) or a GC request. */
-  action: Schema.optionalWith(Schema.Literals(["submit", "requestGc"]), { default: () => "submit" as const })
+  action: Schema.Literals(["submit", "requestGc"]).pipe(
+    Schema.withConstructorDefault(Effect.succeed("submit" as const)),
+    Schema.optionalKey,
+    Schema.withDecodingDefaultKey(Effect.succeed("submit" as const))
+  )
 }) {
   override get message(): string {
     return this.action === "requestGc"

@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { WorkerState } from "./WorkerState.js"
 
@@ -63,11 +64,11 @@ export class PriorityStats extends Schema.Class<PriorityStats>("PriorityStats")(
  * @since 0.1.0
  * @category schemas
  */
-export const Lifecycle: Schema.Literal<["running", "quitting", "stopped"]> = Schema.Literal(
+export const Lifecycle: Schema.Literals<readonly ["running", "quitting", "stopped"]> = Schema.Literals([
   "running",
   "quitting",
   "stopped"
-)
+])
 
 /**
  * A snapshot of an agenda.
@@ -84,7 +85,11 @@ export class AgendaStats extends Schema.Class<AgendaStats>("AgendaStats")({
   /** Completed garbage-collection barriers. */
   gcCycles: Schema.Number,
   /** Barriers given up when `gcTimeout` passed (see `GcTimeout`). */
-  gcTimeouts: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  gcTimeouts: Schema.Number.pipe(
+    Schema.withConstructorDefault(Effect.succeed(0)),
+    Schema.optionalKey,
+    Schema.withDecodingDefaultKey(Effect.succeed(0))
+  ),
   /** Lower-priority picks forced by aging. */
   agingPicks: Schema.Number
 }) {}
@@ -108,6 +113,10 @@ export class ShutdownReport extends Schema.Class<ShutdownReport>("ShutdownReport
    * `Effect.never` inside `Effect.uninterruptible`): settled as `Interrupted`
    * without waiting any longer; their fibers were left to end on their own.
    */
-  abandoned: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  abandoned: Schema.Number.pipe(
+    Schema.withConstructorDefault(Effect.succeed(0)),
+    Schema.optionalKey,
+    Schema.withDecodingDefaultKey(Effect.succeed(0))
+  ),
   stats: AgendaStats
 }) {}

@@ -57,7 +57,7 @@ export class TimerFired extends Schema.TaggedClass<TimerFired>()("TimerFired", {
  * @category schemas
  */
 export class Command extends Schema.TaggedClass<Command>()("Command", {
-  byte: Schema.Number.pipe(Schema.int(), Schema.between(0, 255)),
+  byte: Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 255 })),
   at: Schema.Number
 }) {}
 
@@ -89,7 +89,7 @@ export class ChildExit extends Schema.TaggedClass<ChildExit>()("ChildExit", {
  * @since 0.1.0
  * @category schemas
  */
-export const Event = Schema.Union(FdReady, Signal, TimerFired, Command, ChildExit)
+export const Event = Schema.Union([FdReady, Signal, TimerFired, Command, ChildExit])
 
 /**
  * @since 0.1.0

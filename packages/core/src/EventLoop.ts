@@ -169,7 +169,7 @@ export class LoopStats extends Schema.Class<LoopStats>("LoopStats")({
   /** Events no handler matched, per kind. */
   unhandled: perKind,
   /** Signals received per name. */
-  signals: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  signals: Schema.Record(Schema.String, Schema.Number),
   /** Command bytes no binding matched. */
   unknownCommands: Schema.Number,
   handlerCalls: Schema.Number,
@@ -288,7 +288,7 @@ export interface EventLoop {
  * @since 0.1.0
  * @category tags
  */
-export const EventLoop: Context.Tag<EventLoop, EventLoop> = Context.Service<EventLoop>(
+export const EventLoop: Context.Service<EventLoop, EventLoop> = Context.Service<EventLoop>(
   "@refpersys/core/EventLoop"
 )
 

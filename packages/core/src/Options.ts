@@ -5,12 +5,14 @@
  * same input gets the same typed error everywhere.
  *
  * Every decoder fails with {@link InvalidOptions}, naming the option, the
- * value given and what was expected. Decoders return an `Either`, which is
- * also an `Effect`: use it synchronously (`Either.isLeft`) or `yield*` it.
+ * value given and what was expected. Decoders return a `Result`: use it
+ * synchronously (`Result.isFailure`) or, in an `Effect.gen`, `yield*
+ * Effect.fromResult(...)` it.
  *
- * **Durations.** Effect's `Duration.decode` clamps negative inputs to zero and
- * turns `NaN` into zero, so a sign error would become "at once" without a
- * word. The duration schemas here accept Effect's `DurationInput` forms (a
+ * **Durations.** Effect's `Duration.fromInput` keeps negative inputs (a
+ * negative `Duration`) and turns `NaN` into zero, so a sign error would become
+ * "at once" without a word. The duration schemas here accept Effect's
+ * `Duration.Input` forms (a
  * `Duration`, milliseconds as a number, nanoseconds as a bigint,
  * `[seconds, nanos]`, or `"<n> <unit>"`) plus `"infinity"`, and reject
  * negative values, `NaN`, strings that are not `"<n> <unit>"` (e.g. `"3000"`),
@@ -19,11 +21,16 @@
  * @since 0.1.0
  */
 import * as Duration_ from "effect/Duration"
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Result from "effect/Result"
 import type * as Scheduler from "effect/Scheduler"
 import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaParser from "effect/SchemaParser"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 import { InvalidOptions } from "./AgendaError.js"
+import * as issues from "./internal/issues.js"
 import * as Priority from "./Priority.js"
 
 const DURATION = /^\s*(\d+(?:\.\d+)?)\s+(nanos?|micros?|millis?|seconds?|minutes?|hours?|days?|weeks?)\s*$/
@@ -48,12 +55,12 @@ export const parseDuration = (input: unknown): Duration_.Duration | undefined =>
       return input >= BigInt(0) ? Duration_.nanos(input) : undefined
     case "string": {
       if (/^\s*infinity\s*$/i.test(input)) return Duration_.infinity
-      return DURATION.test(input) ? Duration_.decode(input.trim() as Duration_.DurationInput) : undefined
+      return DURATION.test(input) ? Duration_.fromInputUnsafe(input.trim() as Duration_.Input) : undefined
     }
     case "object": {
       if (Duration_.isDuration(input)) return input
       if (Array.isArray(input) && input.length === 2 && isNonNegative(input[0]) && isNonNegative(input[1])) {
-        return Duration_.decode(input as unknown as readonly [number, number])
+        return Duration_.fromInputUnsafe(input as unknown as readonly [number, number])
       }
       return undefined
     }
@@ -74,7 +81,7 @@ export const parseDuration = (input: unknown): Duration_.Duration | undefined =>
  *
  * const Port = Options.option("Port", "an integer from 1 to 65535", (u) =>
  *   typeof u === "number" && Number.isInteger(u) && u >= 1 && u <= 65535 ? u : undefined, (n) => n)
- * const decode = Options.decoder(Schema.Struct({ port: Port }))
+ * const decode = Options.decoder(Schema.Struct({ port: Schema.optional(Port) }))
  * ```
  *
  * @since 0.1.0
@@ -85,22 +92,36 @@ export const option = <A, I>(
   expected: string,
   parse: (input: unknown) => A | undefined,
   encode: (a: A) => I
-): Schema.Schema<A, I> => fromParse(identifier, expected, parse, encode)
+): Schema.Codec<A, I> => fromParse(identifier, expected, parse, encode)
+
+/**
+ * The issue of an option value that is not what `expected` says; its message
+ * is what {@link toInvalidOptions} reports as `expected`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const invalidValue: (input: unknown, expected: string) => SchemaIssue.Issue = issues.invalid
 
 const fromParse = <A, I>(
   identifier: string,
   expected: string,
   parse: (input: unknown) => A | undefined,
   encode: (a: A) => I
-): Schema.Schema<A, I> =>
-  Schema.transformOrFail(Schema.Unknown, Schema.declare((u): u is A => parse(u) !== undefined), {
-    strict: true,
-    decode: (input, _, ast) => {
-      const a = parse(input)
-      return a === undefined ? ParseResult.fail(new ParseResult.Type(ast, input, expected)) : ParseResult.succeed(a)
-    },
-    encode: (a) => ParseResult.succeed(encode(a))
-  }).annotations({ identifier, description: expected }) as unknown as Schema.Schema<A, I>
+): Schema.Codec<A, I> =>
+  Schema.Unknown.pipe(
+    Schema.decodeTo(
+      Schema.declare((u): u is A => parse(u) !== undefined),
+      SchemaTransformation.transformEffect<A, unknown>({
+        decode: (input) => {
+          const a = parse(input)
+          return a === undefined ? Effect.fail(invalidValue(input, expected)) : Effect.succeed(a)
+        },
+        encode: (a) => Effect.succeed(encode(a))
+      })
+    ),
+    Schema.annotate({ identifier, description: expected })
+  ) as unknown as Schema.Codec<A, I>
 
 /**
  * What a duration option must be, as error messages say it.
@@ -120,13 +141,13 @@ export const DURATION_EXPECTED =
 export const FINITE_DURATION_EXPECTED = `a finite non-negative Duration such as "5 seconds" or 5000 (millis)`
 
 /**
- * The input forms of a duration option: Effect's `DurationInput`, or
+ * The input forms of a duration option: Effect's `Duration.Input`, or
  * `"infinity"` (no bound).
  *
  * @since 0.1.0
  * @category models
  */
-export type DurationInput = Duration_.DurationInput | "infinity"
+export type DurationInput = Duration_.Input | "infinity"
 
 /**
  * A non-negative duration, possibly infinite (see the module doc).
@@ -134,7 +155,7 @@ export type DurationInput = Duration_.DurationInput | "infinity"
  * @since 0.1.0
  * @category schemas
  */
-export const Duration: Schema.Schema<Duration_.Duration, DurationInput> = fromParse<
+export const Duration: Schema.Codec<Duration_.Duration, DurationInput> = fromParse<
   Duration_.Duration,
   DurationInput
 >(
@@ -150,9 +171,9 @@ export const Duration: Schema.Schema<Duration_.Duration, DurationInput> = fromPa
  * @since 0.1.0
  * @category schemas
  */
-export const FiniteDuration: Schema.Schema<Duration_.Duration, Duration_.DurationInput> = fromParse<
+export const FiniteDuration: Schema.Codec<Duration_.Duration, Duration_.Input> = fromParse<
   Duration_.Duration,
-  Duration_.DurationInput
+  Duration_.Input
 >(
   "FiniteDuration",
   FINITE_DURATION_EXPECTED,
@@ -193,8 +214,8 @@ export interface DecodedQuitOptions {
  * @since 0.1.0
  * @category schemas
  */
-export const QuitOptions: Schema.Schema<{ readonly timeout?: Duration_.Duration | undefined }, QuitOptions> = Schema
-  .Struct({ timeout: Schema.optional(Duration) }) as any
+export const QuitOptions: Schema.Codec<{ readonly timeout?: Duration_.Duration | undefined }, QuitOptions> = Schema
+  .Struct({ timeout: Schema.optional(Duration) })
 
 /**
  * A tasklet priority: `"High"`, `"Normal"` or `"Low"`.
@@ -202,7 +223,7 @@ export const QuitOptions: Schema.Schema<{ readonly timeout?: Duration_.Duration 
  * @since 0.1.0
  * @category schemas
  */
-export const PriorityOption: Schema.Schema<Priority.Priority> = fromParse(
+export const PriorityOption: Schema.Codec<Priority.Priority> = fromParse(
   "Priority",
   `one of "High", "Normal", "Low"`,
   (u) => (u === "High" || u === "Normal" || u === "Low" ? u : undefined),
@@ -215,7 +236,7 @@ export const PriorityOption: Schema.Schema<Priority.Priority> = fromParse(
  * @since 0.1.0
  * @category schemas
  */
-export const Label: Schema.Schema<string> = fromParse("Label", "a string", (u) => typeof u === "string" ? u : undefined, (s) => s)
+export const Label: Schema.Codec<string> = fromParse("Label", "a string", (u) => typeof u === "string" ? u : undefined, (s) => s)
 
 /**
  * Schema of `Tasklet.Options` (the options of `submit`, `trySubmit`,
@@ -242,7 +263,7 @@ export interface DecodedTaskletOptions {
   readonly obsoleteAfter: Duration_.Duration | undefined
 }
 
-const integer = (min: number, max: number): Schema.Schema<number> =>
+const integer = (min: number, max: number): Schema.Codec<number> =>
   fromParse(
     "Integer",
     `an integer from ${min} to ${max}`,
@@ -267,34 +288,33 @@ const CAPACITY_EXPECTED = `an integer from 1 to ${Number.MAX_SAFE_INTEGER}`
  * A capacity: a positive integer, or an object of them per level. A bad level
  * is reported at its own path (`capacity.High`).
  */
-const CapacitySchema: Schema.Schema<Capacity> = Schema.transformOrFail(
-  Schema.Unknown,
-  Schema.declare((_u): _u is Capacity => true),
-  {
-    strict: true,
-    decode: (u, _, ast) => {
-      if (isCapacity(u)) return ParseResult.succeed(u)
-      if (typeof u !== "object" || u === null || Array.isArray(u)) {
-        return ParseResult.fail(
-          new ParseResult.Type(ast, u, `${CAPACITY_EXPECTED}, or { High?, Normal?, Low? } of such integers`)
-        )
-      }
-      const c = u as Record<string, unknown>
-      for (const key of Object.keys(c)) {
-        if (key !== "High" && key !== "Normal" && key !== "Low") {
-          return ParseResult.fail(
-            new ParseResult.Pointer(key, u, new ParseResult.Type(ast, c[key], `only the levels High, Normal and Low`))
-          )
-        }
-        if (c[key] !== undefined && !isCapacity(c[key])) {
-          return ParseResult.fail(new ParseResult.Pointer(key, u, new ParseResult.Type(ast, c[key], CAPACITY_EXPECTED)))
-        }
-      }
-      return ParseResult.succeed(c as Capacity)
-    },
-    encode: ParseResult.succeed
+const decodeCapacity = (u: unknown): Effect.Effect<Capacity, SchemaIssue.Issue> => {
+  if (isCapacity(u)) return Effect.succeed(u)
+  if (typeof u !== "object" || u === null || Array.isArray(u)) {
+    return Effect.fail(invalidValue(u, `${CAPACITY_EXPECTED}, or { High?, Normal?, Low? } of such integers`))
   }
-).annotations({ identifier: "Capacity" }) as unknown as Schema.Schema<Capacity>
+  const c = u as Record<string, unknown>
+  for (const key of Object.keys(c)) {
+    if (key !== "High" && key !== "Normal" && key !== "Low") {
+      return Effect.fail(new SchemaIssue.Pointer([key], invalidValue(c[key], `only the levels High, Normal and Low`)))
+    }
+    if (c[key] !== undefined && !isCapacity(c[key])) {
+      return Effect.fail(new SchemaIssue.Pointer([key], invalidValue(c[key], CAPACITY_EXPECTED)))
+    }
+  }
+  return Effect.succeed(c as Capacity)
+}
+
+const CapacitySchema: Schema.Codec<Capacity> = Schema.Unknown.pipe(
+  Schema.decodeTo(
+    Schema.declare((_u): _u is Capacity => true),
+    SchemaTransformation.transformEffect<Capacity, unknown>({
+      decode: decodeCapacity,
+      encode: (c) => Effect.succeed(c)
+    })
+  ),
+  Schema.annotate({ identifier: "Capacity" })
+) as unknown as Schema.Codec<Capacity>
 
 /**
  * Schema of the option set shared by the agendas (`Agenda.make`,
@@ -331,17 +351,21 @@ export const AgendaOptions = Schema.Struct({
   scheduler: Schema.optional(
     fromParse(
       "Scheduler",
-      "an Effect Scheduler (with scheduleTask and shouldYield methods)",
-      (u) =>
-        typeof u === "object" && u !== null &&
-          typeof (u as Scheduler.Scheduler).scheduleTask === "function" &&
-          typeof (u as Scheduler.Scheduler).shouldYield === "function"
-          ? u as Scheduler.Scheduler
-          : undefined,
+      "a PriorityScheduler or an Effect Scheduler (with makeDispatcher and shouldYield methods)",
+      (u) => isScheduler(u) ? u : undefined,
       (s) => s
     )
   )
 })
+
+// A PriorityScheduler (its `scheduler(level)` gives the level's Scheduler),
+// or an Effect Scheduler.
+const isScheduler = (u: unknown): u is Scheduler.Scheduler =>
+  typeof u === "object" && u !== null &&
+  (typeof (u as { scheduler?: unknown }).scheduler === "function" ||
+    (typeof (u as Scheduler.Scheduler).makeDispatcher === "function" &&
+      typeof (u as Scheduler.Scheduler).shouldYield === "function" &&
+      ((u as Scheduler.Scheduler).executionMode === "sync" || (u as Scheduler.Scheduler).executionMode === "async")))
 
 const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
   let value = input
@@ -359,23 +383,22 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
  * @since 0.1.0
  * @category decoding
  */
-export const toInvalidOptions = (error: ParseResult.ParseError, input: unknown, option = "options"): InvalidOptions => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  const path = issue?.path ?? []
+export const toInvalidOptions = (issue: SchemaIssue.Issue, input: unknown, option = "options"): InvalidOptions => {
+  const { leaf, path } = issues.first(issue)
   if (path.length === 0) {
     // Not an object at all (e.g. `null`): the option set itself is wrong.
     return new InvalidOptions({ option, value: input, expected: "an object of options, or nothing" })
   }
   const name = path.map(String).join(".")
-  const expected = issue?._tag === "Type" || issue?._tag === "Transformation" || issue?._tag === "Refinement"
-    ? issue.message
-    : "a known option"
   return new InvalidOptions({
     option: option === "options" ? name : `${option}.${name}`,
     value: valueAt(input, path),
-    expected
+    expected: expectedOf(leaf)
   })
 }
+
+const expectedOf = (leaf: SchemaIssue.Issue): string =>
+  leaf._tag === "MissingKey" || leaf._tag === "UnexpectedKey" ? "a known option" : issues.message(leaf)
 
 /**
  * A decoder of `schema` from `unknown` that fails with `InvalidOptions`.
@@ -388,18 +411,29 @@ export const toInvalidOptions = (error: ParseResult.ParseError, input: unknown, 
  * import { Options } from "@refpersys/core"
  *
  * const decode = Options.decoder(Schema.Struct({ every: Options.FiniteDuration }))
- * decode({ every: "-5 seconds" }) // Left(InvalidOptions: option every)
+ * decode({ every: "-5 seconds" }) // Result.fail(InvalidOptions: option every)
  * ```
  *
  * @since 0.1.0
  * @category decoding
  */
 export const decoder = <A, I>(
-  schema: Schema.Schema<A, I>,
+  schema: Schema.Codec<A, I>,
   option = "options"
-): (input: unknown) => Either.Either<A, InvalidOptions> => {
-  const decode = Schema.decodeUnknownEither(schema)
-  return (input) => Either.mapLeft(decode(input), (error) => toInvalidOptions(error, input, option))
+): (input: unknown) => Result.Result<A, InvalidOptions> => {
+  const decode = SchemaParser.decodeUnknownExit(schema)
+  return (input) => {
+    const exit = decode(input)
+    if (Exit.isSuccess(exit)) return Result.succeed(exit.value)
+    const issue = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+    // A decode of these schemas fails with an issue, never dies; if one did,
+    // report the option set itself.
+    return Result.fail(
+      issue === undefined
+        ? new InvalidOptions({ option, value: input, expected: "an object of options, or nothing" })
+        : toInvalidOptions(issue.error, input, option)
+    )
+  }
 }
 
 /**
@@ -409,18 +443,18 @@ export const decoder = <A, I>(
  * ```ts
  * import { Options } from "@refpersys/core"
  *
- * Options.decodeDuration("closeTimeout", "300 millis") // Right(Duration)
- * Options.decodeDuration("closeTimeout", "-5 seconds") // Left(InvalidOptions)
+ * Options.decodeDuration("closeTimeout", "300 millis") // Result.succeed(Duration)
+ * Options.decodeDuration("closeTimeout", "-5 seconds") // Result.fail(InvalidOptions)
  * ```
  *
  * @since 0.1.0
  * @category decoding
  */
-export const decodeDuration = (option: string, input: unknown): Either.Either<Duration_.Duration, InvalidOptions> => {
+export const decodeDuration = (option: string, input: unknown): Result.Result<Duration_.Duration, InvalidOptions> => {
   const d = parseDuration(input)
   return d !== undefined
-    ? Either.right(d)
-    : Either.left(new InvalidOptions({ option, value: input, expected: DURATION_EXPECTED }))
+    ? Result.succeed(d)
+    : Result.fail(new InvalidOptions({ option, value: input, expected: DURATION_EXPECTED }))
 }
 
 /**
@@ -432,11 +466,11 @@ export const decodeDuration = (option: string, input: unknown): Either.Either<Du
 export const decodeFiniteDuration = (
   option: string,
   input: unknown
-): Either.Either<Duration_.Duration, InvalidOptions> => {
+): Result.Result<Duration_.Duration, InvalidOptions> => {
   const d = parseDuration(input)
   return d !== undefined && Duration_.isFinite(d)
-    ? Either.right(d)
-    : Either.left(new InvalidOptions({ option, value: input, expected: FINITE_DURATION_EXPECTED }))
+    ? Result.succeed(d)
+    : Result.fail(new InvalidOptions({ option, value: input, expected: FINITE_DURATION_EXPECTED }))
 }
 
 const decodeQuitStruct = decoder(QuitOptions)
@@ -451,7 +485,7 @@ const decodeQuitStruct = decoder(QuitOptions)
  * import { Options } from "@refpersys/core"
  *
  * const program = Effect.gen(function*() {
- *   const { timeout } = yield* Options.decodeQuitOptions({ timeout: "5 seconds" })
+ *   const { timeout } = yield* Effect.fromResult(Options.decodeQuitOptions({ timeout: "5 seconds" }))
  *   return timeout
  * })
  * ```
@@ -459,9 +493,9 @@ const decodeQuitStruct = decoder(QuitOptions)
  * @since 0.1.0
  * @category decoding
  */
-export const decodeQuitOptions = (input: unknown): Either.Either<DecodedQuitOptions, InvalidOptions> => {
-  if (input === undefined) return Either.right({ timeout: undefined })
-  return Either.map(decodeQuitStruct(input), (o) => ({
+export const decodeQuitOptions = (input: unknown): Result.Result<DecodedQuitOptions, InvalidOptions> => {
+  if (input === undefined) return Result.succeed({ timeout: undefined })
+  return Result.map(decodeQuitStruct(input), (o) => ({
     timeout: o.timeout !== undefined && Duration_.isFinite(o.timeout) ? o.timeout : undefined
   }))
 }
@@ -475,9 +509,9 @@ const decodeTaskletStruct = decoder(TaskletOptions)
  * @since 0.1.0
  * @category decoding
  */
-export const decodeTaskletOptions = (input: unknown): Either.Either<DecodedTaskletOptions, InvalidOptions> => {
-  if (input === undefined) return Either.right({ priority: "Normal", label: undefined, obsoleteAfter: undefined })
-  return Either.map(decodeTaskletStruct(input), (o) => ({
+export const decodeTaskletOptions = (input: unknown): Result.Result<DecodedTaskletOptions, InvalidOptions> => {
+  if (input === undefined) return Result.succeed({ priority: "Normal", label: undefined, obsoleteAfter: undefined })
+  return Result.map(decodeTaskletStruct(input), (o) => ({
     priority: o.priority ?? "Normal",
     label: o.label,
     obsoleteAfter: o.obsoleteAfter !== undefined && Duration_.isFinite(o.obsoleteAfter) ? o.obsoleteAfter : undefined
@@ -490,9 +524,9 @@ export const decodeTaskletOptions = (input: unknown): Either.Either<DecodedTaskl
  * @since 0.1.0
  * @category decoding
  */
-export const decodeAgendaOptions: (input: unknown) => Either.Either<typeof AgendaOptions.Type, InvalidOptions> = (() => {
+export const decodeAgendaOptions: (input: unknown) => Result.Result<typeof AgendaOptions.Type, InvalidOptions> = (() => {
   const decode = decoder(AgendaOptions)
-  return (input: unknown) => input === undefined ? Either.right({}) : decode(input)
+  return (input: unknown) => input === undefined ? Result.succeed({}) : decode(input)
 })()
 
 /**
@@ -531,7 +565,7 @@ export const PromiseAddOptions = Schema.Struct({
  */
 export const decodePromiseAddOptions: (
   input: unknown
-) => Either.Either<typeof PromiseAddOptions.Type, InvalidOptions> = (() => {
+) => Result.Result<typeof PromiseAddOptions.Type, InvalidOptions> = (() => {
   const decode = decoder(PromiseAddOptions)
-  return (input: unknown) => input === undefined ? Either.right({}) : decode(input)
+  return (input: unknown) => input === undefined ? Result.succeed({}) : decode(input)
 })()

@@ -12,7 +12,7 @@
 import * as Context from "effect/Context"
 import * as internalClockTimer from "./internal/clockTimer.js"
 import type * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -34,7 +34,7 @@ import type * as Stream from "effect/Stream"
  * @since 0.1.0
  * @category schemas
  */
-export const ErrorReason = Schema.Literal(
+export const ErrorReason = Schema.Literals([
   "BadFd",
   "AlreadyWatched",
   "TooManyFds",
@@ -44,7 +44,7 @@ export const ErrorReason = Schema.Literal(
   "Unsupported",
   "Closed",
   "System"
-)
+])
 
 /**
  * A failed platform operation.
@@ -205,7 +205,7 @@ export interface Platform {
  * @since 0.1.0
  * @category tags
  */
-export const Platform: Context.Tag<Platform, Platform> = Context.Service<Platform>("@refpersys/core/Platform")
+export const Platform: Context.Service<Platform, Platform> = Context.Service<Platform>("@refpersys/core/Platform")
 
 /**
  * Every standard Linux signal name (real-time ones are `SIGRTMIN+n`), claimable
@@ -340,7 +340,7 @@ export const invalidDeadline = (platform: string, deadline: unknown): PlatformEr
  * @since 0.1.0
  * @category schemas
  */
-export const TimerChunkMillis = Schema.Int.pipe(Schema.between(1, maxTimerChunkMillis))
+export const TimerChunkMillis = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxTimerChunkMillis }))
 
 /**
  * Whether a value is a valid {@link TimerChunkMillis}.
@@ -414,12 +414,12 @@ const signalError = (why: string, support: SignalSupport): PlatformError =>
  *
  * @example
  * ```ts
- * import { Either } from "effect"
+ * import { Result } from "effect"
  * import { Platform } from "@refpersys/core"
  *
  * const support = { platform: "test", realtimeSignals: false }
- * Platform.validateSignals(["SIGTERM"], support)  // Either.right(["SIGTERM"])
- * Either.isLeft(Platform.validateSignals([0], support)) // true: InvalidSignal
+ * Platform.validateSignals(["SIGTERM"], support)  // Result.succeed(["SIGTERM"])
+ * Result.isFailure(Platform.validateSignals([0], support)) // true: InvalidSignal
  * ```
  *
  * @since 0.1.0
@@ -428,9 +428,9 @@ const signalError = (why: string, support: SignalSupport): PlatformError =>
 export const validateSignals = (
   names: unknown,
   support: SignalSupport
-): Either.Either<ReadonlyArray<string>, PlatformError> => {
+): Result.Result<ReadonlyArray<string>, PlatformError> => {
   if (!Array.isArray(names)) {
-    return Either.left(signalError(
+    return Result.fail(signalError(
       `signals takes an array of signal names such as ["SIGTERM"], got ${describeValue(names)}`,
       support
     ))
@@ -438,16 +438,16 @@ export const validateSignals = (
   for (let i = 0; i < names.length; i++) {
     const name: unknown = names[i]
     if (typeof name !== "string") {
-      return Either.left(signalError(
+      return Result.fail(signalError(
         `signal list entry ${i} is ${describeValue(name)}, not a signal name: name signals by strings such as ` +
           `"SIGTERM" or "SIGRTMIN+1"`,
         support
       ))
     }
     const why = whyNotClaimable(name, support)
-    if (why !== undefined) return Either.left(signalError(why, support))
+    if (why !== undefined) return Result.fail(signalError(why, support))
   }
-  return Either.right(names as ReadonlyArray<string>)
+  return Result.succeed(names as ReadonlyArray<string>)
 }
 
 /**

@@ -28,7 +28,7 @@ export type Priority = "High" | "Normal" | "Low"
  * @since 0.1.0
  * @category schemas
  */
-export const Priority: Schema.Literal<["High", "Normal", "Low"]> = Schema.Literals(["High", "Normal", "Low"])
+export const Priority: Schema.Literals<readonly ["High", "Normal", "Low"]> = Schema.Literals(["High", "Normal", "Low"])
 
 /**
  * All levels, highest first.
@@ -55,32 +55,16 @@ export const toIndex = (priority: Priority): 0 | 1 | 2 => priority === "High" ? 
 export const fromIndex = (index: 0 | 1 | 2): Priority => index === 0 ? "High" : index === 1 ? "Normal" : "Low"
 
 /**
- * The Effect scheduling priority a fiber runs at for a level: `High` is 1,
- * `Normal` is 0 (the default of every Effect fiber, so Effect's own internal
- * fibers run at `Normal`), `Low` is -1. The `PriorityScheduler` runs higher
- * numbers first.
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Priority } from "@refpersys/core"
- *
- * const urgent = Effect.withSchedulingPriority(Effect.log("now"), Priority.toScheduling("High"))
- * ```
- *
- * @since 0.1.0
- * @category conversions
- */
-export const toScheduling = (priority: Priority): number => priority === "High" ? 1 : priority === "Normal" ? 0 : -1
-
-/**
- * The level for an Effect scheduling priority or a p-queue style number:
- * positive is `High`, zero is `Normal`, negative is `Low`.
+ * The level for a p-queue style number: positive is `High`, zero is
+ * `Normal`, negative is `Low`. (Effect 4 has no per-fiber scheduling
+ * priority; a fiber's level is chosen with `PriorityScheduler.withPriority`.)
  *
  * @since 0.1.0
  * @category conversions
  */
 export const fromNumber = (n: number): Priority => n > 0 ? "High" : n < 0 ? "Low" : "Normal"
+
+const isPriorityValue = Schema.is(Priority)
 
 /**
  * Returns `true` when the argument is one of the three levels; use it to check
@@ -89,4 +73,4 @@ export const fromNumber = (n: number): Priority => n > 0 ? "High" : n < 0 ? "Low
  * @since 0.1.0
  * @category guards
  */
-export const isPriority: (u: unknown) => u is Priority = Schema.is(Priority)
+export const isPriority = (u: unknown): u is Priority => isPriorityValue(u)

@@ -6,9 +6,8 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
+import * as Result from "effect/Result"
 import * as Scope from "effect/Scope"
 import * as Agenda from "./Agenda.js"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "./AgendaError.js"
@@ -78,7 +77,7 @@ export interface PromiseAgenda {
  */
 export const make = (options: Agenda.Options = {}): PromiseAgenda => {
   const decoded = Options.decodeAgendaOptions(options)
-  if (Either.isLeft(decoded)) throw decoded.left
+  if (Result.isFailure(decoded)) throw decoded.failure
   const scope = Effect.runSync(Scope.make())
   const agenda = Effect.runSync(Scope.provide(Agenda.make({ ...options, onClose: "exit" }), scope))
 
@@ -88,8 +87,8 @@ export const make = (options: Agenda.Options = {}): PromiseAgenda => {
   ): Promise<T> => {
     // Validated before anything else, so a bad option never runs the task.
     const valid = Options.decodePromiseAddOptions(rawOptions)
-    if (Either.isLeft(valid)) return Promise.reject(valid.left)
-    const addOptions = valid.right
+    if (Result.isFailure(valid)) return Promise.reject(valid.failure)
+    const addOptions = valid.success
     if (typeof fn !== "function") {
       return Promise.reject(new InvalidOptions({ option: "fn", value: fn, expected: "a function" }))
     }
@@ -115,7 +114,7 @@ export const make = (options: Agenda.Options = {}): PromiseAgenda => {
     // Full: wait for room like Agenda.submit does; an abort gives up the wait.
     return new Promise<T>((resolve, reject) => {
       const waiter = Effect.runFork(agenda.submit(effect, taskletOptions))
-      const onAbort = () => waiter.unsafeInterruptAsFork(FiberId.none)
+      const onAbort = () => waiter.interruptUnsafe()
       signal?.addEventListener("abort", onAbort, { once: true })
       waiter.addObserver((exit) => {
         signal?.removeEventListener("abort", onAbort)
@@ -151,7 +150,7 @@ export const make = (options: Agenda.Options = {}): PromiseAgenda => {
     stats: () => Effect.runSync(agenda.stats),
     close: (mode = "quit") =>
       Effect.runPromise(
-        Effect.zipLeft(mode === "quit" ? agenda.quit() : agenda.exit, Scope.close(scope, Exit.void))
+        Effect.tap(mode === "quit" ? agenda.quit() : agenda.exit, () => Scope.close(scope, Exit.void))
       )
   }
 }

@@ -35,8 +35,8 @@ export type Outcome = "Completed" | "Failed" | "Interrupted" | "Dropped" | "Obso
  * @since 0.1.0
  * @category schemas
  */
-export const Outcome: Schema.Literal<["Completed", "Failed", "Interrupted", "Dropped", "Obsolete"]> = Schema
-  .Literal("Completed", "Failed", "Interrupted", "Dropped", "Obsolete")
+export const Outcome: Schema.Literals<readonly ["Completed", "Failed", "Interrupted", "Dropped", "Obsolete"]> = Schema
+  .Literals(["Completed", "Failed", "Interrupted", "Dropped", "Obsolete"])
 
 /**
  * Where a tasklet is in its life.
@@ -52,7 +52,7 @@ export type Status = "Queued" | "Running" | "Done"
  * @since 0.1.0
  * @category schemas
  */
-export const Status: Schema.Literal<["Queued", "Running", "Done"]> = Schema.Literals(["Queued", "Running", "Done"])
+export const Status: Schema.Literals<readonly ["Queued", "Running", "Done"]> = Schema.Literals(["Queued", "Running", "Done"])
 
 /**
  * The agenda exited (`Agenda.exit`, or a quit whose deadline passed) before the

@@ -19,11 +19,13 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Semaphore from "effect/Semaphore"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { InvalidOptions } from "./AgendaError.js"
@@ -43,8 +45,12 @@ export const TimeoutInfo = Schema.Struct({
   label: Schema.String,
   /** The next deadline, in `Clock` milliseconds. */
   deadline: Schema.Number,
-  /** The period in milliseconds of a periodic timeout. */
-  interval: Schema.UndefinedOr(Schema.Number),
+  /**
+   * The period in milliseconds of a periodic timeout. Optional in the
+   * encoded form, so a snapshot that went through JSON (which drops
+   * `undefined`) decodes again.
+   */
+  interval: Schema.optional(Schema.Number),
   fired: Schema.Number,
   missed: Schema.Number
 })
@@ -176,7 +182,7 @@ export interface Timeouts {
  * @since 0.1.0
  * @category tags
  */
-export const Timeouts: Context.Tag<Timeouts, Timeouts> = Context.Service<Timeouts>("@refpersys/core/Timeouts")
+export const Timeouts: Context.Service<Timeouts, Timeouts> = Context.Service<Timeouts>("@refpersys/core/Timeouts")
 
 /**
  * Options of {@link make} and {@link layer}.
@@ -256,8 +262,8 @@ export const make = (options: Options = {}): Effect.Effect<Timeouts, PlatformErr
   Effect.gen(function*() {
     const platform = yield* Platform
     const timer = yield* platform.timer
-    const clock = yield* Effect.clock
-    const lock = yield* Effect.makeSemaphore(1)
+    const clock = yield* Clock.Clock
+    const lock = yield* Semaphore.make(1)
     const impl = new internal.TimeoutsImpl(timer, clock, lock, options.onFire)
     yield* Effect.addFinalizer(() => Effect.sync(() => impl.close()))
     // The driver is forked after the timer is acquired, so closing the scope

@@ -13,7 +13,7 @@ import { Priority } from "./Priority.js"
  * @since 0.1.0
  * @category schemas
  */
-export const Activity: Schema.Literal<["Idle", "Run", "GC"]> = Schema.Literals(["Idle", "Run", "GC"])
+export const Activity: Schema.Literals<readonly ["Idle", "Run", "GC"]> = Schema.Literals(["Idle", "Run", "GC"])
 
 /**
  * @since 0.1.0
@@ -42,8 +42,8 @@ export class WorkerState extends Schema.Class<WorkerState>("WorkerState")({
   /** Worker number, from 0. */
   id: Schema.Number,
   state: Activity,
-  /** The running tasklet, if any. */
-  current: Schema.UndefinedOr(Schema.Struct({
+  /** The running tasklet, if any (an optional key, so a snapshot that went through JSON decodes). */
+  current: Schema.optional(Schema.Struct({
     id: Schema.Number,
     label: Schema.String,
     priority: Priority

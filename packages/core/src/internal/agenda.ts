@@ -1,22 +1,18 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as FiberRef from "effect/FiberRef"
-import type * as FiberRefs from "effect/FiberRefs"
 import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
-import * as MetricKey from "effect/MetricKey"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
-import type * as Scheduler from "effect/Scheduler"
+import * as References from "effect/References"
+import * as Result from "effect/Result"
+import * as Scheduler from "effect/Scheduler"
+import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import { AgendaClosed, AgendaFull, GcTimeout, InvalidOptions } from "../AgendaError.js"
 import { AgendaStats, PriorityStats, ShutdownReport } from "../AgendaStats.js"
 import * as Options from "../Options.js"
@@ -24,7 +20,7 @@ import * as Priority from "../Priority.js"
 import type * as Tasklet from "../Tasklet.js"
 import { TaskletDropped, TaskletObsolete } from "../Tasklet.js"
 import { WorkerState } from "../WorkerState.js"
-import { PrioritySchedulerImpl } from "./priorityScheduler.js"
+import type { PrioritySchedulerImpl } from "./priorityScheduler.js"
 import { RingQueue } from "./ringQueue.js"
 import { Summary } from "./summary.js"
 import { runSync } from "./syncEffect.js"
@@ -45,8 +41,6 @@ const OBSOLETE = 6
 const DONE_BASE = COMPLETED
 
 const OUTCOMES: ReadonlyArray<Tasklet.Outcome> = ["Completed", "Failed", "Interrupted", "Dropped", "Obsolete"]
-const LEVEL_PRIORITY: ReadonlyArray<number> = [1, 0, -1]
-const NO_TAGS: ReadonlyArray<never> = []
 
 /** @internal */
 export interface AgendaConfig {
@@ -62,6 +56,8 @@ export interface AgendaConfig {
   readonly gcTimeout: Duration.Duration | undefined
   /** How long a stop waits for interrupted tasklets before abandoning them; undefined = for ever. */
   readonly abandonAfter: Duration.Duration | undefined
+  /** Run each tasklet in a span when a tracer is installed in its context. */
+  readonly traceTasklets: boolean
 }
 
 type AnyRun = Run<any, any>
@@ -89,6 +85,8 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
     readonly level: Level,
     readonly explicitLabel: string | undefined,
     public effect: Effect.Effect<A, E> | undefined,
+    /** The submitter's context: the tasklet runs under it (see `AgendaImpl.contextFor`). */
+    readonly context: Context.Context<never>,
     readonly createdAt: number,
     readonly obsoleteAt: number | undefined
   ) {}
@@ -192,7 +190,10 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
   }
 
   get interruptFork(): Effect.Effect<void> {
-    return Effect.fiberIdWith((id) => Effect.sync(() => this.agenda.interruptRun(this, id)))
+    return Effect.withFiber((fiber) => {
+      this.agenda.interruptRun(this, fiber.id)
+      return Effect.void
+    })
   }
 
   get interrupt(): Effect.Effect<Exit.Exit<A, E | Tasklet.AgendaOutcomeError>> {
@@ -204,8 +205,8 @@ const constVoid = () => {}
 
 const invalidTaskletOptions = (options: unknown): InvalidOptions => {
   const decoded = Options.decodeTaskletOptions(options)
-  return Either.isLeft(decoded)
-    ? decoded.left
+  return Result.isFailure(decoded)
+    ? decoded.failure
     : new InvalidOptions({ option: "options", value: options, expected: "tasklet options" })
 }
 
@@ -244,123 +245,59 @@ class Barrier {
   ended = false
 }
 
-/** The one field of Effect's fiber implementation `switchLevel` reads. */
-interface FiberWithRefs {
-  readonly _fiberRefs: FiberRefs.FiberRefs | undefined
-  setFiberRefs(refs: FiberRefs.FiberRefs): void
-  setFiberRef<A>(ref: FiberRef.FiberRef<A>, value: A): void
-}
-
-/** @internal */
-export const currentWorker: FiberRef.FiberRef<Worker | undefined> = FiberRef.unsafeMake<Worker | undefined>(undefined)
+/**
+ * The worker a tasklet's fiber (and every fiber it forks) belongs to, set in
+ * the context tasklets run under. `Agenda.safePoint`, `requestGc`, `quit` and
+ * `exit` read it to recognise calls from the agenda's own tasklets.
+ *
+ * @internal
+ */
+export const CurrentWorker: Context.Reference<Worker | undefined> = Context.Reference<Worker | undefined>(
+  "@refpersys/core/Agenda/CurrentWorker",
+  { defaultValue: () => undefined }
+)
 
 /**
- * One agenda worker. Its fiber may be replaced (after an interrupted tasklet);
- * the worker object, with its id and counters, stays.
+ * One agenda worker: a plain JavaScript loop, not a fiber. It takes tasklets
+ * and runs the synchronous ones itself; any other tasklet gets a fiber of its
+ * own, started under the tasklet's context (its first step runs at once, in
+ * the loop), and the worker continues when that fiber ends.
  *
  * @internal
  */
 export class Worker {
   state: "Idle" | "Run" | "GC" = "Idle"
   current: AnyRun | undefined = undefined
-  fiber: Fiber.Fiber<void, never> | undefined = undefined
+  /** The fiber of the running tasklet, once it did not end in its first step. */
+  fiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
+  /** The span of the running tasklet, when traced. */
+  span: Tracer.Span | undefined = undefined
   started = 0
   completed = 0
   failed = 0
   interrupted = 0
   gcParks = 0
   respawns = 0
-  wake: ((effect: Effect.Effect<void>) => void) | undefined = undefined
-  /** Set when this worker's fiber is interrupted to stop its tasklet; the fiber then retires. */
-  retiring = false
-  /** The level whose scheduling priority the fiber runs at; -1 before the first set. */
-  level = -1
+  /** Set while the loop is scheduled to run (a wake-up or a continuation): never twice. */
+  scheduled = false
+  /** Set while parked between tasklets for a GC barrier. */
+  parked = false
+  /** A tasklet parked at `Agenda.safePoint`: resumes its fiber. */
   unpark: ((effect: Effect.Effect<void>) => void) | undefined = undefined
 
-  /** The worker loop, built once: one pass takes and runs one tasklet. */
-  readonly step: Effect.Effect<void>
-  private readonly waitThenStep: Effect.Effect<void>
-  private readonly parkThenStep: Effect.Effect<void>
+  /** The loop, as a scheduler task. */
+  readonly resume: () => void
+  /** Observer of the running tasklet's fiber. */
+  readonly onExit: (exit: Exit.Exit<unknown, unknown>) => void
   readonly parkInTasklet: Effect.Effect<void>
 
   constructor(readonly agenda: AgendaImpl, readonly id: number) {
-    // The end of one tasklet is the start of the next: one clock reading serves both.
-    // `current` is unset when a stop abandoned this fiber's tasklet (it
-    // ignored interruption): the run is settled already and the fiber ends.
-    const onSuccess = (value: unknown): Effect.Effect<void> =>
-      this.current === undefined
-        ? Effect.void
-        : next(agenda.finish(this, value === undefined ? Exit.void : Exit.succeed(value)))
-    const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
-      const run = this.current
-      if (run === undefined) return Effect.void
-      const now = agenda.finish(this, Exit.failCause(cause))
-      return run.state === FAILED && agenda.config.logFailures
-        ? Effect.andThen(Effect.uninterruptible(agenda.logFailure(run, cause)), this.step)
-        : next(now)
+    this.resume = () => {
+      this.scheduled = false
+      agenda.loop(this)
     }
-    // Running a tasklet costs one `matchCauseEffect` node around its effect:
-    // the fiber takes two steps per tasklet (the node, then the effect with
-    // its continuation). The worker fiber is interruptible: its bookkeeping
-    // is plain synchronous code inside single steps, which an interruption
-    // cannot split; one landing between `next` and the tasklet's first step
-    // ends the fiber, and `onWorkerExit` settles the started tasklet as
-    // interrupted.
-    const handlers = { onSuccess, onFailure }
-    // Synchronous tasklets (`Tasklet.sync`, `Effect.sync` while the guarded
-    // introspection is on, or an `Exit` such as `Effect.void`; see
-    // `syncEffect.ts`) are run right here, in a loop, without a fiber step:
-    // the same outcome, a third of the cost. The loop hands the fiber back to
-    // its scheduler when the scheduler's slice is over (checked every 16) or,
-    // under another scheduler, after 2,048 tasklets, as Effect's op budget
-    // would.
-    const scheduler = agenda.scheduler instanceof PrioritySchedulerImpl ? agenda.scheduler : undefined
-    const yieldThenStep = Effect.andThen(Effect.yieldNow(), Effect.suspend(() => next()))
-    const next = (now?: number): Effect.Effect<void> => {
-      for (let ran = 1;; ran++) {
-        if (this.retiring || agenda.lifecycle === "stopped") {
-          // Retire this fiber; the agenda replaces it unless it is stopping.
-          this.state = "Idle"
-          agenda.checkGc()
-          return Effect.void
-        }
-        if (agenda.gcWanted()) return this.parkThenStep
-        const run = agenda.pick()
-        if (run === undefined) return this.waitThenStep
-        agenda.start(this, run, now ?? agenda.now())
-        if (run.level !== this.level) this.switchLevel(run.level)
-        const exit = runSync(run.effect!)
-        if (exit === undefined) return Effect.matchCauseEffect(run.effect!, handlers)
-        now = agenda.finish(this, exit)
-        if (exit._tag === "Failure" && run.state === FAILED && agenda.config.logFailures) {
-          return Effect.andThen(Effect.uninterruptible(agenda.logFailure(run, exit.cause)), this.step)
-        }
-        if ((ran & 15) === 0 && (ran >= 65_536 || (scheduler === undefined ? ran >= 2048 : scheduler.sliceOver()))) {
-          return yieldThenStep
-        }
-      }
-    }
-    this.step = Effect.suspend(() => next())
-    const waitThenStep = Effect.flatMap(
-      Effect.interruptible(Effect.callback<void>((resume) => {
-        this.wake = resume
-        this.state = "Idle"
-        agenda.idle.push(this)
-        agenda.checkGc()
-        return Effect.sync(() => {
-          this.wake = undefined
-          const i = agenda.idle.indexOf(this)
-          if (i >= 0) agenda.idle.splice(i, 1)
-        })
-      })),
-      () => this.step
-    )
-    // Wake-ups are served promptly: the pick, not the wait, is prioritized.
-    this.waitThenStep = Effect.suspend(() => {
-      if (this.level !== 0) this.switchLevel(0)
-      return waitThenStep
-    })
-    const park = Effect.callback<void>((resume) => {
+    this.onExit = (exit) => agenda.fiberEnded(this, exit)
+    this.parkInTasklet = Effect.callback<void>((resume) => {
       this.unpark = resume
       this.state = "GC"
       this.gcParks++
@@ -373,44 +310,6 @@ export class Worker {
         return agenda.gcRunning ? agenda.awaitGcEnd : Effect.void
       })
     })
-    this.parkThenStep = Effect.flatMap(Effect.interruptible(park), () => this.step)
-    this.parkInTasklet = park
-  }
-
-  /**
-   * Sets the fiber's scheduling priority to a level's. `FiberRef.set` copies
-   * the fiber's refs map, and with mixed priorities the level changes on about
-   * a third of the picks (a fifth of the agenda's time went there), so the
-   * refs map made for each level is kept and swapped back in while the fiber's
-   * refs are still the ones the worker installed (no tasklet changed a
-   * FiberRef since). The identity check reads the fiber's refs field
-   * directly: `getFiberRefs()` itself sets a FiberRef. Where that field is
-   * missing, every change takes the `setFiberRef` path.
-   */
-  private switchLevel(level: Level): void {
-    const fiber = this.fiber as unknown as FiberWithRefs
-    const from = this.level
-    this.level = level
-    const current = fiber._fiberRefs
-    if (current !== undefined && from >= 0 && this.refsAt[from] === current) {
-      const cached = this.refsAt[level]
-      if (cached !== undefined) return fiber.setFiberRefs(cached)
-    } else {
-      this.refsAt = [undefined, undefined, undefined]
-    }
-    fiber.setFiberRef(FiberRef.currentSchedulingPriority, LEVEL_PRIORITY[level])
-    this.refsAt[level] = fiber._fiberRefs
-  }
-
-  /** Refs maps of this worker's fiber, one per level; see `switchLevel`. */
-  private refsAt: Array<FiberRefs.FiberRefs | undefined> = [undefined, undefined, undefined]
-
-  /** Called when a new fiber takes over this worker. */
-  reset(fiber: Fiber.Fiber<void, never>): void {
-    this.fiber = fiber
-    this.retiring = false
-    this.level = -1
-    this.refsAt = [undefined, undefined, undefined]
   }
 
   toJSON(): WorkerState {
@@ -435,14 +334,50 @@ export class Worker {
 
 const counters = () => [0, 0, 0]
 
-const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+const liveClock = Context.get(Context.empty(), Clock.Clock)
 
-const WAIT_BOUNDARIES = MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 28 })
+const WAIT_BOUNDARIES = Metric.exponentialBoundaries({ start: 0.001, factor: 2, count: 28 })
 
 /**
- * The agenda: three queues, N worker fibers, aging, backpressure, GC barrier
- * and shutdown. All bookkeeping is synchronous JavaScript; Effect is used at
- * the suspension points only (waiting for work, room, a barrier or a drain).
+ * The contexts tasklets of one submitter context run under, one per
+ * (worker, level), built on first use; plus what tracing needs from it.
+ */
+class RunContexts {
+  readonly contexts: Array<Context.Context<never> | undefined>
+  /** The tracer to make tasklet spans with, or `undefined`: no span. */
+  readonly tracer: Tracer.Tracer | undefined
+  readonly parent: Option.Option<Tracer.AnySpan>
+  /** The captured context without the submitter's `Scope`. */
+  private readonly base: Context.Context<never>
+
+  constructor(captured: Context.Context<never>, agenda: AgendaImpl) {
+    this.contexts = new Array(agenda.workers.length * 3)
+    this.base = captured.mapUnsafe.has(Scope.Scope.key) ? Context.omit(Scope.Scope)(captured) : captured
+    // Only an explicitly installed tracer makes spans: Effect's default one
+    // is never exported, and a span per tasklet is not free.
+    this.tracer = agenda.config.traceTasklets && captured.mapUnsafe.has(Tracer.TracerKey) &&
+        Context.get(captured, References.TracerEnabled)
+      ? Context.get(captured, Tracer.Tracer)
+      : undefined
+    this.parent = Context.getOption(captured, Tracer.ParentSpan)
+  }
+
+  build(agenda: AgendaImpl, level: Level, worker: Worker): Context.Context<never> {
+    const context = Context.add(
+      Context.add(this.base, Scheduler.Scheduler, agenda.core.levels[level]),
+      CurrentWorker,
+      worker
+    )
+    this.contexts[worker.id * 3 + level] = context
+    return context
+  }
+}
+
+/**
+ * The agenda: three queues, N workers, aging, backpressure, GC barrier and
+ * shutdown. Workers and all bookkeeping are synchronous JavaScript; Effect
+ * runs the tasklets (a fiber each, unless synchronous) and the suspension
+ * points of callers (waiting for room, a barrier or a drain).
  *
  * @internal
  */
@@ -487,98 +422,231 @@ export class AgendaImpl {
   /** Set by the first quit/exit to stop the workers; later calls share its report. */
   private stopped: Deferred.Deferred<ShutdownReport> | undefined = undefined
 
-  private readonly waitHistogram: ReadonlyArray<Metric.Metric.Histogram<number>>
-  private readonly runHistogram: ReadonlyArray<Metric.Metric.Histogram<number>>
-  private readonly outcomeCounter: ReadonlyArray<ReadonlyArray<Metric.Metric.Counter<number>>>
+  private readonly waitHistogram: ReadonlyArray<Metric.Histogram<number>>
+  private readonly runHistogram: ReadonlyArray<Metric.Histogram<number>>
+  private readonly outcomeCounter: ReadonlyArray<ReadonlyArray<Metric.Counter<number>>>
+  readonly clock: Clock.Clock
 
   constructor(
     readonly config: AgendaConfig,
-    readonly clock: Clock.Clock,
-    readonly runtime: Runtime.Runtime<never>,
-    readonly scheduler: Scheduler.Scheduler
+    /** The agenda's own context (from its creation), at the core's High level: internal fibers run under it. */
+    readonly context: Context.Context<never>,
+    readonly core: PrioritySchedulerImpl
   ) {
-    // Tags are baked into the metric keys so each update hits a cached hook;
-    // `Metric.tagged` would rebuild and hash the key on every update.
-    const keyed = <M>(key: MetricKey.MetricKey<any>, level: number, outcome?: string): M => {
-      let k: MetricKey.MetricKey<any> = MetricKey.tagged(
-        MetricKey.tagged(key, "agenda", config.name),
-        "priority",
-        Priority.all[level]
-      )
-      if (outcome !== undefined) k = MetricKey.tagged(k, "outcome", outcome)
-      return Metric.fromMetricKey(k) as unknown as M
-    }
-    this.waitHistogram = [0, 1, 2].map((l) =>
-      keyed<Metric.Metric.Histogram<number>>(MetricKey.histogram("refpersys_agenda_wait_ms", WAIT_BOUNDARIES, "time from submission to start"), l)
-    )
-    this.runHistogram = [0, 1, 2].map((l) =>
-      keyed<Metric.Metric.Histogram<number>>(MetricKey.histogram("refpersys_agenda_run_ms", WAIT_BOUNDARIES, "time from start to end"), l)
-    )
-    this.outcomeCounter = [0, 1, 2, 3, 4].map((o) =>
-      [0, 1, 2].map((l) =>
-        keyed<Metric.Metric.Counter<number>>(
-          MetricKey.counter("refpersys_agenda_tasklets_total", { description: "tasklets ended, by outcome" }),
-          l,
-          OUTCOMES[o]
-        )
-      )
-    )
+    const clock = Context.get(context, Clock.Clock)
+    this.clock = clock
+    const tagged = <M extends Metric.Metric<any, any>>(metric: M, level: number, outcome?: string): M =>
+      Metric.withAttributes(
+        metric,
+        outcome === undefined
+          ? { agenda: config.name, priority: Priority.all[level] }
+          : { agenda: config.name, priority: Priority.all[level], outcome }
+      ) as M
+    const wait = Metric.histogram("refpersys_agenda_wait_ms", {
+      description: "time from submission to start",
+      boundaries: WAIT_BOUNDARIES
+    })
+    const run = Metric.histogram("refpersys_agenda_run_ms", {
+      description: "time from start to end",
+      boundaries: WAIT_BOUNDARIES
+    })
+    const outcomes = Metric.counter("refpersys_agenda_tasklets_total", {
+      description: "tasklets ended, by outcome",
+      incremental: true
+    })
+    this.waitHistogram = [0, 1, 2].map((l) => tagged(wait, l))
+    this.runHistogram = [0, 1, 2].map((l) => tagged(run, l))
+    this.outcomeCounter = [0, 1, 2, 3, 4].map((o) => [0, 1, 2].map((l) => tagged(outcomes, l, OUTCOMES[o])))
     if (clock === liveClock) {
-      const origin = Number(clock.unsafeCurrentTimeNanos()) / 1e6 - performance.now()
+      const origin = clock.currentTimeMillisUnsafe() - performance.now()
       this.now = () => origin + performance.now()
     } else {
-      this.now = () => Number(clock.unsafeCurrentTimeNanos()) / 1e6
+      this.now = () => Number(clock.currentTimeNanosUnsafe()) / 1e6
     }
     for (let i = 0; i < config.workers; i++) this.workers.push(new Worker(this, i))
+    this.enter = Effect.withFiber((fiber) => {
+      const worker = this.starting!
+      this.starting = undefined
+      worker.fiber = fiber
+      return worker.current!.effect!
+    })
   }
 
   /**
    * Clock time in fractional milliseconds, read three times per tasklet. With
    * Effect's live clock this is `performance.now()` on the same epoch, which
-   * avoids the BigInt that `unsafeCurrentTimeNanos` allocates; any other
+   * avoids the BigInt that `currentTimeNanosUnsafe` allocates; any other
    * clock (TestClock in tests) is asked directly.
    */
   readonly now: () => number
 
   // ---- workers ---------------------------------------------------------
 
-  spawn(worker: Worker): void {
-    const loop = Effect.locally(worker.step, currentWorker, worker)
-    // Started at High's scheduling priority, where idle workers wait: started
-    // lower, a worker could wait for ever behind a High tasklet that keeps
-    // yielding on another worker, with tasklets queued for it.
-    const runtime = Runtime.setFiberRef(this.runtime, FiberRef.currentSchedulingPriority, LEVEL_PRIORITY[0])
-    const fiber = Runtime.runFork(runtime)(loop, { scheduler: this.scheduler, immediate: false })
-    worker.reset(fiber)
-    fiber.addObserver((exit) => this.onWorkerExit(worker, fiber, exit))
+  /** The worker whose tasklet fiber `enter` is starting. */
+  private starting: Worker | undefined = undefined
+  /**
+   * The first effect of every tasklet fiber: records the fiber on its worker
+   * (before any tasklet code runs, so `safePoint` and `requestGc` recognise
+   * it) and continues with the tasklet. One effect for all tasklets: no
+   * closure per tasklet.
+   */
+  private readonly enter: Effect.Effect<unknown, unknown>
+
+  /** Starts the workers: each waits for work. */
+  startWorkers(): void {
+    for (const worker of this.workers) this.idle.push(worker)
   }
 
-  private onWorkerExit(worker: Worker, fiber: Fiber.Fiber<void, never>, exit: Exit.Exit<void>): void {
-    if (worker.fiber !== fiber) return
+  /**
+   * Schedules a worker's loop on the core at a level: wake-ups (at High, so
+   * the pick, not the wake-up, is prioritized) and continuations. Never run
+   * inline: a wake-up from `submit` would otherwise run the worker, and the
+   * tasklets it picks, inside the submitter.
+   */
+  schedule(worker: Worker, level: Level): void {
+    if (worker.scheduled) return
+    worker.scheduled = true
+    this.core.push(level, worker.resume)
+  }
+
+  /**
+   * A worker's loop: takes tasklets and runs them until there is none, a GC
+   * barrier wants it parked, a tasklet suspends (its fiber's end continues the
+   * loop), or the core's slice is over (it continues in a later slice, at the
+   * level of the work in hand).
+   */
+  loop(worker: Worker): void {
+    const core = this.core
+    for (let ran = 1;; ran++) {
+      if (this.lifecycle === "stopped" || worker.fiber !== undefined) {
+        worker.state = worker.current === undefined ? "Idle" : worker.state
+        return
+      }
+      if (this.gcActive) return this.park(worker)
+      const run = this.pick()
+      if (run === undefined) {
+        worker.state = "Idle"
+        this.idle.push(worker)
+        this.checkGc()
+        return
+      }
+      this.start(worker, run, this.now())
+      if (!this.runTasklet(worker, run)) return
+      if ((ran & 15) === 0 && (core.sliceOver() || (!core.inSlice && ran >= 2048))) {
+        return this.schedule(worker, run.level)
+      }
+    }
+  }
+
+  /**
+   * Runs a started tasklet: a synchronous one at once, any other on a fiber
+   * of its own under the tasklet's context. Returns whether it ended already.
+   */
+  private runTasklet(worker: Worker, run: AnyRun): boolean {
+    const contexts = this.contextsOf(run.context)
+    const tracer = contexts.tracer
+    if (tracer !== undefined) worker.span = this.startSpan(tracer, contexts, worker, run)
+    const exit = runSync(run.effect!)
+    if (exit !== undefined) {
+      this.finishRun(worker, exit)
+      return true
+    }
+    let context = contexts.contexts[worker.id * 3 + run.level] ?? contexts.build(this, run.level, worker)
+    if (worker.span !== undefined) context = Context.add(context, Tracer.ParentSpan, worker.span)
+    this.starting = worker
+    const fiber = Effect.runForkWith(context)(this.enter)
+    this.starting = undefined
+    const done = fiber.pollUnsafe()
+    if (done !== undefined) {
+      worker.fiber = undefined
+      this.finishRun(worker, done)
+      return true
+    }
+    fiber.addObserver(worker.onExit)
+    return false
+  }
+
+  /** The tasklet fiber of a worker ended: settle its tasklet and continue, scheduled. */
+  fiberEnded(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
+    // Unset when a stop abandoned this tasklet: it is settled already.
+    if (worker.fiber === undefined || worker.current === undefined) return
     worker.fiber = undefined
-    // Interrupted after its tasklet was started but before its first step.
-    if (worker.current !== undefined) {
-      this.finish(worker, Exit.isFailure(exit) ? Exit.failCause(exit.cause) : Exit.interrupt(FiberId.none))
+    const level = worker.current.level
+    this.finishRun(worker, exit)
+    if (this.lifecycle === "stopped") return this.checkStopped()
+    this.schedule(worker, level)
+  }
+
+  /** Settles the worker's tasklet, ends its span and logs its failure. */
+  private finishRun(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
+    const run = worker.current!
+    this.finish(worker, exit)
+    const span = worker.span
+    if (span !== undefined) {
+      worker.span = undefined
+      span.attribute("tasklet.outcome", run.outcome)
+      span.end(this.clock.currentTimeNanosUnsafe(), exit)
     }
-    worker.state = "Idle"
-    if (this.lifecycle !== "stopped") {
-      worker.respawns++
-      this.spawn(worker)
-    } else {
-      this.checkStopped()
+    if (exit._tag === "Failure" && run.state === FAILED && this.config.logFailures) {
+      Effect.runForkWith(this.contextsOf(run.context).contexts[worker.id * 3 + run.level] ?? this.context)(
+        Effect.uninterruptible(this.logFailure(run, exit.cause))
+      )
     }
+  }
+
+  private startSpan(tracer: Tracer.Tracer, contexts: RunContexts, worker: Worker, run: AnyRun): Tracer.Span {
+    const parent = contexts.parent
+    const span = tracer.span({
+      name: run.explicitLabel ?? "tasklet",
+      parent,
+      annotations: Context.empty(),
+      links: [],
+      startTime: this.clock.currentTimeNanosUnsafe(),
+      kind: "internal",
+      root: parent._tag === "None",
+      sampled: parent._tag === "None" ? true : parent.value.sampled
+    })
+    span.attribute("agenda.name", this.config.name)
+    span.attribute("agenda.worker", worker.id)
+    span.attribute("tasklet.id", run.id)
+    span.attribute("tasklet.label", run.label)
+    span.attribute("tasklet.priority", run.priority)
+    span.attribute("tasklet.wait_ms", run.startedAt! - run.createdAt)
+    return span
+  }
+
+  /** Contexts of tasklets per submitter context, weakly held: they go with the submitter. */
+  private readonly memo = new WeakMap<Context.Context<never>, RunContexts>()
+  /** The last looked up: consecutive tasklets usually share a submitter. */
+  private lastCaptured: Context.Context<never> | undefined = undefined
+  private lastContexts: RunContexts | undefined = undefined
+
+  private contextsOf(captured: Context.Context<never>): RunContexts {
+    if (captured === this.lastCaptured) return this.lastContexts!
+    let contexts = this.memo.get(captured)
+    if (contexts === undefined) {
+      contexts = new RunContexts(captured, this)
+      this.memo.set(captured, contexts)
+    }
+    this.lastCaptured = captured
+    this.lastContexts = contexts
+    return contexts
+  }
+
+  /** Parks a worker between tasklets for a GC barrier; `releaseWorkers` schedules it again. */
+  private park(worker: Worker): void {
+    worker.parked = true
+    worker.state = "GC"
+    worker.gcParks++
+    this.checkGc()
   }
 
   private wakeWorkers(): void {
     let wanted = this.queued[0] + this.queued[1] + this.queued[2]
     while (wanted > 0 && this.idle.length > 0) {
       const worker = this.idle.pop()!
-      const wake = worker.wake
-      worker.wake = undefined
-      if (wake !== undefined) {
-        wanted--
-        wake(Effect.void)
-      }
+      wanted--
+      this.schedule(worker, 0)
     }
   }
 
@@ -590,7 +658,8 @@ export class AgendaImpl {
    */
   makeRun<A, E>(
     effect: Effect.Effect<A, E>,
-    options: Tasklet.Options | undefined
+    options: Tasklet.Options | undefined,
+    context: Context.Context<never>
   ): Run<A, E> | InvalidOptions {
     let level: Level = 1
     let label: string | undefined = undefined
@@ -619,7 +688,7 @@ export class AgendaImpl {
     if (!Effect.isEffect(effect)) {
       return new InvalidOptions({ option: "effect", value: effect, expected: "an Effect" })
     }
-    return new Run(this, this.nextId++, level, label, effect, createdAt, obsoleteAt)
+    return new Run(this, this.nextId++, level, label, effect, context, createdAt, obsoleteAt)
   }
 
   closedError(action: "submit" | "requestGc" = "submit"): AgendaClosed {
@@ -737,7 +806,7 @@ export class AgendaImpl {
     this.started[level]++
     const wait = now - run.createdAt
     this.waitSummary[level].add(wait)
-    this.waitHistogram[level].unsafeUpdate(wait, NO_TAGS)
+    this.waitHistogram[level].updateUnsafe(wait, this.context)
   }
 
   /** Settles the worker's current tasklet; returns the clock reading it used. */
@@ -747,7 +816,7 @@ export class AgendaImpl {
     const now = this.now()
     const elapsed = now - run.startedAt!
     this.runSummary[level].add(elapsed)
-    this.runHistogram[level].unsafeUpdate(elapsed, NO_TAGS)
+    this.runHistogram[level].updateUnsafe(elapsed, this.context)
     worker.current = undefined
     worker.state = "Idle"
     this.running[level]--
@@ -772,7 +841,7 @@ export class AgendaImpl {
     const observers = run.settleSlot(state, exit)
     run.effect = undefined
     this.ended[state - DONE_BASE][run.level]++
-    this.outcomeCounter[state - DONE_BASE][run.level].unsafeUpdate(1, NO_TAGS)
+    this.outcomeCounter[state - DONE_BASE][run.level].updateUnsafe(1, this.context)
     if (observers !== undefined) {
       exit = run.exit!
       // Observers are user code: one that throws must not keep the others (a
@@ -792,7 +861,7 @@ export class AgendaImpl {
       `an outcome observer of tasklet #${run.id} (${run.label}) threw; the other observers were still told`,
       Cause.die(error)
     ).pipe(Effect.annotateLogs({ agenda: this.config.name, tasklet: run.label }))
-    Runtime.runFork(this.runtime)(log, { scheduler: this.scheduler })
+    Effect.runForkWith(this.context)(log)
   }
 
   logFailure(run: AnyRun, cause: Cause.Cause<unknown>): Effect.Effect<void> {
@@ -802,7 +871,7 @@ export class AgendaImpl {
     )
   }
 
-  interruptRun(run: AnyRun, by: FiberId.FiberId): void {
+  interruptRun(run: AnyRun, by: number | undefined): void {
     if (run.state === QUEUED) {
       this.queued[run.level]--
       this.settle(run, INTERRUPTED, Exit.interrupt(by))
@@ -812,11 +881,10 @@ export class AgendaImpl {
       // Found by search rather than kept on every run (a field per queued
       // tasklet); interrupting is rare and workers are few.
       const worker = this.workers.find((w) => w.current === run)
-      // The worker fiber is interrupted as a whole; it retires after settling
-      // this run and is replaced (see Worker.step and onWorkerExit).
+      // The tasklet's fiber ends; its worker goes on with the next tasklet.
       if (worker !== undefined && worker.fiber !== undefined) {
-        worker.retiring = true
-        worker.fiber.unsafeInterruptAsFork(by)
+        worker.respawns++
+        worker.fiber.interruptUnsafe(by)
       }
     }
   }
@@ -852,7 +920,7 @@ export class AgendaImpl {
    */
   requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed | GcTimeout> {
     return Effect.withFiber((fiber) => {
-      const w = fiber.getFiberRef(currentWorker)
+      const w = fiber.getRef(CurrentWorker)
       const own = w !== undefined && w.agenda === this && w.fiber === fiber && w.current !== undefined ? w : undefined
       return Effect.callback<void, E | AgendaClosed | GcTimeout>((resume) => {
         if (this.lifecycle === "stopped") return resume(Effect.fail(this.closedError("requestGc")))
@@ -875,8 +943,9 @@ export class AgendaImpl {
     this.updateGc()
     const bound = this.config.gcTimeout
     if (bound !== undefined) {
-      barrier.timer = Runtime.runFork(this.runtime)(this.clock.sleep(bound), { scheduler: this.scheduler })
-      barrier.timer.addObserver((exit) => {
+      const timer = Effect.runForkWith(this.context)(Effect.sleep(bound))
+      barrier.timer = timer
+      timer.addObserver((exit) => {
         if (Exit.isSuccess(exit)) this.giveUpBarrier(barrier, "timeout")
       })
     }
@@ -910,7 +979,7 @@ export class AgendaImpl {
   checkGc(): void {
     const barrier = this.forming
     if (this.collecting !== undefined || barrier === undefined) return
-    for (const w of this.workers) if (w.state === "Run" && w.fiber !== undefined && !this.isParkedCaller(w)) return
+    for (const w of this.workers) if (w.state === "Run" && !this.isParkedCaller(w)) return
     this.forming = undefined
     this.collecting = barrier
     barrier.phase = "collecting"
@@ -921,10 +990,13 @@ export class AgendaImpl {
       Effect.map(Effect.exit(collector), (exit) => {
         results.push([requests, exit])
       }), { discard: true }).pipe(
-        Effect.ensuring(Effect.sync(() => this.endBarrier(barrier, results))),
-        Effect.withSchedulingPriority(1)
+        Effect.ensuring(Effect.sync(() => this.endBarrier(barrier, results)))
       )
-    barrier.collector = Runtime.runFork(this.runtime)(collect, { scheduler: this.scheduler, immediate: false })
+    // Started from the core (not inline: checkGc runs inside workers and
+    // requesters) on the agenda's context, whose scheduler is the High level.
+    this.core.push(0, () => {
+      if (!barrier.ended) barrier.collector = Effect.runForkWith(this.context)(collect)
+    })
   }
 
   private endBarrier(
@@ -933,13 +1005,13 @@ export class AgendaImpl {
   ): void {
     if (barrier.ended) return
     barrier.ended = true
-    barrier.timer?.unsafeInterruptAsFork(FiberId.none)
+    barrier.timer?.interruptUnsafe()
     this.collecting = undefined
     this.updateGc()
     this.gcCycles++
     for (const [requests, exit] of results) for (const r of requests) this.settleRequest(r, exit)
     // Requests whose collector never reported (it was interrupted).
-    for (const r of barrier.requests) this.settleRequest(r, Exit.interrupt(FiberId.none))
+    for (const r of barrier.requests) this.settleRequest(r, Exit.interrupt())
     this.releaseWorkers()
   }
 
@@ -951,8 +1023,8 @@ export class AgendaImpl {
   private giveUpBarrier(barrier: Barrier, why: "timeout" | "cancelled" | "stopped"): void {
     if (barrier.ended) return
     barrier.ended = true
-    barrier.timer?.unsafeInterruptAsFork(FiberId.none)
-    barrier.collector?.unsafeInterruptAsFork(FiberId.none)
+    barrier.timer?.interruptUnsafe()
+    barrier.collector?.interruptUnsafe()
     const wasCollecting = barrier.phase === "collecting"
     if (this.forming === barrier) this.forming = undefined
     if (this.collecting === barrier) this.collecting = undefined
@@ -976,11 +1048,17 @@ export class AgendaImpl {
   private releaseWorkers(): void {
     if (this.collecting !== undefined) return
     for (const w of this.workers) {
+      if (w.parked) {
+        w.parked = false
+        w.state = "Idle"
+        this.schedule(w, 0)
+      }
       const unpark = w.unpark
       if (unpark !== undefined) {
         w.unpark = undefined
         w.state = w.current === undefined ? "Idle" : "Run"
-        unpark(Effect.void)
+        // Scheduled: resumed here, the tasklet would run inside the releaser.
+        this.core.push(w.current === undefined ? 0 : w.current.level, () => unpark(Effect.void))
       }
     }
     const waiters = this.gcEndWaiters
@@ -1054,21 +1132,22 @@ export class AgendaImpl {
         if (settled) return
         settled = true
         unregister?.()
-        timer?.unsafeInterruptAsFork(FiberId.none)
+        timer?.interruptUnsafe()
         resume(Effect.succeed(ok))
       }
       unregister = register(() => finish(true))
       if (settled) unregister()
       else if (timeout !== undefined) {
-        timer = Runtime.runFork(this.runtime)(this.clock.sleep(timeout), { scheduler: this.scheduler })
-        timer.addObserver((exit) => {
+        const sleeper = Effect.runForkWith(this.context)(Effect.sleep(timeout))
+        timer = sleeper
+        sleeper.addObserver((exit) => {
           if (Exit.isSuccess(exit)) finish(false)
         })
       }
       return Effect.sync(() => {
         settled = true
         unregister?.()
-        timer?.unsafeInterruptAsFork(FiberId.none)
+        timer?.interruptUnsafe()
       })
     })
   }
@@ -1102,7 +1181,7 @@ export class AgendaImpl {
     })
   }
 
-  /** Whether every worker's fiber ended, except those running a caller of the stop. */
+  /** Whether every tasklet fiber ended, except those of callers of the stop. */
   private workersStopped(): boolean {
     for (const w of this.workers) {
       if (w.fiber !== undefined && !(w.current !== undefined && this.callers.has(w.current))) return false
@@ -1131,10 +1210,9 @@ export class AgendaImpl {
    */
   private stopWorkers(): Effect.Effect<number> {
     return Effect.suspend(() => {
-      const id = FiberId.none
       for (const w of this.workers) {
         if (w.current !== undefined && this.callers.has(w.current)) continue
-        w.fiber?.unsafeInterruptAsFork(id)
+        w.fiber?.interruptUnsafe()
       }
       return Effect.map(this.awaitWorkersStopped(this.config.abandonAfter), (ok) => ok ? 0 : this.abandonWorkers())
     })
@@ -1146,7 +1224,7 @@ export class AgendaImpl {
       if (w.fiber === undefined || (w.current !== undefined && this.callers.has(w.current))) continue
       w.fiber = undefined
       if (w.current !== undefined) {
-        this.finish(w, Exit.interrupt(FiberId.none))
+        this.finishRun(w, Exit.interrupt())
         abandoned++
       }
       w.state = "Idle"
@@ -1159,7 +1237,7 @@ export class AgendaImpl {
    * agenda's tasklets or a fiber it forked; see `callers`.
    */
   private addCaller(fiber: Fiber.Fiber<unknown, unknown>): void {
-    const w = fiber.getFiberRef(currentWorker)
+    const w = fiber.getRef(CurrentWorker)
     if (w === undefined || w.agenda !== this || w.current === undefined) return
     this.callers.add(w.current)
     if (w.fiber === fiber) {
@@ -1209,7 +1287,7 @@ export class AgendaImpl {
   private stop(mode: "quit" | "exit", timedOut: boolean): Effect.Effect<ShutdownReport> {
     return Effect.suspend(() => {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
-      const stopped = Deferred.makeUnsafe<ShutdownReport>(FiberId.none)
+      const stopped = Deferred.makeUnsafe<ShutdownReport>()
       this.stopped = stopped
       const wasQuitting = this.lifecycle === "quitting"
       this.lifecycle = "stopped"

@@ -1,3 +1,5 @@
+import type * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -22,9 +24,20 @@ export interface ClockTimerHooks {
 // Clock treats a sleep past 2^31-1 ms as infinite (setTimeout cannot take it),
 // so a far deadline is a chain of chunks, each ending with a look at the clock.
 const sleepUntil = (deadline: number, chunk: number): Effect.Effect<void> => {
-  const loop: Effect.Effect<void> = Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) =>
+  const loop: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) =>
     now >= deadline ? Effect.void : Effect.andThen(Effect.sleep(Duration.millis(Math.min(deadline - now, chunk))), loop))
   return loop
+}
+
+// Interrupts without waiting for the fiber to end.
+const interruptFork = (fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<void> =>
+  Effect.sync(() => fiber.interruptUnsafe())
+
+// Ends the queue and drops what is buffered: pending and later takes fail with
+// `Done`, so a stream over it ends instead of being interrupted.
+const endAndDiscard = <A>(queue: Queue.Queue<A, Cause.Done>): void => {
+  Queue.endUnsafe(queue)
+  Queue.shutdownUnsafe(queue)
 }
 
 /** @internal */
@@ -32,14 +45,16 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
   Effect.gen(function*() {
     const chunk = hooks.chunkMillis ?? Platform.maxTimerChunkMillis
     if (!Platform.isTimerChunk(chunk)) {
-      return yield* Effect.dieMessage(
-        `${hooks.name}: timerChunkMillis must be an integer from 1 to ${Platform.maxTimerChunkMillis}, got ${String(chunk)}`
+      return yield* Effect.die(
+        new Error(
+          `${hooks.name}: timerChunkMillis must be an integer from 1 to ${Platform.maxTimerChunkMillis}, got ${String(chunk)}`
+        )
       )
     }
     // The clock of whoever acquires the timer, so that a `TestClock` moves it
     // whichever fiber later calls `arm`.
-    const clock = yield* Effect.clock
-    const fired = yield* Queue.unbounded<number>()
+    const clock = yield* Clock.Clock
+    const fired = yield* Queue.unbounded<number, Cause.Done>()
     let released = false
     let generation = 0
     let sleeper: Fiber.Fiber<void> | undefined = undefined
@@ -51,13 +66,13 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
       hooks.onClear?.()
       const previous = sleeper
       sleeper = undefined
-      return previous === undefined ? Effect.void : Fiber.interruptFork(previous)
+      return previous === undefined ? Effect.void : interruptFork(previous)
     }
 
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         released = true
-        return Effect.andThen(cancel(), Queue.shutdown(fired))
+        return Effect.andThen(cancel(), Effect.sync(() => endAndDiscard(fired)))
       })
     )
 
@@ -73,7 +88,7 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
           // uninterruptible region would inherit that, and the next `arm`
           // could not replace it.
           const fiber = yield* Effect.forkDetach(Effect.interruptible(Effect.andThen(
-            Effect.withClock(sleepUntil(deadline, chunk), clock),
+            Effect.provideService(sleepUntil(deadline, chunk), Clock.Clock, clock),
             Effect.sync(() => {
               if (mine !== generation) return
               sleeper = undefined
@@ -82,7 +97,7 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
             })
           )))
           if (mine === generation) sleeper = fiber
-          else yield* Fiber.interruptFork(fiber)
+          else yield* interruptFork(fiber)
         })
       }))
 
@@ -90,6 +105,6 @@ export const make = (hooks: ClockTimerHooks): Effect.Effect<Platform.Timer, neve
       arm,
       disarm: Effect.suspend(() => (released ? Effect.void : cancel())),
       // One element per pull, so a consumer that stops early loses nothing.
-      fired: Stream.fromQueue(fired, { maxChunkSize: 1 })
+      fired: Stream.fromEffectRepeat(Queue.take(fired))
     }
   })

@@ -2,17 +2,17 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import type * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaParser from "effect/SchemaParser"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Agenda from "../Agenda.js"
@@ -33,6 +33,7 @@ import * as Options_ from "../Options.js"
 import * as Platform from "../Platform.js"
 import type { Priority } from "../Priority.js"
 import * as Timeouts from "../Timeouts.js"
+import * as issues from "./issues.js"
 import { RingQueue } from "./ringQueue.js"
 import { Summary } from "./summary.js"
 import { runSync } from "./syncEffect.js"
@@ -91,23 +92,39 @@ const describeMatch = (kind: Event.Kind, key: string | number | undefined): stri
 // by every entry point, so a bad value always meets the same check and the
 // same message. `expected` texts become `InvalidOptions.expected`.
 
-/** A schema whose every failure reads `expected` (overriding inner messages). */
-const expecting = <S extends Schema.Schema.Any>(schema: S, expected: string): S =>
-  schema.annotations({ message: () => ({ message: expected, override: true }) }) as S
+/**
+ * An option value checked by `ok`; every failure of it reads `expected`.
+ * Built from `unknown`, so a wrong type and a wrong value get the same text.
+ */
+const expecting = <A>(expected: string, ok: (u: unknown) => u is A): Schema.Codec<A> =>
+  Schema.Unknown.pipe(
+    Schema.decodeTo(
+      Schema.declare(ok),
+      SchemaTransformation.transformEffect<A, unknown>({
+        decode: (u) => ok(u) ? Effect.succeed(u) : Effect.fail(issues.invalid(u, expected)),
+        encode: (a) => Effect.succeed(a)
+      })
+    )
+  ) as unknown as Schema.Codec<A>
 
 const integer = (expected: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  expecting(Schema.Number.pipe(Schema.filter((n) => Number.isInteger(n) && n >= min && n <= max)), expected)
+  expecting(expected, (n): n is number => typeof n === "number" && Number.isInteger(n) && n >= min && n <= max)
+
+const oneOf = <const L extends ReadonlyArray<string>>(literals: L, expected: string) =>
+  expecting(expected, (u): u is L[number] => typeof u === "string" && literals.includes(u))
 
 /** A required field: its absence reads `expected` too. */
-const required = <S extends Schema.Schema.All>(schema: S, expected: string) =>
-  Schema.propertySignature(schema).annotations({ missingMessage: () => `${expected} (it is missing)` })
+const required = <S extends Schema.Top>(schema: S, expected: string): S["Rebuild"] =>
+  Schema.annotateKey<S>({ messageMissingKey: `${expected} (it is missing)` })(schema)
 
 const signalName = expecting(
-  Schema.String.pipe(Schema.filter((s) => Platform.isClaimableSignal(s))),
-  "a claimable signal name such as \"SIGUSR1\" or \"SIGRTMIN+2\" (not SIGKILL or SIGSTOP)"
+  "a claimable signal name such as \"SIGUSR1\" or \"SIGRTMIN+2\" (not SIGKILL or SIGSTOP)",
+  (s): s is string => typeof s === "string" && Platform.isClaimableSignal(s)
 )
 
-const MatchSchema = Schema.Union(
+const MATCH_EXPECTED = `{ _tag: one of ${Event.kinds.join(", ")} } with an optional fd, signal, id, byte or pid`
+
+const MatchSchema = Schema.Union([
   Schema.Struct({ _tag: Schema.Literal("FdReady"), fd: Schema.optional(integer("an fd, a non-negative integer", 0)) }),
   Schema.Struct({ _tag: Schema.Literal("Signal"), signal: Schema.optional(signalName) }),
   Schema.Struct({
@@ -117,44 +134,48 @@ const MatchSchema = Schema.Union(
   Schema.Struct({
     _tag: Schema.Literal("Command"),
     byte: Schema.optional(expecting(
-      Schema.Union(Schema.Number.pipe(Schema.int(), Schema.between(0, 255)), Schema.String.pipe(Schema.length(1))),
-      "a byte 0..255 or a one-character string"
+      "a byte 0..255 or a one-character string",
+      (u): u is number | string =>
+        (typeof u === "number" && Number.isInteger(u) && u >= 0 && u <= 255) || (typeof u === "string" && u.length === 1)
     ))
   }),
   Schema.Struct({ _tag: Schema.Literal("ChildExit"), pid: Schema.optional(integer("a child pid, a positive integer", 1)) })
-)
+]).annotate({ message: MATCH_EXPECTED })
+
+const HANDLE_EXPECTED = "a function from the event to an Effect, e.g. (e) => Effect.log(e)"
+const EXPLANATION_EXPECTED = "a non-empty string saying why the handler exists"
 
 const handlerFields = {
   explanation: required(
-    expecting(Schema.String.pipe(Schema.minLength(1)), "a non-empty string saying why the handler exists"),
-    "a non-empty string saying why the handler exists"
+    expecting(EXPLANATION_EXPECTED, (u): u is string => typeof u === "string" && u.length > 0),
+    EXPLANATION_EXPECTED
   ),
   handle: required(
-    Schema.declare((u): u is (event: any) => Effect.Effect<void, unknown> => typeof u === "function", {
-      message: () => "a function from the event to an Effect, e.g. (e) => Effect.log(e)"
-    }),
-    "a function from the event to an Effect, e.g. (e) => Effect.log(e)"
+    expecting(HANDLE_EXPECTED, (u): u is (event: any) => Effect.Effect<void, unknown> => typeof u === "function"),
+    HANDLE_EXPECTED
   ),
-  run: Schema.optional(expecting(Schema.Literals(["inline", "High", "Normal", "Low"]), `"inline", "High", "Normal" or "Low"`))
+  run: Schema.optional(oneOf(["inline", "High", "Normal", "Low"], `"inline", "High", "Normal" or "Low"`))
 }
 
-const anObject = (what: string) => ({ message: () => `an object ${what}` })
+const anObject = (what: string) => ({ message: `an object ${what}` })
 
 /** A registration: `EventLoop.register`'s options, also the defaults'. */
 const HandlerSpec = Schema.Struct({
   ...handlerFields,
-  match: required(MatchSchema, `{ _tag: one of ${Event.kinds.join(", ")} } with an optional fd, signal, id, byte or pid`)
-}).annotations(anObject("{ explanation, match, handle, run? }"))
+  match: required(MatchSchema, MATCH_EXPECTED)
+}).annotate(anObject("{ explanation, match, handle, run? }"))
+
+const aBoolean = expecting("true or false", (u): u is boolean => typeof u === "boolean")
 
 /** A watch: `EventLoop.watchFd`'s three arguments. */
 const WatchSpec = Schema.Struct({
   fd: integer("an fd, a non-negative integer", 0),
   interest: required(
-    Schema.Struct({ read: Schema.optional(Schema.Boolean), write: Schema.optional(Schema.Boolean) })
-      .annotations(anObject("{ read?: boolean, write?: boolean }")),
+    Schema.Struct({ read: Schema.optional(aBoolean), write: Schema.optional(aBoolean) })
+      .annotate(anObject("{ read?: boolean, write?: boolean }")),
     "{ read?: boolean, write?: boolean }"
   ),
-  options: required(Schema.Struct(handlerFields).annotations(anObject("{ explanation, handle, run? }")), "{ explanation, handle, run? }")
+  options: required(Schema.Struct(handlerFields).annotate(anObject("{ explanation, handle, run? }")), "{ explanation, handle, run? }")
 })
 
 const positive = (what: string) => Schema.optional(integer(`a positive integer (${what})`, 1))
@@ -162,14 +183,16 @@ const positive = (what: string) => Schema.optional(integer(`a positive integer (
 /** `EventLoop.make`'s options. */
 const OptionsSpec = Schema.Struct({
   capacity: positive("events the queue holds"),
-  overflow: Schema.optional(expecting(Schema.Literals(["backpressure", "dropNewest", "dropOldest"]), `"backpressure", "dropNewest" or "dropOldest"`)),
+  overflow: Schema.optional(
+    oneOf(["backpressure", "dropNewest", "dropOldest"], `"backpressure", "dropNewest" or "dropOldest"`)
+  ),
   maxHandlers: positive("most user handlers"),
   batchSize: positive("most events per iteration"),
   signals: Schema.optional(Schema.Array(signalName)),
-  defaultBindings: Schema.optional(expecting(Schema.Boolean, "true or false")),
+  defaultBindings: Schema.optional(aBoolean),
   quitTimeout: Schema.optional(Options_.Duration),
   unknownCommandWarnings: Schema.optional(integer("a non-negative integer (warnings per second)", 0))
-}).annotations(anObject("of EventLoop options"))
+}).annotate(anObject("of EventLoop options"))
 
 const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
   let value = input
@@ -177,21 +200,28 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
   return value
 }
 
+/** The issue a failed decode's `Exit` carries (a decode fails, it does not die). */
+const issueOf = (cause: Cause.Cause<SchemaIssue.Issue>): SchemaIssue.Issue | undefined => {
+  const reason = cause.reasons.find(Cause.isFailReason)
+  return reason?.error
+}
+
 /**
  * A decoder from `schema` whose failure is an `InvalidOptions` naming the
  * entry point and the option's path (`register match.pid (handler "x")`).
  */
-const optionsDecoder = <A, I>(schema: Schema.Schema<A, I>, entry: string) => {
-  const decode = Schema.decodeUnknownEither(schema)
+const optionsDecoder = <A, I>(schema: Schema.Codec<A, I>, entry: string) => {
+  const decode = SchemaParser.decodeUnknownExit(schema)
   return (input: unknown, context = ""): A | InvalidOptions => {
     const result = decode(input, { errors: "first", onExcessProperty: "ignore" })
-    if (Either.isRight(result)) return result.right
-    const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
-    const path = issue.path.map(String).join(".")
+    if (Exit.isSuccess(result)) return result.value
+    const issue = issueOf(result.cause)
+    const { leaf, path } = issue === undefined ? { leaf: undefined, path: [] } : issues.first(issue)
+    const name = path.map(String).join(".")
     return new InvalidOptions({
-      option: `${entry} ${path === "" ? "options" : path}${context}`,
-      value: valueAt(input, issue.path),
-      expected: issue.message
+      option: `${entry} ${name === "" ? "options" : name}${context}`,
+      value: valueAt(input, path),
+      expected: leaf === undefined ? "valid options" : issues.message(leaf)
     })
   }
 }
@@ -228,7 +258,7 @@ const toByte = (command: number | string): number | undefined => {
 
 // ---- events posted by users --------------------------------------------
 
-const decodeEvent = Schema.decodeUnknownEither(Event.Event)
+const decodeEvent = SchemaParser.decodeUnknownExit(Event.Event)
 
 /**
  * A posted value as an event, or why not. Instances of the event classes
@@ -242,10 +272,13 @@ const toEvent = (value: unknown): Event.Event | InvalidEvent => {
     value instanceof Event.TimerFired || value instanceof Event.ChildExit
   ) return value
   const result = decodeEvent(value, { errors: "first" })
-  if (Either.isRight(result)) return result.right
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
-  const path = issue.path.map(String).join(".")
-  return new InvalidEvent({ value, issue: path === "" ? issue.message : `${path}: ${issue.message}` })
+  if (Exit.isSuccess(result)) return result.value
+  const issue = issueOf(result.cause)
+  if (issue === undefined) return new InvalidEvent({ value, issue: "not an event" })
+  const { leaf, path } = issues.first(issue)
+  const name = path.map(String).join(".")
+  const text = issues.message(leaf)
+  return new InvalidEvent({ value, issue: name === "" ? text : `${name}: ${text}` })
 }
 
 // ---- handler results ---------------------------------------------------
@@ -258,13 +291,10 @@ const describeResult = (result: unknown): string => {
   return `${typeof result} ${String(result)}`
 }
 
-const dispatchHistogram = Metric.histogram(
-  "refpersys_loop_dispatch_ms",
-  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 28 }),
-  "time from an event's arrival to its dispatch"
-)
-
-const NO_TAGS: ReadonlyArray<never> = []
+const dispatchHistogram = Metric.histogram("refpersys_loop_dispatch_ms", {
+  description: "time from an event's arrival to its dispatch",
+  boundaries: Metric.exponentialBoundaries({ start: 0.001, factor: 2, count: 28 })
+})
 
 /**
  * How long the loop waits, past a quit's own timeout, for the agenda (or its
@@ -272,6 +302,20 @@ const NO_TAGS: ReadonlyArray<never> = []
  * or inline handler must not hold up a stop for ever.
  */
 const STOP_GRACE = Duration.seconds(1)
+
+/** Construction options for events whose fields were checked already. */
+const UNCHECKED = { disableChecks: true } as const
+
+/**
+ * A wake-up for `fiber` suspended in `Effect.callback`: resumes it from its
+ * own dispatcher, as a task of its own. Calling `resume` directly would run
+ * the woken fiber inside the caller (a source offering an event would run
+ * the loop's handlers on its own stack, the loop would run sources).
+ */
+const scheduled = (fiber: Fiber.Fiber<unknown, unknown>, resume: (effect: Effect.Effect<void>) => void) => {
+  const task = () => resume(Effect.void)
+  return (): void => fiber.currentDispatcher.scheduleTask(task, 0)
+}
 
 /** Default `unknownCommandWarnings`: unknown-byte warnings logged per second. */
 const UNKNOWN_WARNINGS_PER_SECOND = 10
@@ -309,9 +353,22 @@ const resolveConfig = (options: EventLoop.Options): Config | InvalidOptions => {
  * up the wait.
  */
 const within = <A>(effect: Effect.Effect<A>, bound: Duration.Duration): Effect.Effect<Option.Option<A>> =>
-  // Interruptible outside `disconnect` too: its join restores the caller's
-  // interruptibility, which in a finalizer is none.
-  Effect.timeoutOption(Effect.interruptible(Effect.disconnect(Effect.interruptible(effect))), bound)
+  detached(effect, (join) => Effect.timeoutOption(join, bound))
+
+/**
+ * Runs `effect` on a fiber of its own (interruptible, whatever the caller's
+ * region) and waits for it through `wait`, interruptibly. When the wait ends
+ * first (a timeout, an interruption), the fiber is interrupted and left to
+ * end by itself.
+ */
+const detached = <A, B>(
+  effect: Effect.Effect<A>,
+  wait: (join: Effect.Effect<A>) => Effect.Effect<B>
+): Effect.Effect<B> =>
+  Effect.flatMap(Effect.forkDetach(effect), (fiber) =>
+    wait(Effect.interruptible(Fiber.join(fiber))).pipe(
+      Effect.ensuring(Effect.sync(() => fiber.interruptUnsafe()))
+    ))
 
 /** @internal */
 export const make = (
@@ -322,11 +379,12 @@ export const make = (
     if (config instanceof InvalidOptions) return yield* config
     const platform = yield* Platform.Platform
     const agenda = yield* Agenda.Agenda
-    const clock = yield* Effect.clock
+    const clock = yield* Clock.Clock
+    const context = yield* Effect.context<never>()
     const sources = yield* FiberSet.make<unknown, unknown>()
     const workers = yield* FiberSet.make<unknown, unknown>()
     const stopped = yield* Deferred.make<Stopped, LoopFailed>()
-    const impl = new LoopImpl(config, platform, agenda, clock, stopped)
+    const impl = new LoopImpl(config, platform, agenda, clock, context, stopped)
     // Timer firings join the event queue like any other event.
     impl.timeouts = yield* Timeouts.make({
       onFire: (event, action) => impl.offer(event, action)
@@ -335,13 +393,16 @@ export const make = (
     impl.stopSources = FiberSet.clear(sources)
 
     const signals = yield* platform.signals(config.signals)
-    // Built without validation (the second argument): the platform hands over
-    // signal names and bytes it has checked, and validating a Command cost
-    // 7 µs, more than the rest of its way to the handler.
-    yield* FiberSet.run(sources, Stream.runForEach(signals, (signal) => impl.offer(new Event.Signal({ signal, at: impl.now() }, true))))
+    // Built without checks: the platform hands over signal names and bytes it
+    // has checked, and checking a Command cost more than the rest of its way
+    // to the handler.
     yield* FiberSet.run(
       sources,
-      Stream.runForEach(platform.commands.received, (byte) => impl.offer(new Event.Command({ byte, at: impl.now() }, true)))
+      Stream.runForEach(signals, (signal) => impl.offer(new Event.Signal({ signal, at: impl.now() }, UNCHECKED)))
+    )
+    yield* FiberSet.run(
+      sources,
+      Stream.runForEach(platform.commands.received, (byte) => impl.offer(new Event.Command({ byte, at: impl.now() }, UNCHECKED)))
     )
     yield* FiberSet.run(
       sources,
@@ -354,10 +415,10 @@ export const make = (
     // dead behind a "running" state. Its stop is bounded: an inline handler
     // stuck uninterruptibly is left behind after STOP_GRACE.
     const loopFiber = yield* Effect.forkDetach(
-      Effect.catchCause(impl.loop, (cause) => impl.failed(cause))
+      Effect.catchCause(impl.run, (cause) => impl.failed(cause))
     )
     yield* Effect.addFinalizer(() =>
-      Effect.flatMap(Effect.andThen(Fiber.interruptFork(loopFiber), within(Fiber.await(loopFiber), STOP_GRACE)), (ended) =>
+      Effect.flatMap(Effect.andThen(Effect.sync(() => loopFiber.interruptUnsafe()), within(Fiber.await(loopFiber), STOP_GRACE)), (ended) =>
         Option.isSome(ended) ? Effect.void : Effect.logWarning(
           `the event loop fiber did not end within ${Duration.format(STOP_GRACE)} of the stop${impl.describeRunning()}; it is left behind`
         ))
@@ -385,8 +446,10 @@ class LoopImpl {
   readonly handlers = new Map<number, Handler>()
   userHandlers = 0
   nextHandlerId = 1
-  loopWake: ((effect: Effect.Effect<void>) => void) | undefined = undefined
-  blocked: Array<(effect: Effect.Effect<void>) => void> = []
+  /** Wakes the loop fiber when it waits for events (see `waitForEvents`). */
+  loopWake: (() => void) | undefined = undefined
+  /** Wakes the sources waiting for room (backpressure). */
+  blocked: Array<() => void> = []
   timeouts!: Timeouts.Timeouts
   forkWork!: (effect: Effect.Effect<void>) => Effect.Effect<void>
   stopSources!: Effect.Effect<void>
@@ -420,9 +483,11 @@ class LoopImpl {
     readonly platform: Platform.Platform,
     readonly agenda: Agenda.Agenda,
     readonly clock: Clock.Clock,
+    /** The context the loop was made in, for its metrics (their registry). */
+    readonly context: Context.Context<never>,
     readonly stopped: Deferred.Deferred<Stopped, LoopFailed>
   ) {
-    this.now = () => clock.unsafeCurrentTimeMillis()
+    this.now = () => clock.currentTimeMillisUnsafe()
     for (const kind of Event.kinds) this.byKind.set(kind, { any: [], keyed: new Map() })
   }
 
@@ -438,13 +503,16 @@ class LoopImpl {
     if (this.tryOffer(event, action)) return Effect.void
     this.backpressureWaits++
     return Effect.flatMap(
-      Effect.callback<void>((resume) => {
-        this.blocked.push(resume)
-        return Effect.sync(() => {
-          const i = this.blocked.indexOf(resume)
-          if (i >= 0) this.blocked.splice(i, 1)
+      Effect.withFiber((fiber) =>
+        Effect.callback<void>((resume) => {
+          const wake = scheduled(fiber, resume)
+          this.blocked.push(wake)
+          return Effect.sync(() => {
+            const i = this.blocked.indexOf(wake)
+            if (i >= 0) this.blocked.splice(i, 1)
+          })
         })
-      }),
+      ),
       () => this.offer(event, action)
     )
   }
@@ -471,7 +539,7 @@ class LoopImpl {
     const wake = this.loopWake
     if (wake !== undefined) {
       this.loopWake = undefined
-      wake(Effect.void)
+      wake()
     }
     return true
   }
@@ -501,12 +569,21 @@ class LoopImpl {
     done()
   }
 
+  /** The loop's own fiber, set when it starts: its wake-ups go through its dispatcher. */
+  private loopFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
+
   private readonly waitForEvents: Effect.Effect<void> = Effect.callback<void>((resume) => {
     if (this.queue.length > 0 || this.ended) return resume(Effect.void)
-    this.loopWake = resume
+    this.loopWake = scheduled(this.loopFiber!, resume)
     return Effect.sync(() => {
       this.loopWake = undefined
     })
+  })
+
+  /** The loop fiber's body. */
+  readonly run: Effect.Effect<void> = Effect.withFiber((fiber) => {
+    this.loopFiber = fiber
+    return this.loop
   })
 
   /** Stopped or failed: takes no more events or registrations. */
@@ -523,7 +600,7 @@ class LoopImpl {
     const blocked = this.blocked
     if (blocked.length > 0) {
       this.blocked = []
-      for (const resume of blocked) resume(Effect.void)
+      for (const wake of blocked) wake()
     }
     return this.dispatchFrom(batch, 0)
   })
@@ -582,7 +659,7 @@ class LoopImpl {
     this.events[kind]++
     const latency = this.dispatchNow - event.at
     this.latency.add(latency)
-    dispatchHistogram.unsafeUpdate(latency, NO_TAGS)
+    dispatchHistogram.updateUnsafe(latency, this.context)
     if (kind === "Signal") this.signalCounts[event.signal] = (this.signalCounts[event.signal] ?? 0) + 1
     const action = this.actions.size === 0 ? undefined : this.actions.get(event)
     if (action !== undefined) this.actions.delete(event)
@@ -832,7 +909,7 @@ class LoopImpl {
   private gc(cause: string): Effect.Effect<void> {
     // The barrier waits for every worker to park; run it beside the loop so
     // events keep flowing meanwhile.
-    return this.forkWork(Effect.gen(this, function*() {
+    return this.forkWork(Effect.gen({ self: this }, function*() {
       const start = this.now()
       const collect = Effect.sync(() => {
         const gc = (globalThis as { gc?: () => void }).gc
@@ -872,7 +949,7 @@ class LoopImpl {
       if (this.ended) return Effect.void
       this.state = "stopped"
       this.drop()
-      return Effect.gen(this, function*() {
+      return Effect.gen({ self: this }, function*() {
         yield* this.logSuppressed
         yield* Deferred.succeed(this.stopped, new Stopped({ reason, cause, agenda: report, loop: this.stats() }))
         yield* this.stopSources
@@ -892,9 +969,10 @@ class LoopImpl {
     this.actions.clear()
     const wake = this.loopWake
     this.loopWake = undefined
-    wake?.(Effect.void)
-    for (const resume of this.blocked) resume(Effect.void)
+    wake?.()
+    const blocked = this.blocked
     this.blocked = []
+    for (const release of blocked) release()
   }
 
   /**
@@ -908,7 +986,7 @@ class LoopImpl {
       this.state = "failed"
       this.drop()
       const defect = Cause.pretty(cause)
-      return Effect.gen(this, function*() {
+      return Effect.gen({ self: this }, function*() {
         yield* Effect.logError("the event loop failed and stopped; awaitStop dies with LoopFailed", cause).pipe(
           Effect.catchCause(() => Effect.void)
         )
@@ -925,7 +1003,7 @@ class LoopImpl {
    * reports what the agenda's stats say and stops without it.
    */
   boundedQuit(timeout: Duration.Duration | undefined): Effect.Effect<ShutdownReport> {
-    if (timeout === undefined) return Effect.interruptible(Effect.disconnect(Effect.interruptible(this.agenda.quit())))
+    if (timeout === undefined) return detached(this.agenda.quit(), (join) => join)
     return Effect.flatMap(within(this.agenda.quit({ timeout }), Duration.sum(timeout, STOP_GRACE)), (report) =>
       Option.isSome(report)
         ? Effect.succeed(report.value)
@@ -938,7 +1016,7 @@ class LoopImpl {
   /** Exits the agenda, waiting at most STOP_GRACE for its report. */
   get boundedExit(): Effect.Effect<ShutdownReport> {
     return Effect.flatMap(within(this.agenda.exit, STOP_GRACE), (report) =>
-    Option.isSome(report) ? Effect.succeed(report.value) : Effect.gen(this, function*() {
+    Option.isSome(report) ? Effect.succeed(report.value) : Effect.gen({ self: this }, function*() {
       const stats = yield* this.agenda.stats
       yield* Effect.logWarning(
         `the agenda did not stop within ${Duration.format(STOP_GRACE)} of its exit (${stats.total.running} tasklets still running, uninterruptibly); the loop stops without it`
@@ -970,7 +1048,7 @@ class LoopImpl {
     })
   }
 
-  readonly dump: Effect.Effect<Dump> = Effect.gen(this, function*() {
+  readonly dump: Effect.Effect<Dump> = Effect.gen({ self: this }, function*() {
     const timeouts = yield* this.timeouts.pending
     const agenda = yield* this.agenda.stats
     return new Dump({
@@ -1000,8 +1078,8 @@ class LoopImpl {
         Effect.flatMap(Effect.scope, (outer) => {
           const spec = decodeWatchSpec({ fd, interest, options }, describeHandler(options))
           if (spec instanceof InvalidOptions) return Effect.fail(spec)
-          return Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) =>
-            Effect.gen(this, function*() {
+          return Effect.flatMap(Scope.fork(outer, "sequential"), (scope) =>
+            Effect.gen({ self: this }, function*() {
               const { explanation, handle, run } = spec.options
               yield* register({ explanation, handle, match: { _tag: "FdReady" as const, fd: spec.fd }, ...(run === undefined ? {} : { run }) })
               const interest: Platform.Interest = {

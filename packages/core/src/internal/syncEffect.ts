@@ -24,22 +24,28 @@ export const makeSync = <A>(thunk: () => A): Effect.Effect<A> => {
   return effect
 }
 
+/** The fields of Effect 4's primitives this module reads (not public API). */
+const IDENTIFIER = "~effect/Effect/identifier"
+const ARGS = "~effect/Effect/args"
+
 /**
  * Reads the thunk of an `Effect.sync` from the `Sync` primitive's fields as
- * Effect 3 lays them out, or `undefined` for any other effect. Only called
- * while {@link introspection} is on, which the start-up probe decides.
+ * Effect 4 lays them out (its op name under `~effect/Effect/identifier`, the
+ * thunk under `~effect/Effect/args`), or `undefined` for any other effect.
+ * Only called while {@link introspection} is on, which the start-up probe
+ * decides.
  *
  * @internal
  */
-export const effect3Thunk = (effect: unknown): (() => unknown) | undefined => {
-  const primitive = effect as { readonly _op?: unknown; readonly effect_instruction_i0?: unknown }
-  return primitive._op === "Sync" && typeof primitive.effect_instruction_i0 === "function"
-    ? primitive.effect_instruction_i0 as () => unknown
+export const effect4Thunk = (effect: unknown): (() => unknown) | undefined => {
+  const primitive = effect as { readonly [IDENTIFIER]?: unknown; readonly [ARGS]?: unknown }
+  return primitive[IDENTIFIER] === "Sync" && typeof primitive[ARGS] === "function"
+    ? primitive[ARGS] as () => unknown
     : undefined
 }
 
 /**
- * Checks, once, that {@link effect3Thunk} understands the installed Effect:
+ * Checks, once, that {@link effect4Thunk} understands the installed Effect:
  * an `Effect.sync` is recognised and its thunk gives the right value, and
  * effects that are not synchronous (`Effect.promise`, `Effect.suspend`, a
  * `flatMap`) are not. Never throws: any surprise means "off". `read` is
@@ -47,7 +53,7 @@ export const effect3Thunk = (effect: unknown): (() => unknown) | undefined => {
  *
  * @internal
  */
-export const probe = (read: (effect: unknown) => (() => unknown) | undefined = effect3Thunk): boolean => {
+export const probe = (read: (effect: unknown) => (() => unknown) | undefined = effect4Thunk): boolean => {
   try {
     const value = {}
     const thunk = read(Effect.sync(() => value))
@@ -113,7 +119,7 @@ export const runSync = (effect: Effect.Effect<unknown, unknown>): Exit.Exit<unkn
   let thunk = (effect as Marked)[SyncThunk]
   if (thunk === undefined) {
     if (Exit.isExit(effect)) return effect
-    if (!introspection || (thunk = effect3Thunk(effect)) === undefined) return undefined
+    if (!introspection || (thunk = effect4Thunk(effect)) === undefined) return undefined
   }
   try {
     const value = thunk()

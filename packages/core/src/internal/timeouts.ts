@@ -11,6 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import type * as Semaphore from "effect/Semaphore"
 import { InvalidOptions } from "../AgendaError.js"
 import { TimerFired } from "../Event.js"
 import type * as Platform from "../Platform.js"
@@ -171,14 +172,14 @@ const isNegativeInput = (input: unknown): boolean =>
 
 /**
  * Milliseconds of a finite, non-negative duration, or `undefined`.
- * `Duration.decodeUnknown` silently clamps negative inputs to zero, which
- * would turn a caller's sign error into a timeout that fires at once, so
- * negative inputs are caught before decoding.
+ * `Duration.fromInput` turns `NaN` into zero and keeps negative inputs as
+ * negative durations, either of which would make a caller's mistake a
+ * timeout that fires at once, so both are caught here.
  */
 export const decodeMillis = (input: unknown): number | undefined => {
   if (isNegativeInput(input)) return undefined
-  const d = Duration.decodeUnknown(input)
-  if (Option.isNone(d) || !Duration.isFinite(d.value)) return undefined
+  const d = Duration.fromInput(input as Duration.Input)
+  if (Option.isNone(d) || !Duration.isFinite(d.value) || Duration.isNegative(d.value)) return undefined
   return Duration.toMillis(d.value)
 }
 
@@ -219,7 +220,7 @@ export class TimeoutsImpl {
     private readonly clock: Clock.Clock,
     // Serialises arm/disarm calls: two fibers each arming the head they saw
     // could otherwise leave the timer on the later of two deadlines.
-    private readonly lock: Effect.Semaphore,
+    private readonly lock: Semaphore.Semaphore,
     onFire: OnFire | undefined
   ) {
     this.onFire = onFire ?? this.runInline
@@ -271,7 +272,7 @@ export class TimeoutsImpl {
   }
 
   now(): number {
-    return this.clock.unsafeCurrentTimeMillis()
+    return this.clock.currentTimeMillisUnsafe()
   }
 
   schedule(
@@ -372,7 +373,7 @@ export class TimeoutsImpl {
     this.missedTicks += missed
     // Validation off: every field is a number or string built right here, and
     // validating costs more than the rest of a firing.
-    return [new TimerFired({ id: entry.id, label: entry.label, deadline, missed, at: now }, true), effect]
+    return [new TimerFired({ id: entry.id, label: entry.label, deadline, missed, at: now }, { disableChecks: true }), effect]
   }
 
   private fire(event: TimerFired, effect: Effect.Effect<void, unknown>): Effect.Effect<void> {
