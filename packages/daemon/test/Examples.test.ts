@@ -23,7 +23,8 @@ describe("examples", () => {
     expect(first.stdout).toMatch(/submitted: 2,[\s\S]*completed: 2,/)
 
     expect(loop.code, loop.stderr).toBe(0)
-    expect(loop.stdout).toContain("message=reloading")
+    // The default logger's line for the SIGHUP handler's log (Effect 4 writes `INFO (#n): reloading`).
+    expect(loop.stdout).toMatch(/\bINFO\b.*\breloading$/m)
     expect(loop.stdout).toContain("quit command Q 1 tasklet(s) completed")
 
     expect(demo.code, demo.stderr).toBe(0)
