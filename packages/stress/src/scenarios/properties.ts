@@ -48,11 +48,24 @@ interface Tally {
   arrived: number
 }
 
+const firstLines = (text: string) => text.split("\n").slice(0, 8).join(" | ")
+
+/**
+ * fast-check's report (seed, path, counterexample) and what the property
+ * threw: since fast-check 4 the latter is the report's `cause`, no longer
+ * part of its message.
+ */
+const describe = (error: unknown): string => {
+  if (!(error instanceof Error)) return String(error)
+  const cause = error.cause instanceof Error ? ` | because: ${firstLines(error.cause.message)}` : ""
+  return `${firstLines(error.message)}${cause}`
+}
+
 const check = (name: string, checks: Checks, property: () => Promise<void>) =>
   Effect.promise(() =>
     property().then(
       () => undefined,
-      (error: unknown) => checks.add(`${name}: ${error instanceof Error ? error.message.split("\n").slice(0, 8).join(" | ") : String(error)}`)
+      (error: unknown) => checks.add(`${name}: ${describe(error)}`)
     )
   )
 
@@ -208,11 +221,10 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
                     Effect.catchTag("AgendaClosed", () => Effect.sync(() => void refused++)),
                     Effect.asVoid
                   ), { discard: true })
-            const fibers = yield* Effect.forEach(
-              Array.from({ length: submitters }, (_, i) => ops.filter((_, j) => j % submitters === i)),
-              (share) => Effect.forkChild(work(share))
-            )
-            // Sample the invariant while everything runs.
+            // Sample the invariant while everything runs. The sampler is under
+            // way before the submitters start: a fiber woken by another one
+            // runs at once (Effect 4), so a short run could otherwise end and
+            // interrupt a sampler that never took its first step.
             const sampler = yield* Effect.forkChild(Effect.forever(Effect.flatMap(agenda.stats, (stats) => {
               snapshots++
               for (const s of [stats.byPriority.High, stats.byPriority.Normal, stats.byPriority.Low, stats.total]) {
@@ -220,6 +232,11 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
               }
               return Effect.yieldNow
             })))
+            if (!(yield* waitFor(() => snapshots > 0, "10 seconds"))) fail("the sampler did not start within 10 seconds")
+            const fibers = yield* Effect.forEach(
+              Array.from({ length: submitters }, (_, i) => ops.filter((_, j) => j % submitters === i)),
+              (share) => Effect.forkChild(work(share))
+            )
             for (let i = 0; i < stopAfter; i++) yield* Effect.yieldNow
             const report = ending === "quit"
               ? yield* agenda.quit()
@@ -306,9 +323,11 @@ const timeouts = (runs: number, checks: Checks, tally: Tally) =>
             oneShots.push(h)
             if (p.cancel && (yield* h.cancel)) cancelled.add(h.id)
           }
+          // A handle counts a firing when its timer fires, before the loop has
+          // dispatched the event: wait for the events the checks count.
           const done = () =>
             oneShots.every((h) => cancelled.has(h.id) || fired.some((f) => f.id === h.id)) &&
-            periodic.every((p) => p.handle.fired >= p.stopAt)
+            periodic.every((p) => p.handle.fired >= p.stopAt && fired.filter((f) => f.id === p.handle.id).length >= p.stopAt)
           if (!(yield* waitFor(done, "10 seconds"))) fail("not every timeout fired within 10 seconds")
           tally.sent += oneShots.length - cancelled.size + periodic.reduce((acc, p) => acc + p.stopAt, 0)
           tally.arrived += fired.length
