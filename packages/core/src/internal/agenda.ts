@@ -435,28 +435,34 @@ export class AgendaImpl {
   ) {
     const clock = Context.get(context, Clock.Clock)
     this.clock = clock
-    const tagged = <M extends Metric.Metric<any, any>>(metric: M, level: number, outcome?: string): M =>
-      Metric.withAttributes(
-        metric,
-        outcome === undefined
-          ? { agenda: config.name, priority: Priority.all[level] }
-          : { agenda: config.name, priority: Priority.all[level], outcome }
-      ) as M
-    const wait = Metric.histogram("refpersys_agenda_wait_ms", {
-      description: "time from submission to start",
-      boundaries: WAIT_BOUNDARIES
-    })
-    const run = Metric.histogram("refpersys_agenda_run_ms", {
-      description: "time from start to end",
-      boundaries: WAIT_BOUNDARIES
-    })
-    const outcomes = Metric.counter("refpersys_agenda_tasklets_total", {
-      description: "tasklets ended, by outcome",
-      incremental: true
-    })
-    this.waitHistogram = [0, 1, 2].map((l) => tagged(wait, l))
-    this.runHistogram = [0, 1, 2].map((l) => tagged(run, l))
-    this.outcomeCounter = [0, 1, 2, 3, 4].map((o) => [0, 1, 2].map((l) => tagged(outcomes, l, OUTCOMES[o])))
+    // One metric per series, each with its own attributes: withAttributes
+    // views of one metric share its cached series key, which then changes (a
+    // JSON key rebuilt) at every change of level.
+    const attributes = (level: number, outcome?: string) =>
+      outcome === undefined
+        ? { agenda: config.name, priority: Priority.all[level] }
+        : { agenda: config.name, priority: Priority.all[level], outcome }
+    const wait = (level: number) =>
+      Metric.histogram("refpersys_agenda_wait_ms", {
+        description: "time from submission to start",
+        boundaries: WAIT_BOUNDARIES,
+        attributes: attributes(level)
+      })
+    const run = (level: number) =>
+      Metric.histogram("refpersys_agenda_run_ms", {
+        description: "time from start to end",
+        boundaries: WAIT_BOUNDARIES,
+        attributes: attributes(level)
+      })
+    const outcomes = (level: number, outcome: string) =>
+      Metric.counter("refpersys_agenda_tasklets_total", {
+        description: "tasklets ended, by outcome",
+        incremental: true,
+        attributes: attributes(level, outcome)
+      })
+    this.waitHistogram = [0, 1, 2].map(wait)
+    this.runHistogram = [0, 1, 2].map(run)
+    this.outcomeCounter = [0, 1, 2, 3, 4].map((o) => [0, 1, 2].map((l) => outcomes(l, OUTCOMES[o])))
     if (clock === liveClock) {
       const origin = clock.currentTimeMillisUnsafe() - performance.now()
       this.now = () => origin + performance.now()
