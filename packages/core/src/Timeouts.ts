@@ -45,8 +45,12 @@ export const TimeoutInfo = Schema.Struct({
   label: Schema.String,
   /** The next deadline, in `Clock` milliseconds. */
   deadline: Schema.Number,
-  /** The period in milliseconds of a periodic timeout. */
-  interval: Schema.UndefinedOr(Schema.Number),
+  /**
+   * The period in milliseconds of a periodic timeout. Optional in the
+   * encoded form, so a snapshot that went through JSON (which drops
+   * `undefined`) decodes again.
+   */
+  interval: Schema.optional(Schema.Number),
   fired: Schema.Number,
   missed: Schema.Number
 })

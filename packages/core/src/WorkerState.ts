@@ -42,8 +42,8 @@ export class WorkerState extends Schema.Class<WorkerState>("WorkerState")({
   /** Worker number, from 0. */
   id: Schema.Number,
   state: Activity,
-  /** The running tasklet, if any. */
-  current: Schema.UndefinedOr(Schema.Struct({
+  /** The running tasklet, if any (an optional key, so a snapshot that went through JSON decodes). */
+  current: Schema.optional(Schema.Struct({
     id: Schema.Number,
     label: Schema.String,
     priority: Priority

@@ -1,6 +1,7 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
 import { TestPlatform, TestTime } from "@refpersys/testkit"
 import { Deferred, Effect, Fiber, Layer, Logger, Schema } from "effect"
+import { expect } from "vitest"
 import * as Agenda from "../src/Agenda.js"
 import { InvalidOptions } from "../src/AgendaError.js"
 import * as Event from "../src/Event.js"
@@ -13,9 +14,9 @@ const captureLogs = () => {
   const lines: Array<string> = []
   const logger = Logger.make(({ logLevel, message }) => {
     const parts = Array.isArray(message) ? message : [message]
-    lines.push(`${logLevel.label} ${parts.map((p) => typeof p === "string" ? p : JSON.stringify(p)).join(" ")}`)
+    lines.push(`${logLevel.toUpperCase()} ${parts.map((p) => typeof p === "string" ? p : JSON.stringify(p)).join(" ")}`)
   })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+  return { lines, layer: Logger.layer([logger]) }
 }
 
 /** Platform + agenda for a loop under test; the agenda stays visible to the test. */
@@ -407,7 +408,7 @@ describe("EventLoop", () => {
         const loop = yield* EventLoop.make()
         const handles = []
         for (let i = 0; i < 50; i++) {
-          handles.push(yield* Agenda.submit(Effect.yieldNow(), { priority: (["High", "Normal", "Low"] as const)[i % 3] }))
+          handles.push(yield* Agenda.submit(Effect.yieldNow, { priority: (["High", "Normal", "Low"] as const)[i % 3] }))
         }
         yield* loop.quit
         const stopped = yield* loop.awaitStop
@@ -427,7 +428,7 @@ describe("EventLoop", () => {
         const ran: Record<string, number> = { High: 0, Normal: 0, Low: 0 }
         const work = (priority: "High" | "Normal" | "Low") =>
           Effect.gen(function*() {
-            yield* Effect.yieldNow()
+            yield* Effect.yieldNow
             ran[priority]++
           })
         yield* loop.register({
@@ -480,7 +481,7 @@ describe("EventLoop scope", () => {
       const { handles, loop } = yield* Effect.scoped(Effect.gen(function*() {
         const loop = yield* EventLoop.make()
         const handles = []
-        for (let i = 0; i < 10; i++) handles.push(yield* Agenda.submit(Effect.yieldNow(), { priority: "Low" }))
+        for (let i = 0; i < 10; i++) handles.push(yield* Agenda.submit(Effect.yieldNow, { priority: "Low" }))
         return { handles, loop }
       }))
       expect(handles.every((h) => h.outcome === "Completed")).toBe(true)

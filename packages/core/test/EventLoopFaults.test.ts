@@ -1,6 +1,7 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
 import { TestPlatform, TestTime } from "@refpersys/testkit"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Scope } from "effect"
+import { expect } from "vitest"
 import * as Agenda from "../src/Agenda.js"
 import { InvalidOptions } from "../src/AgendaError.js"
 import * as Event from "../src/Event.js"
@@ -14,11 +15,11 @@ const captureLogs = (options: { readonly throwOn?: (line: string) => boolean } =
   const logger = Logger.make(({ cause, logLevel, message }) => {
     const parts = Array.isArray(message) ? message : [message]
     const text = parts.map((p) => typeof p === "string" ? p : String(p)).join(" ")
-    const line = `${logLevel.label} ${text}${Cause.isEmpty(cause) ? "" : ` ${Cause.pretty(cause)}`}`
+    const line = `${logLevel.toUpperCase()} ${text}${cause.reasons.length === 0 ? "" : ` ${Cause.pretty(cause)}`}`
     lines.push(line)
     if (options.throwOn?.(line)) throw new Error(`logger broke on: ${line}`)
   })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+  return { lines, layer: Logger.layer([logger]) }
 }
 
 const env = (agenda: Agenda.Options = {}) => Layer.merge(TestPlatform.layer(), Agenda.layer({ workers: 2, ...agenda }))
@@ -255,7 +256,7 @@ describe("EventLoop stop bounds", () => {
       })))
       const loop = yield* Deferred.await(loops)
       yield* Deferred.succeed(release, undefined)
-      yield* TestTime.advanceUntil(Effect.map(closing.poll, Option.isSome), "1 second", { maxSteps: 10 })
+      yield* TestTime.advanceUntil(Effect.sync(() => closing.pollUnsafe() !== undefined), "1 second", { maxSteps: 10 })
       expect(Exit.isSuccess(yield* Fiber.await(closing))).toBe(true)
       const stopped = yield* loop.awaitStop
       expect(stopped).toMatchObject({ reason: "quit", cause: "scope closed" })
@@ -285,7 +286,7 @@ describe("EventLoop stop bounds without the agenda", () => {
         yield* Deferred.succeed(loops, loop)
       })).pipe(Effect.provideService(Agenda.Agenda, agenda)))
       const loop = yield* Deferred.await(loops)
-      yield* TestTime.advanceUntil(Effect.map(closing.poll, Option.isSome), "1 second", { maxSteps: 10 })
+      yield* TestTime.advanceUntil(Effect.sync(() => closing.pollUnsafe() !== undefined), "1 second", { maxSteps: 10 })
       expect(Exit.isSuccess(yield* Fiber.await(closing))).toBe(true)
       const stopped = yield* loop.awaitStop
       expect(stopped.agenda).toMatchObject({ mode: "exit", timedOut: true })
@@ -304,7 +305,8 @@ describe("EventLoop failure", () => {
       const loop = yield* EventLoop.make()
       yield* loop.send(0x41)
       const exit = yield* Effect.exit(loop.awaitStop)
-      expect(Exit.isFailure(exit) && exit.cause._tag === "Die" && exit.cause.defect).toBeInstanceOf(LoopFailed)
+      const reason = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
+      expect(reason !== undefined && Cause.isDieReason(reason) && reason.defect).toBeInstanceOf(LoopFailed)
       expect((yield* loop.stats).state).toBe("failed")
       expect(logs.lines.some((l) => l.startsWith("ERROR") && l.includes("event loop failed"))).toBe(true)
       expect(yield* Effect.flip(loop.post(new Event.Command({ byte: 1, at: 0 })))).toMatchObject({ _tag: "LoopStopped" })

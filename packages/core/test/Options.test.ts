@@ -1,5 +1,6 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Schema } from "effect"
+import { describe, it } from "@effect/vitest"
+import { Duration, Effect, Result, Schema } from "effect"
+import { expect } from "vitest"
 import * as Agenda from "../src/Agenda.js"
 import { InvalidOptions } from "../src/AgendaError.js"
 import * as Options from "../src/Options.js"
@@ -7,7 +8,7 @@ import * as PromiseAgenda from "../src/PromiseAgenda.js"
 
 const millis = (input: unknown) => {
   const decoded = Options.decodeDuration("d", input)
-  return Either.isRight(decoded) ? Duration.toMillis(decoded.right) : decoded.left
+  return Result.isSuccess(decoded) ? Duration.toMillis(decoded.success) : decoded.failure
 }
 
 describe("Options", () => {
@@ -33,30 +34,30 @@ describe("Options", () => {
   })
 
   it("FiniteDuration rejects infinite durations; Duration accepts them", () => {
-    expect(Either.isLeft(Options.decodeFiniteDuration("every", "infinity"))).toBe(true)
-    expect(Either.isLeft(Options.decodeFiniteDuration("every", Infinity))).toBe(true)
-    expect(Either.isRight(Options.decodeFiniteDuration("every", "2 seconds"))).toBe(true)
-    expect(Schema.decodeUnknownEither(Options.Duration)("infinity")._tag).toBe("Right")
-    expect(Schema.decodeUnknownEither(Options.FiniteDuration)("infinity")._tag).toBe("Left")
+    expect(Result.isFailure(Options.decodeFiniteDuration("every", "infinity"))).toBe(true)
+    expect(Result.isFailure(Options.decodeFiniteDuration("every", Infinity))).toBe(true)
+    expect(Result.isSuccess(Options.decodeFiniteDuration("every", "2 seconds"))).toBe(true)
+    expect(Schema.decodeUnknownExit(Options.Duration)("infinity")._tag).toBe("Success")
+    expect(Schema.decodeUnknownExit(Options.FiniteDuration)("infinity")._tag).toBe("Failure")
   })
 
   it("decodeQuitOptions: absent and infinite timeouts mean no bound; bad ones are typed errors", () => {
-    expect(Options.decodeQuitOptions(undefined)).toEqual(Either.right({ timeout: undefined }))
-    expect(Options.decodeQuitOptions({})).toEqual(Either.right({ timeout: undefined }))
-    expect(Options.decodeQuitOptions({ timeout: "infinity" })).toEqual(Either.right({ timeout: undefined }))
+    expect(Options.decodeQuitOptions(undefined)).toEqual(Result.succeed({ timeout: undefined }))
+    expect(Options.decodeQuitOptions({})).toEqual(Result.succeed({ timeout: undefined }))
+    expect(Options.decodeQuitOptions({ timeout: "infinity" })).toEqual(Result.succeed({ timeout: undefined }))
     const five = Options.decodeQuitOptions({ timeout: "5 seconds" })
-    expect(Either.isRight(five) && Duration.toMillis(five.right.timeout!)).toBe(5000)
+    expect(Result.isSuccess(five) && Duration.toMillis(five.success.timeout!)).toBe(5000)
     for (const timeout of [-1, "3000", null, "-5 seconds"]) {
       const decoded = Options.decodeQuitOptions({ timeout })
-      expect(Either.isLeft(decoded) && decoded.left).toMatchObject({ _tag: "InvalidOptions", option: "timeout", value: timeout })
+      expect(Result.isFailure(decoded) && decoded.failure).toMatchObject({ _tag: "InvalidOptions", option: "timeout", value: timeout })
     }
-    expect(Either.isLeft(Options.decodeQuitOptions(null))).toBe(true)
+    expect(Result.isFailure(Options.decodeQuitOptions(null))).toBe(true)
   })
 
   it("decodeAgendaOptions names nested options and rejects what is not an option set", () => {
     const option = (input: unknown) => {
       const decoded = Options.decodeAgendaOptions(input)
-      return Either.isLeft(decoded) ? decoded.left.option : "accepted"
+      return Result.isFailure(decoded) ? decoded.failure.option : "accepted"
     }
     expect(option(undefined)).toBe("accepted")
     expect(option({ workers: 2, capacity: { High: 10 }, aging: false, closeTimeout: "infinity" })).toBe("accepted")
@@ -76,8 +77,8 @@ describe("Options", () => {
       try {
         for (const options of [{ obsoleteAfter: "-5 seconds" }, { priority: "Urgent" }, { label: 3 }, null]) {
           const fromSchema = Options.decodeTaskletOptions(options)
-          expect(Either.isLeft(fromSchema)).toBe(true)
-          const expected = Either.isLeft(fromSchema) ? fromSchema.left : undefined
+          expect(Result.isFailure(fromSchema)).toBe(true)
+          const expected = Result.isFailure(fromSchema) ? fromSchema.failure : undefined
           const fromSubmit = yield* Effect.flip(agenda.submit(Effect.void, options as {}))
           const fromUnsafe = agenda.unsafeSubmit(Effect.void, options as {})
           expect(fromSubmit).toEqual(expected)
@@ -87,7 +88,7 @@ describe("Options", () => {
           try: () => queue.add(() => 1, { label: 3 as unknown as string }),
           catch: (e) => e
         }))
-        expect(fromAdd).toEqual(Either.getLeft(Options.decodeTaskletOptions({ label: 3 })).pipe((o) => o._tag === "Some" ? o.value : undefined))
+        expect(fromAdd).toEqual(Result.getFailure(Options.decodeTaskletOptions({ label: 3 })).pipe((o) => o._tag === "Some" ? o.value : undefined))
       } finally {
         yield* Effect.promise(() => queue.close("exit"))
       }

@@ -1,6 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
 import { TestTime } from "@refpersys/testkit"
-import { Chunk, Clock, Duration, Effect, Either, Fiber, Option, Schema, Stream, TestClock } from "effect"
+import { Clock, Duration, Effect, Fiber, Option, Result, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { expect } from "vitest"
 import * as Event from "../src/Event.js"
 import * as Platform from "../src/Platform.js"
 
@@ -82,13 +84,13 @@ describe("Platform.clockTimer", () => {
       yield* timer.arm(100)
       yield* timer.arm(50) // replaces 100
       yield* TestTime.adjustWhenSleeping(49)
-      expect(Option.isNone(yield* Fiber.poll(first))).toBe(true)
+      expect(first.pollUnsafe()).toBeUndefined()
       yield* TestClock.adjust(1)
       yield* timer.arm(300)
       yield* timer.disarm
       yield* timer.arm(200)
       yield* TestTime.adjustWhenSleeping(150)
-      expect(Chunk.toReadonlyArray(yield* Fiber.join(first))).toEqual([50, 200])
+      expect(yield* Fiber.join(first)).toEqual([50, 200])
       expect(arms).toEqual([100, 50, 300, 200])
       expect(cleared).toBeGreaterThanOrEqual(4)
     }))
@@ -111,20 +113,16 @@ describe("Platform.clockTimer", () => {
   it.live("on the live Clock, a deadline past 2^31-1 ms is slept towards in chunks no longer than that", () =>
     Effect.gen(function*() {
       // The live Clock (setTimeout) takes a longer sleep as infinite: record what the timer asks for.
-      const live = Clock.make()
+      const live = yield* Clock.Clock
       const sleeps: Array<number> = []
       const recording: Clock.Clock = {
-        [Clock.ClockTypeId]: Clock.ClockTypeId,
-        unsafeCurrentTimeMillis: () => live.unsafeCurrentTimeMillis(),
-        currentTimeMillis: live.currentTimeMillis,
-        unsafeCurrentTimeNanos: () => live.unsafeCurrentTimeNanos(),
-        currentTimeNanos: live.currentTimeNanos,
+        ...live,
         sleep: (duration) => {
           sleeps.push(Duration.toMillis(duration))
           return live.sleep(duration)
         }
       }
-      const timer = yield* Effect.withClock(Platform.clockTimer({ name: "t" }), recording)
+      const timer = yield* Effect.provideService(Platform.clockTimer({ name: "t" }), Clock.Clock, recording)
       for (const days of [25, 30]) {
         sleeps.length = 0
         yield* timer.arm(Date.now() + days * 86_400_000)
@@ -137,16 +135,16 @@ describe("Platform.clockTimer", () => {
   it.live("a far deadline fires when a moved Clock reaches it, at the end of the current chunk", () =>
     Effect.gen(function*() {
       const shifted = TestTime.shiftedClock()
-      const timer = yield* Effect.withClock(Platform.clockTimer({ name: "t", chunkMillis: 10 }), shifted.clock)
-      const deadline = shifted.clock.unsafeCurrentTimeMillis() + 25 * 86_400_000
+      const timer = yield* Effect.provideService(Platform.clockTimer({ name: "t", chunkMillis: 10 }), Clock.Clock, shifted.clock)
+      const deadline = shifted.clock.currentTimeMillisUnsafe() + 25 * 86_400_000
       const fired = yield* Effect.forkChild(Stream.runHead(timer.fired))
       yield* timer.arm(deadline)
       // Moved once the timer sleeps: a move before would skip the chain.
       yield* TestTime.eventually(Effect.sync(() => shifted.sleeps() > 0), "the timer to sleep")
       shifted.shift(25 * 86_400_000)
-      const result = yield* Fiber.join(fired).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("never fired") }))
+      const result = yield* Fiber.join(fired).pipe(Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.fail(new Error("never fired")) }))
       expect(result).toEqual(Option.some(deadline))
-      expect(shifted.clock.unsafeCurrentTimeMillis()).toBeGreaterThanOrEqual(deadline)
+      expect(shifted.clock.currentTimeMillisUnsafe()).toBeGreaterThanOrEqual(deadline)
     }))
 
   it.effect("dies on a chunkMillis outside 1..2^31-1", () =>
@@ -162,7 +160,7 @@ describe("Platform.validateSignals", () => {
   const support = { platform: "p", realtimeSignals: true }
 
   it("accepts a list of claimable names and returns it", () => {
-    expect(Platform.validateSignals(["SIGTERM", "SIGRTMIN+3"], support)).toEqual(Either.right(["SIGTERM", "SIGRTMIN+3"]))
+    expect(Platform.validateSignals(["SIGTERM", "SIGRTMIN+3"], support)).toEqual(Result.succeed(["SIGTERM", "SIGRTMIN+3"]))
   })
 
   it("refuses, with one typed InvalidSignal, what is not a list of claimable names", () => {
@@ -177,23 +175,23 @@ describe("Platform.validateSignals", () => {
     ]
     for (const [names, detail] of cases) {
       const result = Platform.validateSignals(names, support)
-      expect(Either.isLeft(result), String(names)).toBe(true)
-      if (Either.isLeft(result)) {
-        expect(result.left.reason).toBe("InvalidSignal")
-        expect(result.left.detail).toContain(detail)
-        expect(result.left.detail).toContain("claimable on the p platform: SIGHUP, SIGINT")
+      expect(Result.isFailure(result), String(names)).toBe(true)
+      if (Result.isFailure(result)) {
+        expect(result.failure.reason).toBe("InvalidSignal")
+        expect(result.failure.detail).toContain(detail)
+        expect(result.failure.detail).toContain("claimable on the p platform: SIGHUP, SIGINT")
       }
     }
   })
 
   it("names the platform's own limits: no real-time signals, a name the host lacks", () => {
     const noRt = Platform.validateSignals(["SIGRTMIN+1"], { platform: "q", realtimeSignals: false })
-    expect(Either.isLeft(noRt) && noRt.left.detail).toContain("SIGRTMIN+1 is a real-time signal and the q platform has none")
+    expect(Result.isFailure(noRt) && noRt.failure.detail).toContain("SIGRTMIN+1 is a real-time signal and the q platform has none")
     const lacking = Platform.validateSignals(["SIGPWR"], {
       ...support,
       unavailable: (name) => (name === "SIGPWR" ? "SIGPWR has no number here" : undefined)
     })
-    expect(Either.isLeft(lacking) && lacking.left.detail).toContain("SIGPWR has no number here")
-    expect(Either.isLeft(lacking) && lacking.left.detail).not.toMatch(/claimable on the p platform:.*SIGPWR/)
+    expect(Result.isFailure(lacking) && lacking.failure.detail).toContain("SIGPWR has no number here")
+    expect(Result.isFailure(lacking) && lacking.failure.detail).not.toMatch(/claimable on the p platform:.*SIGPWR/)
   })
 })

@@ -1,19 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
-import {
-  Chunk,
-  Clock,
-  Context,
-  Deferred,
-  Effect,
-  Exit,
-  FastCheck,
-  Layer,
-  Logger,
-  Ref,
-  Schema,
-  Scope,
-  TestClock
-} from "effect"
+import { describe, it } from "@effect/vitest"
+import { Clock, Context, Deferred, Effect, Exit, Layer, Logger, References, Ref, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
+import { expect } from "vitest"
 import { InvalidOptions } from "../src/AgendaError.js"
 import type { TimerFired } from "../src/Event.js"
 import { DeadlineHeap } from "../src/internal/timeouts.js"
@@ -29,7 +18,7 @@ const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string, max
   Effect.gen(function*() {
     for (let i = 0; i < maxYields; i++) {
       if (yield* check) return
-      yield* Effect.yieldNow()
+      yield* Effect.yieldNow
     }
     return yield* Effect.die(new Error(`condition never held: ${what}`))
   })
@@ -53,7 +42,7 @@ const advance = (probe: TimerProbe, millis: number) =>
       Effect.gen(function*() {
         const armed = probe.armed
         if (armed === undefined || armed <= (yield* Clock.currentTimeMillis)) return true
-        return Chunk.toReadonlyArray(yield* TestClock.sleeps()).includes(armed)
+        return (yield* TestTime.pendingSleeps).includes(armed)
       }),
       "the timer's sleeper to be registered"
     )
@@ -75,7 +64,7 @@ describe("Timeouts", () => {
         const { probe, timeouts } = yield* setup()
         const start = yield* Clock.currentTimeMillis
         // 50 distinct deadlines for 10,000 timeouts: about 200 ties each.
-        const offsets = FastCheck.sample(FastCheck.integer({ min: 1, max: 50 }), { seed: 20_240_611, numRuns: 10_000 })
+        const offsets = fc.sample(fc.integer({ min: 1, max: 50 }), { seed: 20_240_611, numRuns: 10_000 })
         const fired: Array<number> = []
         const handles: Array<Timeouts.TimeoutHandle> = []
         for (let i = 0; i < offsets.length; i++) {
@@ -194,7 +183,7 @@ describe("Timeouts", () => {
           yield* eventually(Effect.map(timeouts.pending, (p) => p.length === 0), "the loop stopped")
           // Every round fired once, and so did the later timeout.
           expect(yield* timeouts.stats).toMatchObject({ fired: rounds + 1, pending: 0 })
-        }).pipe(Effect.withClock(clock))
+        }).pipe(Effect.provideService(Clock.Clock, clock))
       }))
   })
 
@@ -325,7 +314,7 @@ describe("Timeouts", () => {
           })
           expect(wrong).toEqual([])
           expect((yield* timeouts.stats).missedTicks).toBe(0)
-        }).pipe(Effect.withClock(clock))
+        }).pipe(Effect.provideService(Clock.Clock, clock))
       }))
 
     it.effect("every does not drift on TestClock either (200 ticks, one adjust per tick)", () =>
@@ -358,7 +347,7 @@ describe("Timeouts", () => {
         yield* advance(probe, 10)
         yield* eventually(holds(() => runs === 1), "first tick running")
         // Nothing is sleeping on the clock, so the jump wakes no one.
-        expect(yield* TestClock.sleeps()).toHaveLength(0)
+        expect(yield* TestTime.pendingSleeps).toHaveLength(0)
         yield* TestClock.adjust(35)
         yield* Deferred.succeed(gate, undefined)
         yield* eventually(holds(() => runs === 2 && probe.armed === 50), "late tick, then re-armed")
@@ -368,7 +357,7 @@ describe("Timeouts", () => {
         expect((yield* timeouts.stats).missedTicks).toBe(2)
         // The driver is parked on the next deadline: there was no burst.
         yield* eventually(
-          Effect.map(TestClock.sleeps(), (s) => Chunk.toReadonlyArray(s).includes(50)),
+          Effect.map(TestTime.pendingSleeps, (s) => s.includes(50)),
           "sleeping until the next tick"
         )
         expect(runs).toBe(2)
@@ -385,10 +374,11 @@ describe("Timeouts", () => {
     it.effect("failures and defects are logged with the label and counted; the driver goes on", () =>
       Effect.gen(function*() {
         const logs: Array<string> = []
-        const logger = Logger.make(({ annotations, logLevel, message }) => {
-          logs.push(`${logLevel.label} ${String(message)} ${JSON.stringify([...annotations])}`)
+        const logger = Logger.make(({ fiber, logLevel, message }) => {
+          const annotations = Object.entries(fiber.getRef(References.CurrentLogAnnotations))
+          logs.push(`${logLevel.toUpperCase()} ${String(message)} ${JSON.stringify(annotations)}`)
         })
-        const { probe, timeouts } = yield* setup().pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+        const { probe, timeouts } = yield* setup().pipe(Effect.provide(Logger.layer([logger])))
         const ran: Array<string> = []
         yield* timeouts.after(10, Effect.fail("boom"), { label: "fails" })
         yield* timeouts.after(10, Effect.die(new Error("bug")), { label: "dies" })
@@ -414,7 +404,7 @@ describe("Timeouts", () => {
         const { probe, timeouts } = yield* setup({
           onFire: (event) =>
             event.label === "poison" ? Effect.die(new Error("dispatcher bug")) : Effect.sync(() => void seen.push(event.label))
-        }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+        }).pipe(Effect.provide(Logger.layer([logger])))
         yield* timeouts.after(10, Effect.void, { label: "poison" })
         yield* timeouts.after(20, Effect.void, { label: "fine" })
         yield* advance(probe, 10)
@@ -517,31 +507,31 @@ describe("Timeouts", () => {
         const { platform } = yield* TestPlatform.make({ timerChunkMillis: 20 })
         const timeouts = yield* Timeouts.make().pipe(
           Effect.provideService(Platform, platform),
-          Effect.withClock(shifted.clock)
+          Effect.provideService(Clock.Clock, shifted.clock)
         )
-        const bound = { duration: "10 seconds", onTimeout: () => new Error("the timeout never fired") } as const
+        const bound = { duration: "10 seconds", orElse: () => Effect.fail(new Error("the timeout never fired")) } as const
         const past = yield* Deferred.make<void>()
         yield* timeouts.at(-1e300, Deferred.succeed(past, undefined))
         yield* timeouts.at(Date.UTC(1700, 0, 1), Effect.void)
-        yield* Deferred.await(past).pipe(Effect.timeoutFail(bound))
+        yield* Deferred.await(past).pipe(Effect.timeoutOrElse(bound))
         const once = yield* Deferred.make<number>()
         const ticks = yield* Ref.make(0)
         const tick = yield* Deferred.make<number>()
-        const h1 = yield* timeouts.after("25 days", Effect.suspend(() => Deferred.succeed(once, shifted.clock.unsafeCurrentTimeMillis())))
+        const h1 = yield* timeouts.after("25 days", Effect.suspend(() => Deferred.succeed(once, shifted.clock.currentTimeMillisUnsafe())))
         const h2 = yield* timeouts.every(
           "30 days",
-          Effect.andThen(Ref.update(ticks, (n) => n + 1), Effect.suspend(() => Deferred.succeed(tick, shifted.clock.unsafeCurrentTimeMillis())))
+          Effect.andThen(Ref.update(ticks, (n) => n + 1), Effect.suspend(() => Deferred.succeed(tick, shifted.clock.currentTimeMillisUnsafe())))
         )
         expect((yield* timeouts.pending).map((p) => p.deadline)).toEqual([h1.deadline, h2.deadline])
         // Moved once the timer sleeps towards the 25-day deadline.
         const sleeps = shifted.sleeps()
         yield* TestTime.eventually(Effect.sync(() => shifted.sleeps() > sleeps), "the timer to sleep")
         shifted.shift(25 * day)
-        expect(yield* Deferred.await(once).pipe(Effect.timeoutFail(bound))).toBeGreaterThanOrEqual(h1.deadline)
+        expect(yield* Deferred.await(once).pipe(Effect.timeoutOrElse(bound))).toBeGreaterThanOrEqual(h1.deadline)
         expect(yield* Ref.get(ticks)).toBe(0)
         const firstTick = h2.deadline
         shifted.shift(5 * day)
-        expect(yield* Deferred.await(tick).pipe(Effect.timeoutFail(bound))).toBeGreaterThanOrEqual(firstTick)
+        expect(yield* Deferred.await(tick).pipe(Effect.timeoutOrElse(bound))).toBeGreaterThanOrEqual(firstTick)
         expect(h2.fired).toBe(1)
         expect(yield* timeouts.stats).toMatchObject({ fired: 4, failures: 0 })
       }))
@@ -564,7 +554,7 @@ describe("Timeouts", () => {
   })
 
   describe("lifecycle", () => {
-    class Greeting extends Context.Tag("Greeting")<Greeting, string>() {}
+    class Greeting extends Context.Service<Greeting, string>()("Greeting") {}
 
     it.effect("the layer and accessors work on the Timeouts in context", () =>
       Effect.gen(function*() {
@@ -593,7 +583,7 @@ describe("Timeouts", () => {
         const timeouts = yield* Timeouts.make().pipe(Effect.provideService(Platform, platform), Scope.provide(scope))
         let fired = 0
         yield* timeouts.after(10, Effect.sync(() => void fired++))
-        yield* eventually(Effect.map(TestClock.sleeps(), (s) => Chunk.toReadonlyArray(s).includes(10)), "armed")
+        yield* eventually(Effect.map(TestTime.pendingSleeps, (s) => s.includes(10)), "armed")
         yield* Scope.close(scope, Exit.void)
         yield* TestClock.adjust(100)
         expect(fired).toBe(0)
@@ -607,13 +597,13 @@ describe("Timeouts", () => {
     }
 
     it("pops in (deadline, seq) order under random inserts and removals", () => {
-      const op = FastCheck.oneof(
-        FastCheck.record({ kind: FastCheck.constant("push" as const), deadline: FastCheck.integer({ min: 0, max: 20 }) }),
-        FastCheck.record({ kind: FastCheck.constant("remove" as const), pick: FastCheck.nat() }),
-        FastCheck.record({ kind: FastCheck.constant("pop" as const) })
+      const op = fc.oneof(
+        fc.record({ kind: fc.constant("push" as const), deadline: fc.integer({ min: 0, max: 20 }) }),
+        fc.record({ kind: fc.constant("remove" as const), pick: fc.nat() }),
+        fc.record({ kind: fc.constant("pop" as const) })
       )
-      FastCheck.assert(
-        FastCheck.property(FastCheck.array(op, { maxLength: 300 }), (ops) => {
+      fc.assert(
+        fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
           const heap = new DeadlineHeap<Item>()
           let model: Array<Item> = []
           let seq = 0

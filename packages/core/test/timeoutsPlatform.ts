@@ -8,6 +8,7 @@
  * tests observe every arm call, and must not depend on another module's
  * timer semantics.
  */
+import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -39,7 +40,7 @@ export const makeTimeoutsPlatform: Effect.Effect<{ readonly platform: Platform; 
     const probe: TimerProbe = { arms: [], disarms: 0, armed: undefined }
     const timer = Effect.gen(function*() {
       const scope = yield* Effect.scope
-      const fired = yield* Queue.unbounded<number>()
+      const fired = yield* Queue.unbounded<number, Cause.Done>()
       let sleeper: Fiber.Fiber<void> | undefined
       const stop = Effect.suspend(() => {
         const previous = sleeper
@@ -69,6 +70,7 @@ export const makeTimeoutsPlatform: Effect.Effect<{ readonly platform: Platform; 
         probe.armed = undefined
         return stop
       })
+      yield* Effect.addFinalizer(() => Queue.end(fired))
       return { arm, disarm, fired: Stream.fromQueue(fired) }
     })
     const platform: Platform = {
@@ -103,7 +105,6 @@ interface Sleeper {
  * forgotten at once.
  */
 export class ManualClock implements Clock.Clock {
-  readonly [Clock.ClockTypeId]: Clock.ClockTypeId = Clock.ClockTypeId
   private time: number
   private seq = 0
   private readonly sleepers = new Set<Sleeper>()
@@ -121,26 +122,37 @@ export class ManualClock implements Clock.Clock {
     return this.sleepers.size
   }
 
-  unsafeCurrentTimeMillis(): number {
+  currentTimeMillisUnsafe(): number {
     return this.time
   }
 
-  unsafeCurrentTimeNanos(): bigint {
+  currentTimeNanosUnsafe(): bigint {
     return BigInt(Math.round(this.time * 1_000_000))
+  }
+
+  monotonicTimeNanosUnsafe(): bigint {
+    return this.currentTimeNanosUnsafe()
   }
 
   readonly currentTimeMillis: Effect.Effect<number> = Effect.sync(() => this.time)
 
-  readonly currentTimeNanos: Effect.Effect<bigint> = Effect.sync(() => this.unsafeCurrentTimeNanos())
+  readonly currentTimeNanos: Effect.Effect<bigint> = Effect.sync(() => this.currentTimeNanosUnsafe())
 
+  readonly monotonicTimeNanos: Effect.Effect<bigint> = this.currentTimeNanos
+
+  // A woken sleeper is resumed from its own fiber's dispatcher, not inside
+  // `setTime`: every due sleeper is woken before any of them runs.
   sleep(duration: Duration.Duration): Effect.Effect<void> {
-    return Effect.callback<void>((resume) => {
-      const wakeAt = this.time + Duration.toMillis(duration)
-      if (wakeAt <= this.time) return resume(Effect.void)
-      const sleeper: Sleeper = { wakeAt, seq: this.seq++, wake: () => resume(Effect.void) }
-      this.sleepers.add(sleeper)
-      return Effect.sync(() => void this.sleepers.delete(sleeper))
-    })
+    return Effect.withFiber((fiber) =>
+      Effect.callback<void>((resume) => {
+        const wakeAt = this.time + Duration.toMillis(duration)
+        if (wakeAt <= this.time) return resume(Effect.void)
+        const wake = () => fiber.currentDispatcher.scheduleTask(() => resume(Effect.void), 0)
+        const sleeper: Sleeper = { wakeAt, seq: this.seq++, wake }
+        this.sleepers.add(sleeper)
+        return Effect.sync(() => void this.sleepers.delete(sleeper))
+      })
+    )
   }
 
   /** Jumps to `time`, then wakes every sleeper due, earliest first. */

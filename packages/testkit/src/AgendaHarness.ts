@@ -9,6 +9,7 @@ import { Agenda, type AgendaError, type AgendaStats, Tasklet } from "@refpersys/
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 
 /**
@@ -96,7 +97,7 @@ export const make = (
         yield* agenda.submit(
           Effect.andThen(
             Effect.sync(() => {
-              if (++count === workerCount) Deferred.doneUnsafe(running, Effect.void)
+              if (++count === workerCount) Deferred.doneUnsafe(running, Exit.void)
             }),
             Deferred.await(open)
           ),

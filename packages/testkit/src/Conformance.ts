@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import type * as Vitest from "@effect/vitest"
+import type * as EffectVitest from "@effect/vitest"
 import { Platform } from "@refpersys/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -102,12 +102,16 @@ export interface Driver {
 // imported outside a vitest run, and the kit's index re-exports this module
 // to programs that only want `TestTime` or `TestPlatform`. Outside vitest the
 // error waits until someone calls `suite`.
-const vitest: typeof Vitest | Error = await import("@effect/vitest").then(
-  (module) => module,
+// `describe` and `it` come from @effect/vitest, `expect` from vitest itself.
+const vitest: Pick<typeof EffectVitest, "describe" | "it" | "expect"> | Error = await Promise.all([
+  import("@effect/vitest"),
+  import("vitest")
+]).then(
+  ([effectVitest, plain]) => ({ describe: effectVitest.describe, it: effectVitest.it, expect: plain.expect }),
   (error: unknown) => (error instanceof Error ? error : new Error(String(error)))
 )
 
-const vitestApi = (): typeof Vitest => {
+const vitestApi = (): Pick<typeof EffectVitest, "describe" | "it" | "expect"> => {
   if (vitest instanceof Error) {
     throw new Error(`Conformance.suite must be called from a test file run by vitest: ${vitest.message}`)
   }

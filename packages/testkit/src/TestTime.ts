@@ -8,13 +8,17 @@
  * first wait until the expected number of sleeps is pending on the
  * `TestClock`, and only then move the clock. While waiting they alternate two
  * kinds of yield: an `Effect.yieldNow` at the `Low` level of the
- * `PriorityScheduler` the waiting fiber runs on (a plain `yieldNow` when it
- * runs on none), so that busy fibers of every level on that scheduler run
- * first, and a turn of the event loop (`setImmediate`), so that fibers on
- * another scheduler, whose slices resume from `setImmediate`, and I/O
- * callbacks run too.
+ * `PriorityScheduler` in context (`PriorityScheduler.withPriority`; a plain
+ * `yieldNow` when there is none), so that busy fibers of every level on that
+ * scheduler run first, and a turn of the event loop (`setImmediate`), so that
+ * fibers on another scheduler, whose slices resume from `setImmediate`, and
+ * I/O callbacks run too.
  *
- * **Effect 4.** Effect 4's `TestClock` has no `sleeps()`, so the helpers count
+ * **Effect 4.** `TestClock.adjust` now waits, after waking a sleeper, until
+ * the fibers it woke stop running (those on the scheduler `it.effect`
+ * installs, or on a `PriorityScheduler` that drains through it), but it
+ * still misses a fiber that has not reached its sleep yet: hence these
+ * helpers. Effect 4's `TestClock` has no `sleeps()`, so the helpers count
  * pending sleeps themselves, and no extra layer is needed inside `it.effect`:
  *
  * - In a plain `it.effect`, they read the pending sleeps of the `TestClock`

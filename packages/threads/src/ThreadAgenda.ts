@@ -165,6 +165,11 @@ export interface ThreadAgenda {
    * `encodeArgs`, with the value's `path`) and it never starts. Waits for
    * room at capacity; fails with `AgendaClosed` once quit or exit began,
    * `InvalidOptions` for bad options.
+   *
+   * The tasklet carries the submitting fiber's log annotations (those that
+   * can be structured-cloned), minimum and current log levels, and its span
+   * as the parent span of the tasklet's context on the thread (an external
+   * span: trace id and span id cross as data).
    */
   readonly submit: <Args, A, E>(
     task: ThreadTask<Args, A, E>,
@@ -177,7 +182,11 @@ export interface ThreadAgenda {
     args: Args,
     options?: Tasklet.Options
   ) => Effect.Effect<Handle<A, E>, AgendaClosed | AgendaFull | InvalidOptions | TaskCodecError>
-  /** Synchronous `trySubmit`: returns the handle, or the typed error as a value. */
+  /**
+   * Synchronous `trySubmit`: returns the handle, or the typed error as a
+   * value. Called from inside a fiber, the tasklet carries that fiber's
+   * context as with `submit`; from plain JavaScript, nothing.
+   */
   readonly unsafeSubmit: <Args, A, E>(
     task: ThreadTask<Args, A, E>,
     args: Args,

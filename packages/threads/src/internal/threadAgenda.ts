@@ -269,6 +269,12 @@ const settleGc = (request: GcRequest, exit: Exit.Exit<void, unknown>): void => {
   request.resume(exit)
 }
 
+const settleOutcomes = (
+  outcomes: ReadonlyArray<readonly [ReadonlyArray<GcRequest>, Exit.Exit<void, unknown>]>
+): void => {
+  for (const [requests, exit] of outcomes) for (const r of requests) settleGc(r, exit)
+}
+
 /** The agenda whose barrier the current fiber collects for (set on collector fibers). */
 const insideBarrier = Context.Reference<unknown>("@refpersys/threads/internal/insideBarrier", {
   defaultValue: () => undefined
@@ -355,6 +361,8 @@ export class ThreadAgendaImpl {
   gcRunning = false
   /** The requests whose collectors run now, the collectors' fiber, and the bound's timer. */
   private gcBatch: Array<GcRequest> = []
+  /** Outcomes of the collectors of the running barrier that have ended, not yet given to their requests. */
+  private gcOutcomes: Array<readonly [ReadonlyArray<GcRequest>, Exit.Exit<void, unknown>]> = []
   private gcCollector: Fiber.Fiber<void, never> | undefined = undefined
   private gcTimer: ReturnType<typeof setTimeout> | undefined = undefined
   gcCycles = 0
@@ -1257,14 +1265,20 @@ export class ThreadAgendaImpl {
     const batch = this.gcRequests
     this.gcRequests = []
     this.gcBatch = batch
+    const outcomes: Array<readonly [ReadonlyArray<GcRequest>, Exit.Exit<void, unknown>]> = []
+    this.gcOutcomes = outcomes
+    // The requests are resumed once the barrier has ended: a resumed fiber
+    // runs inside the resume (Effect 4), and must find the threads released
+    // and the cycle counted.
     const collect = Effect.forEach(uniqueCollectors(batch), ([collector, requests]) =>
       Effect.map(Effect.exit(collector), (exit) => {
-        for (const r of requests) settleGc(r, exit)
+        outcomes.push([requests, exit])
       }), { discard: true }).pipe(
         Effect.provideService(insideBarrier, this),
         Effect.ensuring(Effect.sync(() => {
           // Not when the bound or a stop already ended this barrier.
           if (this.gcRunning && this.gcEpoch === epoch) this.endGc(true)
+          settleOutcomes(outcomes)
         }))
       )
     this.gcCollector = Effect.runForkWith(this.context)(collect)
@@ -1273,6 +1287,7 @@ export class ThreadAgendaImpl {
   private endGc(collected: boolean): void {
     this.gcRunning = false
     this.gcBatch = []
+    this.gcOutcomes = []
     this.gcCollector = undefined
     if (this.gcTimer !== undefined) {
       clearTimeout(this.gcTimer)
@@ -1306,9 +1321,14 @@ export class ThreadAgendaImpl {
   /** Interrupts the running collector without waiting for it (it may ignore interruption), and fails its requests. */
   private abandonCollector(error: GcTimeout | AgendaClosed): void {
     const batch = this.gcBatch
-    this.gcCollector?.interruptUnsafe()
-    for (const r of batch) settleGc(r, Exit.fail(error))
+    const outcomes = this.gcOutcomes
+    const collector = this.gcCollector
+    // Ended first: the interruption may run the collector's finalizers at once.
     this.endGc(false)
+    collector?.interruptUnsafe()
+    // Requests whose collector had ended get its outcome; the others the error.
+    settleOutcomes(outcomes)
+    for (const r of batch) settleGc(r, Exit.fail(error))
   }
 
   /** Labels of the tasklets running on threads that have not parked for barrier `epoch`. */

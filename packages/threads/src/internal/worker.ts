@@ -240,8 +240,21 @@ const levels = (["High", "Normal", "Low"] as const).map((priority) =>
   Context.add(base, Scheduler.Scheduler, scheduler.scheduler(priority))
 )
 
-const contextOf = (entry: Entry): Context.Context<ThreadContext> =>
-  entry.carried === undefined ? levels[entry.level] : restore(levels[entry.level], entry.carried)
+// Entries of one dispatch message submitted from one context share one
+// carried object (structured cloning keeps shared references within a
+// message): the context built for it is kept per level until another comes.
+const lastCarried: Array<Carried | undefined> = [undefined, undefined, undefined]
+const lastContext: Array<Context.Context<ThreadContext>> = [...levels]
+
+const contextOf = (entry: Entry): Context.Context<ThreadContext> => {
+  const carried = entry.carried
+  if (carried === undefined) return levels[entry.level]
+  if (lastCarried[entry.level] !== carried) {
+    lastCarried[entry.level] = carried
+    lastContext[entry.level] = restore(levels[entry.level], carried)
+  }
+  return lastContext[entry.level]
+}
 
 // ---- results
 
