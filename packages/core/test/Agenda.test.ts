@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { AgendaHarness, TestTime } from "@refpersys/testkit"
-import { Cause, Deferred, Effect, Exit, Fiber, FiberRef, Logger, Metric, Option, type Scheduler, TestClock } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Logger, Metric, Option, References, Scheduler } from "effect"
+import { TestClock } from "effect/testing"
+import * as PriorityScheduler from "../src/PriorityScheduler.js"
 import * as Agenda from "../src/Agenda.js"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "../src/AgendaError.js"
 import type { Priority } from "../src/Priority.js"
@@ -122,14 +124,18 @@ describe("Agenda", () => {
 
     it.effect("a worker runs its tasklet at the tasklet's scheduling priority", () =>
       Effect.gen(function*() {
-        const agenda = yield* Agenda.make({ workers: 1 })
-        const seen: Array<number> = []
+        const scheduler = PriorityScheduler.make()
+        const agenda = yield* Agenda.make({ workers: 1, scheduler })
+        const seen: Array<Scheduler.Scheduler> = []
         const probe = Effect.withFiber<void>((fiber) => {
-          seen.push(fiber.getFiberRef(FiberRef.currentSchedulingPriority))
+          seen.push(fiber.getRef(Scheduler.Scheduler))
           return Effect.void
         })
         for (const priority of ["Low", "High", "Normal"] as const) yield* agenda.run(probe, { priority })
-        expect(seen).toEqual([-1, 1, 0])
+        expect(seen).toEqual([scheduler.scheduler("Low"), scheduler.scheduler("High"), scheduler.scheduler("Normal")])
+        expect(seen[0]).toBe(scheduler.scheduler("Low"))
+        expect(seen[1]).toBe(scheduler.scheduler("High"))
+        expect(seen[2]).toBe(scheduler.scheduler("Normal"))
       }))
   })
 
@@ -148,7 +154,7 @@ describe("Agenda", () => {
         const c = yield* Effect.forkChild(h.agenda.submit(h.record("c"), { priority: "Low" }))
         const d = yield* Effect.forkChild(h.agenda.submit(h.record("d"), { priority: "Low" }))
         yield* eventually(Effect.map(h.agenda.stats, (s) => s.byPriority.Low.blockedSubmitters === 2), "2 blocked")
-        expect(Option.isNone(yield* Fiber.poll(c))).toBe(true)
+        expect(c.pollUnsafe()).toBeUndefined()
         // While submitters wait, trySubmit must not jump the line.
         expect(yield* Effect.flip(h.agenda.trySubmit(Effect.void, { priority: "Low" }))).toBeInstanceOf(AgendaFull)
         yield* hold.release
@@ -408,11 +414,11 @@ describe("Agenda", () => {
     it.effect("failures and defects are logged with their label and counted; the worker lives", () =>
       Effect.gen(function*() {
         const logs: Array<string> = []
-        const logger = Logger.make(({ message, annotations }) => {
-          logs.push(`${String(message)} ${String(annotations.pipe((m) => JSON.stringify([...m])))}`)
+        const logger = Logger.make(({ fiber, message }) => {
+          logs.push(`${String(message)} ${JSON.stringify(Object.entries(fiber.getRef(References.CurrentLogAnnotations)))}`)
         })
         const agenda = yield* Agenda.make({ workers: 1 }).pipe(
-          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+          Effect.provide(Logger.layer([logger]))
         )
         const failed = yield* agenda.submit(Effect.fail("boom"), { label: "fails" })
         const died = yield* agenda.submit(Effect.die(new Error("bug")), { label: "dies" })
@@ -435,7 +441,7 @@ describe("Agenda", () => {
         const logs: Array<unknown> = []
         const logger = Logger.make(({ message }) => void logs.push(message))
         const agenda = yield* Agenda.make({ workers: 1, logFailures: false }).pipe(
-          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+          Effect.provide(Logger.layer([logger]))
         )
         yield* agenda.submit(Effect.fail("quiet")).pipe(Effect.flatMap((h) => h.await))
         expect(logs).toEqual([])
@@ -490,7 +496,7 @@ describe("Agenda", () => {
         yield* h.holdWorkers
         yield* h.agenda.submit(h.record("late"))
         const quitting = yield* Effect.forkChild(h.agenda.quit({ timeout: "5 seconds" }))
-        yield* eventually(Effect.map(TestClock.sleeps(), (s) => s.length === 1), "quit timer armed")
+        yield* eventually(Effect.map(TestTime.pendingSleeps, (s) => s.length === 1), "quit timer armed")
         yield* TestClock.adjust("5 seconds")
         const report = yield* Fiber.join(quitting)
         expect(report).toMatchObject({ mode: "exit", timedOut: true, dropped: 1, interrupted: 1 })
@@ -529,7 +535,7 @@ describe("Agenda", () => {
         const agenda = yield* Agenda.make({ workers: 1 })
         const hs = []
         for (const priority of ["Low", "Normal", "High"] as const) {
-          hs.push(yield* agenda.submit(Effect.yieldNow(), { priority }))
+          hs.push(yield* agenda.submit(Effect.yieldNow, { priority }))
         }
         const report = yield* agenda.quit()
         expect(report.stats.byPriority.Low.completed).toBe(1)
@@ -546,7 +552,7 @@ describe("Agenda", () => {
         let collections = 0
         const body = Effect.gen(function*() {
           active++
-          yield* Effect.yieldNow()
+          yield* Effect.yieldNow
           active--
         })
         for (let i = 0; i < 200; i++) yield* agenda.submit(body)
@@ -575,7 +581,7 @@ describe("Agenda", () => {
               round++
               if (round === 1) yield* Deferred.succeed(inLoop, undefined)
               yield* Agenda.safePoint
-              yield* Effect.yieldNow()
+              yield* Effect.yieldNow
             }
             events.push("long ends")
           }),
@@ -618,7 +624,7 @@ describe("Agenda", () => {
         const r1 = yield* Effect.forkChild(agenda.requestGc(sharedCollector))
         const r2 = yield* Effect.forkChild(agenda.requestGc(sharedCollector))
         const r3 = yield* Effect.forkChild(agenda.requestGc(Effect.sync(() => void other++)))
-        yield* Effect.yieldNow()
+        yield* Effect.yieldNow
         expect(shared + other).toBe(0)
         yield* Deferred.succeed(gate, undefined)
         yield* Fiber.join(r1)
@@ -643,7 +649,7 @@ describe("Agenda", () => {
         yield* agenda.submit(Effect.andThen(Deferred.succeed(started, undefined), Effect.never))
         yield* Deferred.await(started)
         const request = yield* Effect.forkChild(agenda.requestGc(Effect.void))
-        yield* Effect.yieldNow()
+        yield* Effect.yieldNow
         const report = yield* agenda.exit
         expect(report.interrupted).toBe(1)
         const exit = yield* Fiber.await(request)
@@ -690,7 +696,7 @@ describe("Agenda under faulty user code", () => {
       const logger = Logger.make(({ message }) => {
         logs.push((Array.isArray(message) ? message : [message]).join(" "))
       })
-      const agenda = yield* Agenda.make({ workers: 1 }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      const agenda = yield* Agenda.make({ workers: 1 }).pipe(Effect.provide(Logger.layer([logger])))
       const gate = yield* Deferred.make<void>()
       const handle = yield* agenda.submit(Effect.as(Deferred.await(gate), "done"), { label: "observed" })
       let told = 0
@@ -700,7 +706,7 @@ describe("Agenda under faulty user code", () => {
       handle.unsafeAddObserver(() => void told++)
       const joiner = yield* Effect.forkChild(handle.join)
       yield* eventually(Effect.sync(() => handle.status === "Running"), "the tasklet to run")
-      yield* Effect.yieldNow()
+      yield* Effect.yieldNow
       yield* Deferred.succeed(gate, undefined)
       expect(yield* Fiber.join(joiner)).toBe("done")
       expect(told).toBe(1)
@@ -714,7 +720,7 @@ describe("Agenda under faulty user code", () => {
     Effect.gen(function*() {
       const agenda = yield* Agenda.make({ workers: 4 })
       let started = 0
-      const spin = Effect.andThen(Effect.sync(() => void started++), Effect.forever(Effect.yieldNow()))
+      const spin = Effect.andThen(Effect.sync(() => void started++), Effect.forever(Effect.yieldNow))
       const handles = []
       for (let i = 0; i < 4; i++) {
         const handle = agenda.unsafeSubmit(spin, { priority: "High", label: `spin#${i}` })

@@ -19,7 +19,7 @@ const stuck = (agenda: Agenda.Agenda, label = "stuck") =>
     return handle
   })
 
-const isDone = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isSome)
+const isDone = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.sync(() => fiber.pollUnsafe() !== undefined)
 
 describe("Agenda shutdown bounds", () => {
   it.effect("closeTimeout bounds scope close even when a tasklet ignores interruption", () =>
@@ -66,7 +66,7 @@ describe("Agenda shutdown bounds", () => {
       const handle = yield* agenda.submit(
         Effect.uninterruptible(Effect.andThen(
           Deferred.succeed(started, undefined),
-          Effect.forever(Effect.andThen(Agenda.safePoint, Effect.yieldNow()))
+          Effect.forever(Effect.andThen(Agenda.safePoint, Effect.yieldNow))
         ))
       )
       yield* Deferred.await(started)
@@ -137,7 +137,7 @@ describe("Agenda self-stop", () => {
       const exiter = yield* agenda.submit(
         Effect.gen(function*() {
           const report = yield* agenda.exit
-          yield* Effect.yieldNow()
+          yield* Effect.yieldNow
           return report
         })
       )
@@ -281,7 +281,7 @@ describe("Agenda GC barrier bounds", () => {
       const agenda = yield* Agenda.make({ workers: 1, gcTimeout: "infinity" })
       const started = yield* Deferred.make<void>()
       const parked = yield* agenda.submit(
-        Effect.andThen(Deferred.succeed(started, undefined), Effect.forever(Effect.andThen(Agenda.safePoint, Effect.yieldNow())))
+        Effect.andThen(Deferred.succeed(started, undefined), Effect.forever(Effect.andThen(Agenda.safePoint, Effect.yieldNow)))
       )
       yield* Deferred.await(started)
       const collecting = yield* Deferred.make<void>()

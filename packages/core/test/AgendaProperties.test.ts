@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { AgendaHarness } from "@refpersys/testkit"
-import { Deferred, Effect, FastCheck as fc } from "effect"
+import { Deferred, Effect } from "effect"
+import * as fc from "fast-check"
 import * as Agenda from "../src/Agenda.js"
 import type { Priority } from "../src/Priority.js"
 import type { Outcome, TaskletHandle } from "../src/Tasklet.js"
@@ -107,7 +108,7 @@ describe("Agenda properties", () => {
                   : op.kind === "die"
                   ? Effect.die("died")
                   : op.kind === "yield"
-                  ? Effect.yieldNow()
+                  ? Effect.yieldNow
                   : op.kind === "wait"
                   ? Deferred.await(gate)
                   : Effect.void
@@ -122,7 +123,7 @@ describe("Agenda properties", () => {
                 handles.push(submitted)
                 if (op.kind === "interrupt") yield* submitted.interruptFork
               }
-              for (let i = 0; i < yieldsBeforeEnd; i++) yield* Effect.yieldNow()
+              for (let i = 0; i < yieldsBeforeEnd; i++) yield* Effect.yieldNow
               yield* Deferred.succeed(gate, undefined)
               const report = ending === "quit" ? yield* agenda.quit() : yield* agenda.exit
               const stats = report.stats

@@ -170,7 +170,7 @@ describe("PriorityScheduler", () => {
             for (const [name, priority] of levels) {
               const id = `${name}${i}`
               const body = Effect.sync(() => events.push(`start ${id}`)).pipe(
-                Effect.andThen(Effect.yieldNow()),
+                Effect.andThen(Effect.yieldNow),
                 Effect.andThen(Effect.sync(() => events.push(`step ${id}`)))
               )
               fibers.push(yield* Effect.forkChild(body).pipe(Effect.withSchedulingPriority(priority)))
@@ -229,7 +229,7 @@ describe("PriorityScheduler", () => {
           const allStarted = yield* Deferred.make<void>()
           const busyLow = Effect.gen(function*() {
             if (++lowStarted === lows) yield* Deferred.succeed(allStarted, undefined)
-            for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+            for (let i = 0; i < steps; i++) yield* Effect.yieldNow
             lowDone++
           })
           const lowFibers = yield* Effect.forEach(
@@ -239,7 +239,7 @@ describe("PriorityScheduler", () => {
           // Every Low fiber is now in its loop, competing for the scheduler.
           yield* Deferred.await(allStarted)
           const high = Effect.gen(function*() {
-            for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+            for (let i = 0; i < steps; i++) yield* Effect.yieldNow
             lowDoneWhenHighFinished = lowDone
           })
           yield* Fiber.join(yield* Effect.forkChild(high).pipe(Effect.withSchedulingPriority(1)))
@@ -263,7 +263,7 @@ describe("PriorityScheduler", () => {
         let done = 0
         const program = Effect.gen(function*() {
           const busy = Effect.gen(function*() {
-            for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+            for (let i = 0; i < steps; i++) yield* Effect.yieldNow
             done++
           })
           // Forked Low so this Normal fiber finishes forking before any of them runs.
@@ -383,7 +383,7 @@ describe("PriorityScheduler", () => {
           yield* Effect.yieldNow({ priority: -1 })
           // Forked fibers inherit the scheduler.
           const child = yield* Effect.forkChild(
-            Effect.andThen(Effect.yieldNow(), FiberRef.get(FiberRef.currentScheduler))
+            Effect.andThen(Effect.yieldNow, FiberRef.get(FiberRef.currentScheduler))
           )
           const childScheduler = yield* Fiber.join(child)
           return { provided, installed, before, after: [...provided.ran], childScheduler }
@@ -401,7 +401,7 @@ describe("PriorityScheduler", () => {
         const program = Effect.gen(function*() {
           const scheduler = yield* PriorityScheduler.CurrentPriorityScheduler
           // More runnable fibers than one slice holds.
-          const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.forkChild(Effect.yieldNow()))
+          const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.forkChild(Effect.yieldNow))
           yield* Fiber.joinAll(fibers)
           return scheduler
         })

@@ -167,7 +167,7 @@ describe("synchronous tasklets", () => {
         expect(returned.some(stepped)).toBe(false)
       })).pipe(
         Effect.provide(Layer.merge(TestPlatform.layer(), Agenda.layer({ workers: 2 }))),
-        Effect.provide(Logger.remove(Logger.defaultLogger))
+        Effect.provide(Logger.layer([]))
       ))
   })
 })

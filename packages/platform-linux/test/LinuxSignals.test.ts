@@ -22,6 +22,22 @@ const blockedIn = (signo: number): Map<number, boolean> => {
   return result
 }
 
+// The helper handler that changes another thread's mask acknowledges before it
+// returns, and the kernel installs the changed mask only at that return, so a
+// thread may show its old mask for a moment after a claim or a release has
+// returned. Reads until every thread with an expectation shows it, within 5 s,
+// and returns the last reading (the test then checks it).
+const settledMasks = (signo: number, expected: (tid: number) => boolean | undefined) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 5_000
+    for (;;) {
+      const masks = blockedIn(signo)
+      const settled = [...masks].every(([tid, blocked]) => expected(tid) === undefined || expected(tid) === blocked)
+      if (settled || Date.now() > deadline) return masks
+      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
+    }
+  })
+
 if (addon !== undefined) {
   describe("LinuxPlatform signals (native addon)", () => {
     it.live("after a claim, a storm of real-time signals is counted in full, mostly through the signalfd", () =>
@@ -52,9 +68,9 @@ if (addon !== undefined) {
         const during = yield* Effect.scoped(Effect.gen(function*() {
           const platform = yield* LinuxPlatform.make()
           yield* platform.signals(["SIGRTMIN+3"])
-          return blockedIn(signo)
+          return yield* settledMasks(signo, (tid) => before.has(tid) ? true : undefined)
         }))
-        const after = blockedIn(signo)
+        const after = yield* settledMasks(signo, (tid) => before.get(tid))
         for (const [tid, blocked] of during) {
           if (before.has(tid)) expect({ tid, blocked }).toEqual({ tid, blocked: true })
         }

@@ -397,7 +397,7 @@ export const advanceUntil = <E, R>(
  * })
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category waiting
  */
 export const pendingSleeps: Effect.Effect<ReadonlyArray<number>> = internal.deadlines
@@ -424,7 +424,7 @@ export const pendingSleeps: Effect.Effect<ReadonlyArray<number>> = internal.dead
  * }).pipe(Effect.provide(TestTime.layer()))
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category layers
  */
 export const layer = (options?: TestClock.TestClock.Options): Layer.Layer<never> =>

@@ -524,9 +524,9 @@ export class AgendaImpl {
   loop(worker: Worker): void {
     const core = this.core
     for (let ran = 1;; ran++) {
-      if (this.lifecycle === "stopped" || worker.fiber !== undefined) {
-        worker.state = worker.current === undefined ? "Idle" : worker.state
-        return
+      if (this.lifecycle === "stopped") {
+        worker.state = "Idle"
+        return this.checkStopped()
       }
       if (this.gcActive) return this.park(worker)
       const run = this.pick()
@@ -593,10 +593,9 @@ export class AgendaImpl {
       span.attribute("tasklet.outcome", run.outcome)
       span.end(this.clock.currentTimeNanosUnsafe(), exit)
     }
+    // Logged with the agenda's loggers (those in context when it was made).
     if (exit._tag === "Failure" && run.state === FAILED && this.config.logFailures) {
-      Effect.runForkWith(this.contextsOf(run.context).contexts[worker.id * 3 + run.level] ?? this.context)(
-        Effect.uninterruptible(this.logFailure(run, exit.cause))
-      )
+      Effect.runForkWith(this.context)(Effect.uninterruptible(this.logFailure(run, exit.cause)))
     }
   }
 
@@ -1195,7 +1194,7 @@ export class AgendaImpl {
     return true
   }
 
-  private checkStopped(): void {
+  checkStopped(): void {
     if (this.stopWaiters.length === 0 || !this.workersStopped()) return
     const waiters = this.stopWaiters
     this.stopWaiters = []
