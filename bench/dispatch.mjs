@@ -60,16 +60,21 @@ const effectQueue = (bounded) => (n) =>
     return result
   }))
 
-/** `chunk`: Stream.fromQueue's maxChunkSize (default 4,096; 1 pulls one event at a time, as platform sources do). */
-const streamMerge = (chunk) => (n) =>
+/**
+ * `onePerPull`: each side is `Stream.fromEffectRepeat(Queue.take(q))`, one
+ * event per pull, as a platform source delivers them; otherwise
+ * `Stream.fromQueue(q)`, which takes everything queued (up to the queue's
+ * 4,096) in one pull.
+ */
+const streamMerge = (onePerPull) => (n) =>
   Effect.runPromise(Effect.gen(function*() {
     const a = yield* Queue.bounded(CAPACITY)
     const b = yield* Queue.bounded(CAPACITY)
     const done = yield* Deferred.make()
     const count = counter(n, done)
-    const options = chunk === undefined ? undefined : { maxChunkSize: chunk }
+    const source = (queue) => (onePerPull ? Stream.fromEffectRepeat(Queue.take(queue)) : Stream.fromQueue(queue))
     const consumer = yield* Effect.forkChild(
-      Stream.runForEach(Stream.merge(Stream.fromQueue(a, options), Stream.fromQueue(b, options)), () => Effect.sync(count))
+      Stream.runForEach(Stream.merge(source(a), source(b)), () => Effect.sync(count))
     )
     const t0 = performance.now()
     const produce = (queue, k) =>
@@ -112,8 +117,8 @@ export default {
     "merge) and counted by one handler; timed until the handler saw the last. The loop runs on the " +
     "linux-native platform with a 4,096-event queue (backpressure); the Effect queues are `Queue.bounded(4096)` " +
     "(like the loop's; it runs N/10 events, its rate does not grow with N) and `Queue.unbounded()`. " +
-    "`Stream.merge` of two `Stream.fromQueue`s is shown with the default chunking (up to 4,096 events per pull) " +
-    "and with one event per pull, as the platform's sources deliver them (N/10 events). " +
+    "`Stream.merge` of two `Stream.fromQueue`s is shown as Effect 4 chunks it (everything queued, up to 4,096 events, per pull) " +
+    "and with one event per pull (`Stream.fromEffectRepeat(Queue.take(q))`), as the platform's sources deliver them (N/10 events). " +
     "`EventEmitter` calls its listener synchronously inside `emit`: the cost floor of a dispatch, with no queue.",
   run: async ({ quick, rounds, progress }) => {
     const n = quick ? 200_000 : 1_000_000
@@ -123,9 +128,9 @@ export default {
       // 20,000–60,000 events/s whatever N, so it runs a tenth of N.
       { name: S.queue, run: () => effectQueue(true)(n / 10) },
       { name: S.unbounded, run: () => effectQueue(false)(n) },
-      { name: S.merge, run: () => streamMerge(undefined)(n) },
+      { name: S.merge, run: () => streamMerge(false)(n) },
       // Pulling one event at a time is much slower: it runs a tenth of N.
-      { name: S.mergeOne, run: () => streamMerge(1)(n / 10) },
+      { name: S.mergeOne, run: () => streamMerge(true)(n / 10) },
       { name: S.emitter, run: () => eventEmitter(n) }
     ]
     const values = await interleave({ subjects, rounds, warmup: 1, progress, label: "dispatch" })

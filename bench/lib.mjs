@@ -18,6 +18,20 @@ export const collect = () => {
   globalThis.gc?.()
 }
 
+/** Starts the clocks `perSecond` reads: wall time and the process's CPU time. */
+export const clock = () => ({ wall: performance.now(), cpu: process.cpuUsage() })
+
+/**
+ * Rates since `clock()`: `value` per wall-clock second, `cpu` per second of
+ * the process's CPU time (all its threads, so GC helpers count). On a shared
+ * machine the second is what other processes do not take away.
+ */
+export const perSecond = (n, start) => {
+  const wall = (performance.now() - start.wall) / 1000
+  const used = process.cpuUsage(start.cpu)
+  return { value: n / wall, cpu: n / ((used.user + used.system) / 1e6) }
+}
+
 /** Busy-waits `us` microseconds: the body of a task that keeps a worker busy. */
 export const spin = (us) => {
   const end = performance.now() + us / 1000
@@ -25,6 +39,18 @@ export const spin = (us) => {
     // busy
   }
 }
+
+// `--subjects` (run.mjs): only the subjects whose name contains one of these
+// strings (case-insensitive) run, and rows about the others are dropped.
+let subjectFilter
+export const selectSubjects = (names) => {
+  subjectFilter = names?.map((n) => n.toLowerCase())
+}
+export const selected = (name) => subjectFilter === undefined || subjectFilter.some((n) => name.toLowerCase().includes(n))
+
+/** A row survives the filter when its subject, and its peer if any, ran. */
+export const rowSelected = (row) =>
+  row.subject === "(suite failed)" || (selected(row.subject) && (row.vs === undefined || selected(row.vs)))
 
 /**
  * Runs every subject once per round, in an order that rotates each round so
@@ -40,7 +66,8 @@ export const spin = (us) => {
  *
  * Returns, per subject name, per metric, the list of per-round values.
  */
-export const interleave = async ({ subjects, rounds, warmup = 1, progress, label, collectBetween = false }) => {
+export const interleave = async ({ subjects: all, rounds, warmup = 1, progress, label, collectBetween = false }) => {
+  const subjects = all.filter((s) => selected(s.name))
   const values = new Map(subjects.map((s) => [s.name, new Map()]))
   const total = warmup + rounds
   for (let r = 0; r < total; r++) {
@@ -74,6 +101,8 @@ export const interleave = async ({ subjects, rounds, warmup = 1, progress, label
 export const rows = (suite, values) => {
   const get = (subject, metric) => {
     const xs = values.get(subject)?.get(metric)
+    // Filtered out by --subjects: NaN rows, which run.mjs drops.
+    if (xs === undefined && !selected(subject)) return [NaN]
     if (xs === undefined) throw new Error(`${suite}: no values for ${subject} / ${metric}`)
     return xs
   }

@@ -25,7 +25,7 @@ const agenda = (n) =>
     const agenda = yield* Scope.provide(Agenda.make({ workers: CONCURRENCY, capacity: n, onClose: "exit" }), scope)
     // One never-ending tasklet per worker keeps the rest queued.
     for (let i = 0; i < CONCURRENCY; i++) agenda.unsafeSubmit(Effect.never, { priority: "High" })
-    yield* Effect.yieldNow()
+    yield* Effect.yieldNow
     const task = Effect.void
     const before = baseline()
     for (let i = 0; i < n; i++) agenda.unsafeSubmit(task, { priority: levels[i % 3] })
@@ -134,7 +134,7 @@ export default {
     const measured = Object.values(S).map((s) => r.measure(s, "value", "bytes", { metric }))
     const cmp = (a, b, target) => r.compare(a, b, "value", { label: `${metric} ratio`, target })
     return [
-      ...measured.map((row) => (row.subject === S.agenda ? withTarget(row, { op: "<=", value: 250 }) : row)),
+      ...measured.map((row) => (row.subject === S.agenda ? withTarget(row, { op: "<=", value: 100 }) : row)),
       cmp(S.agenda, S.pqPrio, { op: "<=", value: 0.25 }),
       cmp(S.agenda, S.pq, { op: "<=", value: 0.25 }),
       cmp(S.promise, S.pqPrio)

@@ -6,6 +6,7 @@
 //   npm run bench -- --md report.md       also write the markdown report
 //   npm run bench -- --only timers,memory only these suites
 //   npm run bench -- --rounds 7           rounds per suite (default 5, quick 2)
+//   npm run bench -- --subjects forEach   only subjects whose name contains this (repeatable)
 //
 // The markdown report goes to stdout, progress to stderr.
 //
@@ -33,27 +34,31 @@
 // gc() and must release what it starts (scopes closed, pools destroyed). A
 // suite that throws is reported as failed and the others still run.
 //
-// To add a suite, add one line to `suites` below.
+// To add a suite, add its name to `suites` below.
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { createRequire } from "node:module"
+import { rowSelected, selectSubjects } from "./lib.mjs"
 
 // Latency-sensitive suites first: the memory suite leaves a large old
-// generation behind, whose collections would land in their samples.
+// generation behind, whose collections would land in their samples. Each
+// name is a module `./<name>.mjs` whose default export has that name.
 const suites = [
-  "./throughput.mjs",
-  "./latency.mjs",
-  "./fairness.mjs",
-  "./timers.mjs",
-  "./signals.mjs",
-  "./dispatch.mjs",
-  "./memory.mjs",
-  "./threads.mjs"
+  "throughput",
+  "tasklets",
+  "tracing",
+  "latency",
+  "fairness",
+  "timers",
+  "signals",
+  "dispatch",
+  "memory",
+  "threads"
 ]
 
 const parseArgs = (argv) => {
-  const args = { quick: false, json: undefined, md: undefined, only: undefined, rounds: undefined }
+  const args = { quick: false, json: undefined, md: undefined, only: undefined, rounds: undefined, subjects: undefined }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === "--quick") args.quick = true
@@ -61,8 +66,9 @@ const parseArgs = (argv) => {
     else if (a === "--md") args.md = argv[++i]
     else if (a === "--only") args.only = argv[++i].split(",")
     else if (a === "--rounds") args.rounds = Number(argv[++i])
+    else if (a === "--subjects") (args.subjects ??= []).push(argv[++i])
     else if (a === "--help" || a === "-h") {
-      process.stdout.write(fs.readFileSync(new URL(import.meta.url)).toString().split("\n").slice(0, 10).join("\n") + "\n")
+      process.stdout.write(fs.readFileSync(new URL(import.meta.url)).toString().split("\n").slice(0, 11).join("\n") + "\n")
       process.exit(0)
     } else throw new Error(`unknown argument ${a} (see --help)`)
   }
@@ -134,7 +140,7 @@ const table = (rows) => {
   ]
   for (const r of rows) {
     const unit = r.unit === "×" ? "" : ` ${r.unit}`
-    const target = r.target === undefined ? "" : `${r.target} ${r.pass ? "✅" : "❌"}`
+    const target = r.target === undefined ? "" : `${r.target} ${r.pass ? "✅ met" : "❌ missed"}`
     const metric = r.note === undefined ? r.metric : `${r.metric} ${r.note}`
     lines.push(
       `| ${r.subject} | ${metric} | ${fmt(r.median, r.unit)}${unit} | ${fmt(r.min, r.unit)} – ${fmt(r.max, r.unit)} | ${
@@ -186,26 +192,28 @@ const main = async () => {
     else process.stderr.write(line + "\n")
   }
   const results = []
-  const loaded = []
-  for (const file of suites) loaded.push((await import(file)).default)
-  const unknown = (args.only ?? []).filter((name) => !loaded.some((suite) => suite.name === name))
-  if (unknown.length > 0) {
-    throw new Error(`--only: no suite named ${unknown.join(", ")} (suites: ${loaded.map((s) => s.name).join(", ")})`)
-  }
-  for (const suite of loaded) {
-    if (args.only !== undefined && !args.only.includes(suite.name)) continue
+  const unknown = (args.only ?? []).filter((name) => !suites.includes(name))
+  if (unknown.length > 0) throw new Error(`--only: no suite named ${unknown.join(", ")} (suites: ${suites.join(", ")})`)
+  selectSubjects(args.subjects)
+  for (const name of suites) {
+    if (args.only !== undefined && !args.only.includes(name)) continue
     // Each suite starts from a collected heap (its warm-up round then lets
     // the young generation grow back).
     globalThis.gc?.()
     const t0 = performance.now()
+    let suite = { name, title: name, method: "" }
     let rows
     try {
+      // Loaded when it runs, so a suite whose imports fail is reported as
+      // failed and the others still run.
+      suite = (await import(`./${name}.mjs`)).default
       rows = (await suite.run({ quick: args.quick, rounds, progress: progress(suite.name) }))
+        .filter(rowSelected)
         .map((row) => ({ ...row, suite: suite.name }))
     } catch (error) {
       // One broken suite must not lose the others' results.
-      process.stderr.write(`\n${suite.name} failed: ${error?.stack ?? error}\n`)
-      rows = [{ suite: suite.name, subject: "(suite failed)", metric: String(error?.message ?? error), unit: "", median: NaN, min: NaN, max: NaN, target: "runs", pass: false }]
+      process.stderr.write(`\n${name} failed: ${error?.stack ?? error}\n`)
+      rows = [{ suite: name, subject: "(suite failed)", metric: String(error?.message ?? error), unit: "", median: NaN, min: NaN, max: NaN, target: "runs", pass: false }]
     }
     results.push({ suite, rows })
     if (tty) process.stderr.write("\r\x1b[K")

@@ -2,7 +2,7 @@
 // platform: round-trip latency to a handler, and a real-time signal storm.
 import { Agenda, EventLoop } from "@refpersys/core"
 import { LinuxPlatform } from "@refpersys/platform-linux"
-import { Deferred, Effect, Layer } from "effect"
+import { Deferred, Effect, Exit, Layer } from "effect"
 import { interleave, percentile, rows, withTarget } from "./lib.mjs"
 
 // Round trips dropped at the start of each round (JIT warm-up of the path).
@@ -27,7 +27,7 @@ const roundTrips = (trips, register, fire) =>
     yield* register(loop, () =>
       Effect.sync(() => {
         latencies.push((performance.now() - t0) * 1000)
-        Deferred.doneUnsafe(gate, Effect.void)
+        Deferred.doneUnsafe(gate, Exit.void)
       }))
     for (let i = 0; i < trips + WARM; i++) {
       gate = yield* Deferred.make()
@@ -89,7 +89,7 @@ const storm = (count) =>
       handle: () =>
         Effect.sync(() => {
           lastAt = performance.now()
-          if (++received === count) Deferred.doneUnsafe(done, Effect.void)
+          if (++received === count) Deferred.doneUnsafe(done, Exit.void)
         })
     })
     const t0 = performance.now()

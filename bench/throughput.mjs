@@ -5,12 +5,11 @@ import { Agenda, PromiseAgenda } from "@refpersys/core"
 import { Deferred, Effect, Exit, Fiber, Queue } from "effect"
 import fastq from "fastq"
 import PQueue from "p-queue"
-import { interleave, rows } from "./lib.mjs"
+import { clock, interleave, perSecond, rows } from "./lib.mjs"
 
 const CONCURRENCY = 4
 const levels = ["High", "Normal", "Low"]
 const numeric = [1, 0, -1]
-const perSecond = (n, t0) => n / ((performance.now() - t0) / 1000)
 
 // The trivial task: a closure that does nothing, in each subject's own form.
 const task = Effect.sync(() => {})
@@ -20,7 +19,7 @@ const asyncTask = async () => {}
 const agendaUnsafeSubmit = (n) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const agenda = yield* Agenda.make({ workers: CONCURRENCY, capacity: n })
-    const t0 = performance.now()
+    const t0 = clock()
     for (let i = 0; i < n; i++) agenda.unsafeSubmit(task, { priority: levels[i % 3] })
     yield* agenda.whenIdle
     return perSecond(n, t0)
@@ -30,7 +29,7 @@ const agendaUnsafeSubmit = (n) =>
 const agendaSubmit = (n) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const agenda = yield* Agenda.make({ workers: CONCURRENCY, capacity: n })
-    const t0 = performance.now()
+    const t0 = clock()
     for (let i = 0; i < n; i++) yield* agenda.submit(task, { priority: levels[i % 3] })
     yield* agenda.whenIdle
     return perSecond(n, t0)
@@ -39,7 +38,7 @@ const agendaSubmit = (n) =>
 /** The Promise facade, used like p-queue. */
 const promiseAgenda = async (n) => {
   const queue = PromiseAgenda.make({ workers: CONCURRENCY, capacity: n })
-  const t0 = performance.now()
+  const t0 = clock()
   for (let i = 0; i < n; i++) queue.add(asyncTask, { priority: numeric[i % 3] })
   await queue.onIdle()
   const result = perSecond(n, t0)
@@ -49,7 +48,7 @@ const promiseAgenda = async (n) => {
 
 const pQueue = (withPriorities) => async (n) => {
   const queue = new PQueue({ concurrency: CONCURRENCY })
-  const t0 = performance.now()
+  const t0 = clock()
   if (withPriorities) for (let i = 0; i < n; i++) queue.add(asyncTask, { priority: numeric[i % 3] })
   else for (let i = 0; i < n; i++) queue.add(asyncTask)
   await queue.onIdle()
@@ -61,7 +60,7 @@ const fastqCallback = (n) =>
   new Promise((resolve) => {
     const queue = fastq((_item, done) => done(null), CONCURRENCY)
     let left = n
-    const t0 = performance.now()
+    const t0 = clock()
     // fastq runs a worker synchronously inside `push` while below its
     // concurrency, so `drain` can fire before the last push: count instead.
     const finished = () => {
@@ -72,7 +71,7 @@ const fastqCallback = (n) =>
 
 const fastqPromise = async (n) => {
   const queue = fastq.promise(async (_item) => {}, CONCURRENCY)
-  const t0 = performance.now()
+  const t0 = clock()
   for (let i = 0; i < n; i++) queue.push(i)
   await queue.drained()
   return perSecond(n, t0)
@@ -90,7 +89,7 @@ const effectPool = (unsafe) => (n) =>
     const worker = Effect.forever(Effect.flatMap(Queue.take(queue), (effect) => Effect.andThen(effect, count)))
     const fibers = []
     for (let i = 0; i < CONCURRENCY; i++) fibers.push(yield* Effect.forkChild(worker))
-    const t0 = performance.now()
+    const t0 = clock()
     if (unsafe) for (let i = 0; i < n; i++) Queue.offerUnsafe(queue, task)
     else for (let i = 0; i < n; i++) yield* Queue.offer(queue, task)
     yield* Deferred.await(finished)
@@ -98,6 +97,16 @@ const effectPool = (unsafe) => (n) =>
     yield* Fiber.interruptAll(fibers)
     return result
   }))
+
+/** Effect's own bounded-concurrency loop over the same effects: no queue, no priorities. */
+const forEach = (n) => {
+  const items = new Array(n).fill(0)
+  const f = () => task
+  return Effect.runPromise(Effect.suspend(() => {
+    const t0 = clock()
+    return Effect.map(Effect.forEach(items, f, { concurrency: CONCURRENCY, discard: true }), () => perSecond(n, t0))
+  }))
+}
 
 /** The practical limit: three arrays (one per level) drained by 4 async loops, no bookkeeping. */
 const plainJs = async (n) => {
@@ -107,7 +116,7 @@ const plainJs = async (n) => {
     for (let l = 0; l < 3; l++) if (heads[l] < queues[l].length) return queues[l][heads[l]++]
     return undefined
   }
-  const t0 = performance.now()
+  const t0 = clock()
   for (let i = 0; i < n; i++) queues[i % 3].push(asyncTask)
   const loop = async () => {
     for (let t = take(); t !== undefined; t = take()) await t()
@@ -126,7 +135,8 @@ const S = {
   pq: "p-queue (no priorities)",
   fastq: "fastq (callback)",
   fastqP: "fastq.promise",
-  poolUnsafe: "Effect Queue pool (unsafeOffer)",
+  forEach: "Effect.forEach (concurrency 4)",
+  poolUnsafe: "Effect Queue pool (offerUnsafe)",
   pool: "Effect Queue pool (offer)",
   plain: "plain JS 3-level queue"
 }
@@ -139,6 +149,7 @@ const subjects = (n) => [
   { name: S.pq, run: () => pQueue(false)(n) },
   { name: S.fastq, run: () => fastqCallback(n) },
   { name: S.fastqP, run: () => fastqPromise(n) },
+  { name: S.forEach, run: () => forEach(n) },
   { name: S.poolUnsafe, run: () => effectPool(true)(n) },
   { name: S.pool, run: () => effectPool(false)(n) },
   { name: S.plain, run: () => plainJs(n) }
@@ -155,16 +166,25 @@ const sized = async (n, suite, { rounds, progress }, targets) => {
 export default {
   name: "throughput",
   title: "Throughput: trivial tasks, concurrency 4, mixed priorities",
-  method: "N trivial tasks (`Effect.sync(() => {})` for the agenda and the Effect pool, `async () => {}` for the " +
+  method: "N trivial tasks (`Effect.sync(() => {})` for the agenda, `Effect.forEach` and the Effect pool, `async () => {}` for the " +
     "promise queues, a callback worker for fastq) submitted in one synchronous loop, timed from the first submission until the last task ended " +
-    "(`whenIdle`, `onIdle`, `drain`); priorities round-robin High/Normal/Low where the subject has them. Each " +
+    "(`whenIdle`, `onIdle`, `drain`); priorities round-robin High/Normal/Low where the subject has them. " +
+    "`Effect.forEach(items, () => task, { concurrency: 4, discard: true })` is Effect 4's own bounded-concurrency loop " +
+    "(no queue, no priorities; the items array is built before the clock starts); the Effect pool is an unbounded " +
+    "`Queue` drained by 4 fibers; the plain JS queue is three arrays drained by 4 async loops. Each " +
     "round builds a fresh queue; subjects rotate order each round, one warm-up round, no forced GC between " +
-    "them. Ratios are computed per round between subjects that ran in that round.",
+    "them. Ratios are computed per round between subjects that ran in that round, of wall-clock rates (the " +
+    "targets) and, for the forEach and plain JS comparisons, also of rates per CPU-second of the process.",
   run: async ({ quick, rounds, progress }) => {
     const large = await sized(100_000, "throughput 100k", { rounds, progress }, (r) => {
       const t = "throughput, 100,000 tasks"
       const cmp = (a, b, target) => r.compare(a, b, "value", { label: `${t} ratio`, target })
       return [
+        cmp(S.unsafe, S.forEach, { op: ">=", value: 1.2 }),
+        r.compare(S.unsafe, S.forEach, "cpu", { label: `${t} per CPU-second ratio` }),
+        cmp(S.unsafe, S.plain, { op: ">=", value: 0.3 }),
+        r.compare(S.unsafe, S.plain, "cpu", { label: `${t} per CPU-second ratio` }),
+        cmp(S.submit, S.forEach),
         cmp(S.unsafe, S.pqPrio, { op: ">=", value: 10 }),
         cmp(S.unsafe, S.pq, { op: ">=", value: 2.5 }),
         cmp(S.unsafe, S.poolUnsafe, { op: ">=", value: 1 }),
@@ -173,14 +193,14 @@ export default {
         cmp(S.submit, S.pq, { op: ">=", value: 2.5 }),
         cmp(S.promise, S.pqPrio),
         cmp(S.promise, S.pq),
-        cmp(S.unsafe, S.fastq),
-        cmp(S.unsafe, S.plain)
+        cmp(S.unsafe, S.fastq)
       ]
     })
     const small = await sized(10_000, "throughput 10k", { rounds: quick ? rounds : rounds * 2, progress }, (r) => {
       const t = "throughput, 10,000 tasks"
       const cmp = (a, b, target) => r.compare(a, b, "value", { label: `${t} ratio`, target })
       return [
+        cmp(S.unsafe, S.forEach),
         cmp(S.unsafe, S.pqPrio, { op: ">=", value: 2 }),
         cmp(S.unsafe, S.pq, { op: ">=", value: 2 }),
         cmp(S.submit, S.pqPrio, { op: ">=", value: 2 }),

@@ -1,7 +1,7 @@
 // Timers: a 1 ms periodic timer for N ticks, on an idle process.
 import { Agenda, EventLoop } from "@refpersys/core"
 import { LinuxPlatform } from "@refpersys/platform-linux"
-import { Deferred, Duration, Effect, Layer, Schedule } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Schedule } from "effect"
 import { interleave, percentile, rows, withTarget } from "./lib.mjs"
 
 /**
@@ -37,7 +37,7 @@ const timeouts = (ticks) =>
           times.push(performance.now())
           missedAt.push(handle?.missed ?? 0)
         }
-        if (times.length === ticks) Deferred.doneUnsafe(done, Effect.void)
+        if (times.length === ticks) Deferred.doneUnsafe(done, Exit.void)
       }),
       { label: "bench tick" }
     )
@@ -64,10 +64,12 @@ const setIntervalTicks = (ticks) =>
 const scheduleFixed = (ticks) =>
   Effect.runPromise(Effect.gen(function*() {
     const times = []
-    yield* Effect.repeat(
-      Effect.sync(() => times.push(performance.now())),
-      Schedule.intersect(Schedule.fixed(Duration.millis(1)), Schedule.recurs(ticks - 1))
-    )
+    // Runs once, then `times` more.
+    yield* Effect.repeat(Effect.sync(() => times.push(performance.now())), {
+      schedule: Schedule.fixed(Duration.millis(1)),
+      times: ticks - 1
+    })
+    if (times.length !== ticks) throw new Error(`Schedule.fixed ran ${times.length} of ${ticks} times`)
     return { ...summarize(times, times.map(() => 1), ticks - 1), missed: 0 }
   }))
 

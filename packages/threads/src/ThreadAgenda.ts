@@ -16,8 +16,11 @@
  * compare-and-swap in shared memory, so a thread busy in a long synchronous
  * tasklet need not answer them.
  *
- * **Threads.** Each thread runs its own Effect runtime, scheduled by the core
- * `PriorityScheduler`, at the tasklet's scheduling priority. A thread that
+ * **Threads.** On its thread, each tasklet runs as a fiber of its own at its
+ * level of the thread's core `PriorityScheduler`, under what its submitter's
+ * context carries across: log annotations, log levels and the parent span
+ * (as an external span, so spans made on the thread join the submitter's
+ * trace). Nothing one tasklet sets in its context reaches the next. A thread that
  * dies (`process.exit`, an uncaught exception, out of memory) is replaced:
  * its running tasklets fail with `ThreadCrashed`, its queued ones go back to
  * the global queue. Nothing is lost: every submitted tasklet ends as
@@ -42,14 +45,15 @@ import * as OptionSchemas from "@refpersys/core/Options"
 import * as Platform from "@refpersys/core/Platform"
 import type * as Tasklet from "@refpersys/core/Tasklet"
 import type { WorkerState } from "@refpersys/core/WorkerState"
-import type { WorkerError } from "@effect/platform/WorkerError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
+import type { WorkerError } from "effect/workers/WorkerError"
 import * as os from "node:os"
 import type { ResourceLimits } from "node:worker_threads"
 import { decodeThreadAgendaOptions, minimumResourceLimits as minimumLimits } from "./internal/options.js"
@@ -161,6 +165,11 @@ export interface ThreadAgenda {
    * `encodeArgs`, with the value's `path`) and it never starts. Waits for
    * room at capacity; fails with `AgendaClosed` once quit or exit began,
    * `InvalidOptions` for bad options.
+   *
+   * The tasklet carries the submitting fiber's log annotations (those that
+   * can be structured-cloned), minimum and current log levels, and its span
+   * as the parent span of the tasklet's context on the thread (an external
+   * span: trace id and span id cross as data).
    */
   readonly submit: <Args, A, E>(
     task: ThreadTask<Args, A, E>,
@@ -173,7 +182,11 @@ export interface ThreadAgenda {
     args: Args,
     options?: Tasklet.Options
   ) => Effect.Effect<Handle<A, E>, AgendaClosed | AgendaFull | InvalidOptions | TaskCodecError>
-  /** Synchronous `trySubmit`: returns the handle, or the typed error as a value. */
+  /**
+   * Synchronous `trySubmit`: returns the handle, or the typed error as a
+   * value. Called from inside a fiber, the tasklet carries that fiber's
+   * context as with `submit`; from plain JavaScript, nothing.
+   */
   readonly unsafeSubmit: <Args, A, E>(
     task: ThreadTask<Args, A, E>,
     args: Args,
@@ -232,7 +245,7 @@ export interface ThreadAgenda {
  * @since 0.1.0
  * @category tags
  */
-export const ThreadAgenda: Context.Tag<ThreadAgenda, ThreadAgenda> = Context.Service<ThreadAgenda>(
+export const ThreadAgenda: Context.Service<ThreadAgenda, ThreadAgenda> = Context.Service<ThreadAgenda>(
   "@refpersys/threads/ThreadAgenda"
 )
 
@@ -274,7 +287,9 @@ const finite = (d: Duration.Duration): Duration.Duration | undefined => Duration
 /** Decodes the options through their one Schema, then applies defaults and the checks across fields. */
 const resolveConfig = (options: Options): Effect.Effect<internal.Config, InvalidOptions> =>
   Effect.gen(function*() {
-    const o = yield* decodeThreadAgendaOptions(options)
+    const decoded = decodeThreadAgendaOptions(options)
+    if (Result.isFailure(decoded)) return yield* Effect.fail(decoded.failure)
+    const o = decoded.success
     const concurrency = o.concurrency ?? 1
     const localQueue = o.localQueue ?? Math.max(32, 2 * concurrency)
     if (localQueue < concurrency) {
@@ -303,16 +318,17 @@ const resolveConfig = (options: Options): Effect.Effect<internal.Config, Invalid
 const toService = (impl: internal.ThreadAgendaImpl): ThreadAgenda => {
   const unsafeSubmit = <Args, A, E>(task: ThreadTask<Args, A, E>, args: Args, options?: Tasklet.Options) => {
     if (impl.lifecycle !== "running") return impl.closedError()
-    const run = impl.makeRun(task, args, options)
+    // Called from a fiber, the tasklet carries that fiber's context; from plain JavaScript, none.
+    const run = impl.makeRun(task, args, options, Fiber.getCurrent()?.context)
     if (!(run instanceof internal.ThreadRun)) return run
     if (impl.isFull(run.level)) return impl.fullError(run.level)
     impl.enqueue(run)
     return run
   }
   const submit = <Args, A, E>(task: ThreadTask<Args, A, E>, args: Args, options?: Tasklet.Options) =>
-    Effect.suspend((): Effect.Effect<Handle<A, E>, AgendaClosed | InvalidOptions | TaskCodecError> => {
+    Effect.withFiber((fiber): Effect.Effect<Handle<A, E>, AgendaClosed | InvalidOptions | TaskCodecError> => {
       if (impl.lifecycle !== "running") return Effect.fail(impl.closedError())
-      const run = impl.makeRun(task, args, options)
+      const run = impl.makeRun(task, args, options, fiber.context)
       if (!(run instanceof internal.ThreadRun)) return Effect.fail(run)
       if (impl.isFull(run.level)) return impl.waitForRoom(run)
       impl.enqueue(run)
@@ -338,7 +354,7 @@ const toService = (impl: internal.ThreadAgendaImpl): ThreadAgenda => {
       Effect.suspend(() => {
         if (options === undefined) return impl.quit(undefined)
         const decoded = OptionSchemas.decodeQuitOptions(options)
-        return Either.isRight(decoded) ? impl.quit(decoded.right.timeout) : Effect.fail(decoded.left)
+        return Result.isSuccess(decoded) ? impl.quit(decoded.success.timeout) : Effect.fail(decoded.failure)
       })) as Agenda.Quit,
     exit: impl.exit()
   }
@@ -373,8 +389,8 @@ export const make = (
   Effect.gen(function*() {
     const config = yield* resolveConfig(options)
     const platform = yield* Effect.serviceOption(Platform.Platform)
-    const runtime = yield* Effect.runtime<never>()
-    const impl = new internal.ThreadAgendaImpl(config, runtime, Option.getOrUndefined(platform))
+    const context = yield* Effect.context<never>()
+    const impl = new internal.ThreadAgendaImpl(config, context, Option.getOrUndefined(platform))
     yield* Effect.addFinalizer(() => config.onClose === "exit" ? impl.exit() : impl.quit(config.closeTimeout))
     yield* impl.start()
     return toService(impl)

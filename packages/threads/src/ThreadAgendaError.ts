@@ -20,14 +20,14 @@ import * as Schema from "effect/Schema"
  * @since 0.1.0
  * @category schemas
  */
-export const CodecStage = Schema.Literal(
+export const CodecStage = Schema.Literals([
   "encodeArgs",
   "decodeArgs",
   "encodeSuccess",
   "encodeFailure",
   "decodeSuccess",
   "decodeFailure"
-)
+])
 
 /**
  * @since 0.1.0

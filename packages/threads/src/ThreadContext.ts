@@ -41,7 +41,7 @@ export interface Service {
  * @since 0.1.0
  * @category tags
  */
-export class ThreadContext extends Context.Tag("@refpersys/threads/ThreadContext")<ThreadContext, Service>() {}
+export class ThreadContext extends Context.Service<ThreadContext, Service>()("@refpersys/threads/ThreadContext") {}
 
 /**
  * Sends a command byte to the event loop of the main thread (see

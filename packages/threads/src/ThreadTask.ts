@@ -76,9 +76,9 @@ export interface ThreadTask<Args, A, E = never> extends Pipeable {
   readonly module: string
   /** The name the implementation is exported under. */
   readonly export: string
-  readonly args: Schema.Schema<Args, any>
-  readonly success: Schema.Schema<A, any>
-  readonly failure: Schema.Schema<E, any>
+  readonly args: Schema.Codec<Args, any>
+  readonly success: Schema.Codec<A, any>
+  readonly failure: Schema.Codec<E, any>
 }
 
 /**
@@ -115,10 +115,10 @@ export interface Options<Args, ArgsI, A, AI, E, EI> {
    */
   readonly module: string | URL
   readonly export: string
-  readonly args: Schema.Schema<Args, ArgsI>
-  readonly success: Schema.Schema<A, AI>
+  readonly args: Schema.Codec<Args, ArgsI>
+  readonly success: Schema.Codec<A, AI>
   /** The typed error; default `Schema.Never` (the task cannot fail). */
-  readonly failure?: Schema.Schema<E, EI>
+  readonly failure?: Schema.Codec<E, EI>
 }
 
 const Proto = {

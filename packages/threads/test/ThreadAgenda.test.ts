@@ -1,10 +1,11 @@
-import { describe, expect, it, layer } from "@effect/vitest"
+import { describe, it, layer } from "@effect/vitest"
 import { Agenda, AgendaError, EventLoop, Platform, Tasklet } from "@refpersys/core"
 import { LinuxPlatform, NodePlatform } from "@refpersys/platform-linux"
 import { TestTime } from "@refpersys/testkit"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Ref, Schema, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, References, Schema, Scope } from "effect"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { expect } from "vitest"
 import * as ThreadAgenda from "../src/ThreadAgenda.js"
 import { TaskCodecError, TaskLoadError, ThreadCrashed } from "../src/ThreadAgendaError.js"
 import * as ThreadTask from "../src/ThreadTask.js"
@@ -129,7 +130,7 @@ layer(
     heapCollection: "force",
     // Small, so that the out-of-memory crash comes quickly.
     resourceLimits: { maxOldGenerationSizeMb: 32 }
-  }).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Error))),
+  }).pipe(Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error"))),
   { timeout: "30 seconds", excludeTestServices: true }
 )("ThreadAgenda (two threads)", (it) => {
   it.effect("results and typed errors cross the thread boundary through their Schemas", () =>
@@ -254,7 +255,7 @@ layer(
       const collector = Effect.gen(function*() {
         const progress = [word(words, 1), word(words, 2)]
         const states = (yield* agenda.workers).map((w) => w.state)
-        yield* Effect.repeat({ times: turn, 20 })
+        yield* Effect.repeat(turn, { times: 20 })
         yield* Ref.set(seen, [progress, [word(words, 1), word(words, 2)], states])
       })
       yield* agenda.requestGc(collector)
@@ -438,6 +439,69 @@ layer(
     }))
 })
 
+describe("ThreadAgenda context", () => {
+  /** What a probe saw, without its own inner span (a fresh trace each time it has no parent). */
+  const withoutInner = <A extends { readonly inner: unknown }>({ inner: _inner, ...rest }: A) => rest
+
+  it.live("a thread tasklet sees its submitter's log annotations and log levels, and its span as parent", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.make({ threads: 1 })
+      // Submitted from a plain context: what the thread has by default.
+      const plain = yield* agenda.run(tasks.contextProbe, { leak: false })
+      expect(plain.annotations).toEqual({})
+      expect(plain.minimumLogLevel).toBe(yield* References.MinimumLogLevel)
+      expect(plain.logLevel).toBe(yield* References.CurrentLogLevel)
+      expect(plain.parent).toBeNull()
+      const submitter = Effect.gen(function*() {
+        const span = yield* Effect.currentSpan
+        const seen = yield* agenda.run(tasks.contextProbe, { leak: false })
+        // A synchronous submit from the same fiber carries the same context.
+        const handle = agenda.unsafeSubmit(tasks.contextProbe, { leak: false })
+        if (handle instanceof Error) return yield* Effect.die(handle)
+        const unsafe = yield* handle.join
+        return { span, seen, unsafe }
+      }).pipe(
+        Effect.withSpan("submitter"),
+        // A value that cannot cross threads stays behind; the others go.
+        Effect.annotateLogs({ request: "r-1", attempt: 2, retry: () => 0 }),
+        Effect.provideService(References.MinimumLogLevel, "Debug"),
+        Effect.provideService(References.CurrentLogLevel, "Warn")
+      )
+      const { seen, span, unsafe } = yield* submitter
+      for (const got of [seen, unsafe]) {
+        expect(got.annotations).toEqual({ request: "r-1", attempt: 2 })
+        expect(got.minimumLogLevel).toBe("Debug")
+        expect(got.logLevel).toBe("Warn")
+        // The submitter's span is the thread's external parent span: spans made there join its trace.
+        expect(got.parent).toEqual({ traceId: span.traceId, spanId: span.spanId })
+        expect(got.inner).toEqual({ traceId: span.traceId, parentSpanId: span.spanId })
+      }
+    }), 30_000)
+
+  it.live("nothing a thread tasklet sets in its context reaches the next tasklet on its thread, or its submitter", () =>
+    Effect.gen(function*() {
+      const agenda = yield* ThreadAgenda.make({ threads: 1 })
+      const baseline = yield* agenda.run(tasks.contextProbe, { leak: false })
+      const leaking = yield* agenda.run(tasks.contextProbe, { leak: true }).pipe(Effect.annotateLogs({ request: "r-2" }))
+      expect(leaking.annotations).toEqual({ request: "r-2" })
+      const next = yield* agenda.run(tasks.contextProbe, { leak: false })
+      expect(next.thread).toBe(leaking.thread)
+      expect(withoutInner(next)).toEqual(withoutInner(baseline))
+      expect(next.inner.parentSpanId).toBeNull()
+      // Tasklets submitted together run one after another on the one thread: none sees another's settings.
+      const together = yield* Effect.forEach([true, false, true, false], (leak) =>
+        agenda.submit(tasks.contextProbe, { leak }).pipe(Effect.annotateLogs({ leak })))
+      const seen = yield* Effect.forEach(together, (h) => h.join)
+      seen.forEach((got, i) => {
+        expect(withoutInner(got)).toEqual({ ...withoutInner(baseline), annotations: { leak: i % 2 === 0 } })
+        expect(got.inner.parentSpanId).toBeNull()
+      })
+      // The submitter's own context is untouched.
+      expect(yield* References.CurrentLogAnnotations).toEqual({})
+      expect(yield* References.MinimumLogLevel).toBe(baseline.minimumLogLevel)
+    }), 30_000)
+})
+
 describe("ThreadAgenda shutdown", () => {
   it.live("quit stops accepting, drains every thread and reports; accessors use the agenda in context", () =>
     Effect.gen(function*() {
@@ -454,10 +518,10 @@ describe("ThreadAgenda shutdown", () => {
         const quitting = yield* Effect.forkChild(ThreadAgenda.quit())
         yield* eventually(Effect.map(ThreadAgenda.stats, (s) => s.state === "quitting"), "the agenda is quitting")
         expect(yield* Effect.flip(ThreadAgenda.submit(tasks.square, 6))).toBeInstanceOf(AgendaError.AgendaClosed)
-        const rejected = yield* blocked.await
+        const rejected = yield* Fiber.await(blocked)
         expect(failureOf(rejected)).toBeInstanceOf(AgendaError.AgendaClosed)
         open(gate)
-        const report = yield* quitting.await.pipe(Effect.flatten)
+        const report = yield* Fiber.join(quitting)
         expect(report.mode).toBe("quit")
         expect(report.timedOut).toBe(false)
         expect(report.dropped).toBe(0)
@@ -521,7 +585,7 @@ describe("ThreadAgenda shutdown bounds", () => {
       const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       // Generous bound for a loaded machine; the close itself waits 300 ms.
       yield* Fiber.await(closing).pipe(
-        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("scope close did not return") })
+        Effect.timeoutOrElse({ duration: "15 seconds", orElse: () => Effect.fail(new Error("scope close did not return")) })
       )
       expect(stuck.outcome).toBe("Interrupted")
       expect(failureOf(yield* queued.await)).toBeInstanceOf(Tasklet.TaskletDropped)
@@ -608,7 +672,7 @@ describe("ThreadAgenda GC barrier bounds", () => {
         if (phase === "collecting") yield* Deferred.await(started)
         else yield* eventually(Effect.map(agenda.workers, (ws) => ws[0].state === "Run"), "the barrier is forming")
         const report = yield* agenda.exit.pipe(
-          Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error(`exit did not return (${phase})`) })
+          Effect.timeoutOrElse({ duration: "15 seconds", orElse: () => Effect.fail(new Error(`exit did not return (${phase})`)) })
         )
         const error = failureOf(yield* Fiber.await(request))
         expect(error).toBeInstanceOf(AgendaError.AgendaClosed)
@@ -625,7 +689,7 @@ describe("ThreadAgenda GC barrier bounds", () => {
       const states = yield* Ref.make<ReadonlyArray<string>>([])
       const inner = Effect.flatMap(agenda.workers, (ws) => Ref.set(states, ws.map((w) => w.state)))
       yield* agenda.requestGc(agenda.requestGc(inner)).pipe(
-        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("a nested GC request deadlocked") })
+        Effect.timeoutOrElse({ duration: "15 seconds", orElse: () => Effect.fail(new Error("a nested GC request deadlocked")) })
       )
       expect(yield* Ref.get(states)).toEqual(["GC"])
       expect((yield* agenda.stats).gcCycles).toBe(1)

@@ -5,9 +5,12 @@
  *
  * @internal
  */
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
+import * as Cause from "effect/Cause"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaParser from "effect/SchemaParser"
 import * as util from "node:util"
 import type { CodecStage } from "../ThreadAgendaError.js"
 
@@ -24,16 +27,19 @@ export interface Codec {
 }
 
 export interface Schemas {
-  readonly args: Schema.Schema<any, any>
-  readonly success: Schema.Schema<any, any>
-  readonly failure: Schema.Schema<any, any>
+  readonly args: Schema.Codec<any, any>
+  readonly success: Schema.Codec<any, any>
+  readonly failure: Schema.Codec<any, any>
 }
 
-const wrap = (f: (u: unknown) => Either.Either<unknown, ParseResult.ParseIssue>) => (value: unknown): Coded => {
-  const result = f(value)
-  return Either.isRight(result)
-    ? { ok: true, value: result.right }
-    : { ok: false, detail: ParseResult.TreeFormatter.formatIssueSync(result.left) }
+const formatIssue = SchemaIssue.makeFormatterDefault()
+
+const wrap = (f: (u: unknown) => Exit.Exit<unknown, SchemaIssue.Issue>) => (value: unknown): Coded => {
+  const exit = f(value)
+  if (Exit.isSuccess(exit)) return { ok: true, value: exit.value }
+  const issue = Cause.findErrorOption(exit.cause)
+  // A Schema whose transformation dies has no issue: its defect is the detail.
+  return { ok: false, detail: Option.isSome(issue) ? formatIssue(issue.value) : Cause.pretty(exit.cause) }
 }
 
 const codecs = new WeakMap<Schemas, Codec>()
@@ -42,19 +48,19 @@ export const codecOf = (task: Schemas): Codec => {
   let codec = codecs.get(task)
   if (codec === undefined) {
     codec = {
-      encodeArgs: wrap(ParseResult.encodeUnknownEither(task.args)),
-      decodeArgs: wrap(ParseResult.decodeUnknownEither(task.args)),
-      encodeSuccess: wrap(ParseResult.encodeUnknownEither(task.success)),
-      decodeSuccess: wrap(ParseResult.decodeUnknownEither(task.success)),
-      encodeFailure: wrap(ParseResult.encodeUnknownEither(task.failure)),
-      decodeFailure: wrap(ParseResult.decodeUnknownEither(task.failure))
+      encodeArgs: wrap(SchemaParser.encodeUnknownExit(task.args)),
+      decodeArgs: wrap(SchemaParser.decodeUnknownExit(task.args)),
+      encodeSuccess: wrap(SchemaParser.encodeUnknownExit(task.success)),
+      decodeSuccess: wrap(SchemaParser.decodeUnknownExit(task.success)),
+      encodeFailure: wrap(SchemaParser.encodeUnknownExit(task.failure)),
+      decodeFailure: wrap(SchemaParser.decodeUnknownExit(task.failure))
     }
     codecs.set(task, codec)
   }
   return codec
 }
 
-const encodeDefectSchema = Schema.encodeSync(Schema.Defect)
+const encodeDefectSchema = Schema.encodeSync(Schema.Defect())
 
 /**
  * Like `Schema.Defect`, but keeps the stack (it stays in-process, and names
@@ -72,7 +78,7 @@ export const encodeDefect = (u: unknown): unknown => {
   }
 }
 
-export const decodeDefect: (u: unknown) => unknown = Schema.decodeSync(Schema.Defect)
+export const decodeDefect: (u: unknown) => unknown = Schema.decodeUnknownSync(Schema.Defect())
 
 /** Where a value that cannot be structured-cloned sits, and what it is. */
 export interface Uncloneable {

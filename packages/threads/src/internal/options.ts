@@ -9,9 +9,11 @@
  */
 import { InvalidOptions } from "@refpersys/core/AgendaError"
 import * as Options from "@refpersys/core/Options"
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 import type { ResourceLimits } from "node:worker_threads"
 
 /**
@@ -47,12 +49,17 @@ const limitFields = Object.keys(minimumResourceLimits) as Array<LimitField>
  * `expected` as its message, which `Options.decoder` turns into
  * `InvalidOptions { option, value, expected }`.
  */
-const checked = <A>(identifier: string, expected: string, check: (u: unknown) => u is A): Schema.Schema<A> =>
-  Schema.transformOrFail(Schema.Unknown, Schema.declare(check), {
-    strict: true,
-    decode: (u, _, ast) => check(u) ? ParseResult.succeed(u) : ParseResult.fail(new ParseResult.Type(ast, u, expected)),
-    encode: ParseResult.succeed
-  }).annotations({ identifier }) as unknown as Schema.Schema<A>
+const checked = <A>(identifier: string, expected: string, check: (u: unknown) => u is A): Schema.Codec<A, unknown> =>
+  Schema.Unknown.pipe(
+    Schema.decodeTo(
+      Schema.declare(check),
+      SchemaTransformation.transformEffect<A, unknown>({
+        decode: (u) => check(u) ? Effect.succeed(u) : Effect.fail(new SchemaIssue.InvalidValue({ message: expected }, u)),
+        encode: Effect.succeed
+      })
+    ),
+    Schema.annotate({ identifier })
+  )
 
 const integer = (min: number, max: number) =>
   checked(
@@ -62,33 +69,38 @@ const integer = (min: number, max: number) =>
   )
 
 /** `resourceLimits`: each field unset (Node's default) or at least its minimum, reported at its own path. */
-const ResourceLimitsSchema: Schema.Schema<ResourceLimits> = Schema.transformOrFail(
-  Schema.Unknown,
-  Schema.declare((_u): _u is ResourceLimits => true),
-  {
-    strict: true,
-    decode: (u, _, ast) => {
-      if (typeof u !== "object" || u === null || Array.isArray(u)) {
-        return ParseResult.fail(new ParseResult.Type(ast, u, "an object of worker_threads ResourceLimits"))
-      }
-      const limits = u as Record<string, unknown>
-      for (const field of limitFields) {
-        const value = limits[field]
-        const minimum = minimumResourceLimits[field]
-        if (value === undefined || (typeof value === "number" && Number.isFinite(value) && value >= minimum)) continue
-        return ParseResult.fail(
-          new ParseResult.Pointer(
-            field,
-            u,
-            new ParseResult.Type(ast, value, `a number of MB, at least ${minimum}, or unset: ${reasons[field]}`)
-          )
-        )
-      }
-      return ParseResult.succeed(u as ResourceLimits)
-    },
-    encode: ParseResult.succeed
+const checkLimits = (u: unknown): Effect.Effect<ResourceLimits, SchemaIssue.Issue> => {
+  if (typeof u !== "object" || u === null || Array.isArray(u)) {
+    return Effect.fail(new SchemaIssue.InvalidValue({ message: "an object of worker_threads ResourceLimits" }, u))
   }
-).annotations({ identifier: "ResourceLimits" }) as unknown as Schema.Schema<ResourceLimits>
+  const limits = u as Record<string, unknown>
+  for (const field of limitFields) {
+    const value = limits[field]
+    const minimum = minimumResourceLimits[field]
+    if (value === undefined || (typeof value === "number" && Number.isFinite(value) && value >= minimum)) continue
+    return Effect.fail(
+      new SchemaIssue.Pointer(
+        [field],
+        new SchemaIssue.InvalidValue(
+          { message: `a number of MB, at least ${minimum}, or unset: ${reasons[field]}` },
+          value
+        )
+      )
+    )
+  }
+  return Effect.succeed(u as ResourceLimits)
+}
+
+const ResourceLimitsSchema: Schema.Codec<ResourceLimits, unknown> = Schema.Unknown.pipe(
+  Schema.decodeTo(
+    Schema.declare((_u): _u is ResourceLimits => true),
+    SchemaTransformation.transformEffect<ResourceLimits, unknown>({
+      decode: checkLimits,
+      encode: Effect.succeed
+    })
+  ),
+  Schema.annotate({ identifier: "ResourceLimits" })
+)
 
 // Not ThreadAgenda's: the core agenda's worker fibers, scheduler and
 // abandonment of tasklets that ignore interruption (exit terminates threads).
@@ -115,5 +127,5 @@ const decode = Options.decoder(ThreadAgendaOptions)
 /** Decodes `ThreadAgenda.Options`; `undefined` decodes as `{}`. */
 export const decodeThreadAgendaOptions = (
   input: unknown
-): Either.Either<typeof ThreadAgendaOptions.Type, InvalidOptions> =>
-  input === undefined ? Either.right({}) : decode(input)
+): Result.Result<typeof ThreadAgendaOptions.Type, InvalidOptions> =>
+  input === undefined ? Result.succeed({}) : decode(input)

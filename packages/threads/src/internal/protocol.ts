@@ -49,8 +49,12 @@ export const M_INTERRUPT = 1
 export const M_WAKE = 2
 
 /** Fields per dispatched entry in `DispatchMessage.e`. */
-export const ENTRY_FIELDS = 6
-/** Entry layout: slot (global index), seq, task id, level, obsolete-at (ms, or -1), encoded args. */
+export const ENTRY_FIELDS = 7
+/**
+ * Entry layout: slot (global index), seq, task id, level, obsolete-at (ms,
+ * or -1), encoded args, and the submitter's carried context (see
+ * `carry.ts`; `undefined` when it had nothing to carry).
+ */
 export interface DispatchMessage {
   readonly k: typeof M_DISPATCH
   /** Tasks this thread has not seen yet: `[id, module URL, export name]`. */

@@ -10,8 +10,6 @@
  *
  * @internal
  */
-import * as Worker from "@effect/platform/Worker"
-import { WorkerError } from "@effect/platform/WorkerError"
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
 import { AgendaClosed, AgendaFull, GcTimeout, InvalidOptions } from "@refpersys/core/AgendaError"
 import { AgendaStats, PriorityStats, ShutdownReport } from "@refpersys/core/AgendaStats"
@@ -23,16 +21,16 @@ import { TaskletDropped, TaskletObsolete } from "@refpersys/core/Tasklet"
 import { WorkerState } from "@refpersys/core/WorkerState"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
+import * as Result from "effect/Result"
+import * as Worker from "effect/workers/Worker"
+import { WorkerError, WorkerSpawnError } from "effect/workers/WorkerError"
 import * as fs from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as util from "node:util"
@@ -40,6 +38,7 @@ import * as WT from "node:worker_threads"
 import { TaskCodecError, TaskLoadError, ThreadCrashed, type ThreadTaskError } from "../ThreadAgendaError.js"
 import { ThreadInfo, ThreadStats } from "../ThreadStats.js"
 import type { ThreadTask } from "../ThreadTask.js"
+import { type Carried, capture } from "./carry.js"
 import { type Codec, codecOf, decodeDefect, findUncloneable, uncloneableDetail } from "./codec.js"
 import { Deque } from "./deque.js"
 import * as P from "./protocol.js"
@@ -111,7 +110,9 @@ export class ThreadRun<A, E> implements Handle<A, E> {
     readonly codec: Codec,
     public args: unknown,
     readonly createdAt: number,
-    readonly obsoleteAt: number | undefined
+    readonly obsoleteAt: number | undefined,
+    /** What the submitter's context gives the tasklet on its thread. */
+    readonly carried: Carried | undefined
   ) {}
 
   get label(): string {
@@ -185,7 +186,7 @@ export class ThreadRun<A, E> implements Handle<A, E> {
   }
 
   get interruptFork(): Effect.Effect<void> {
-    return Effect.fiberIdWith((id) => Effect.sync(() => this.agenda.interruptRun(this, id)))
+    return Effect.flatMap(Effect.fiberId, (id) => Effect.sync(() => this.agenda.interruptRun(this, id)))
   }
 
   get interrupt(): Effect.Effect<Exit.Exit<A, E | ThreadTaskError | Tasklet.AgendaOutcomeError>> {
@@ -206,7 +207,7 @@ export class Thread {
   everReady = false
   stopping = false
   fiber: Fiber.Fiber<void, never> | undefined = undefined
-  readonly firstStart = Deferred.makeUnsafe<void, WorkerError>(FiberId.none)
+  readonly firstStart = Deferred.makeUnsafe<void, WorkerError>()
   /** Runs by local slot; `free` lists the empty slots. */
   readonly runs: Array<AnyRun | undefined>
   free: Array<number>
@@ -219,6 +220,8 @@ export class Thread {
   lastReportAt = 0
   /** What the thread said it died of (see `P.FatalMessage`), read when it is down. */
   fatal: string | undefined = undefined
+  /** The exit code of its last worker, once it exited. */
+  exitCode: number | undefined = undefined
   /** Set for one dispatch round: it is running one tasklet for a while (see `stuckThreads`). */
   stuck = false
   // Counters for WorkerState and ThreadInfo.
@@ -266,8 +269,16 @@ const settleGc = (request: GcRequest, exit: Exit.Exit<void, unknown>): void => {
   request.resume(exit)
 }
 
+const settleOutcomes = (
+  outcomes: ReadonlyArray<readonly [ReadonlyArray<GcRequest>, Exit.Exit<void, unknown>]>
+): void => {
+  for (const [requests, exit] of outcomes) for (const r of requests) settleGc(r, exit)
+}
+
 /** The agenda whose barrier the current fiber collects for (set on collector fibers). */
-const insideBarrier = FiberRef.unsafeMake<unknown>(undefined)
+const insideBarrier = Context.Reference<unknown>("@refpersys/threads/internal/insideBarrier", {
+  defaultValue: () => undefined
+})
 
 const counters = (): [number, number, number] => [0, 0, 0]
 
@@ -280,10 +291,13 @@ const workerEntry = (): URL | undefined => {
   return candidates.find((url) => fs.existsSync(fileURLToPath(url)))
 }
 
-const describeCause = (cause: Cause.Cause<unknown>): string => {
+const describeCause = (cause: Cause.Cause<unknown>, exitCode: number | undefined): string => {
   const failure = Cause.findErrorOption(cause)
   const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
-  return describeError(error instanceof WorkerError ? error.cause ?? error.message : error)
+  if (!(error instanceof WorkerError)) return describeError(error)
+  if (error.reason.cause !== undefined) return describeError(error.reason.cause)
+  // A thread that exits is reported by its code only; say it as Node does.
+  return exitCode !== undefined ? `exited with code ${exitCode}` : error.message
 }
 
 /** Readable text for what a worker reported; a thrown non-Error arrives as a plain object. */
@@ -347,6 +361,8 @@ export class ThreadAgendaImpl {
   gcRunning = false
   /** The requests whose collectors run now, the collectors' fiber, and the bound's timer. */
   private gcBatch: Array<GcRequest> = []
+  /** Outcomes of the collectors of the running barrier that have ended, not yet given to their requests. */
+  private gcOutcomes: Array<readonly [ReadonlyArray<GcRequest>, Exit.Exit<void, unknown>]> = []
   private gcCollector: Fiber.Fiber<void, never> | undefined = undefined
   private gcTimer: ReturnType<typeof setTimeout> | undefined = undefined
   gcCycles = 0
@@ -357,7 +373,8 @@ export class ThreadAgendaImpl {
 
   constructor(
     readonly config: Config,
-    readonly runtime: Runtime.Runtime<never>,
+    /** The context the agenda was made in: its lifecycles, logs and collectors run under it. */
+    readonly context: Context.Context<never>,
     readonly platform: Platform.Platform | undefined
   ) {
     this.control = new Int32Array(new SharedArrayBuffer(P.controlWords(config.threads) * 4))
@@ -376,18 +393,15 @@ export class ThreadAgendaImpl {
     return Effect.suspend(() => {
       if (this.entry === undefined) {
         return Effect.fail(
-          new WorkerError({
-            reason: "spawn",
-            cause: new Error(
-              "the worker entry dist/internal/worker.js of @refpersys/threads was not found; build the package (tsc -b)"
-            )
-          })
+          spawnError(
+            "the worker entry dist/internal/worker.js of @refpersys/threads was not found; build the package (tsc -b)"
+          )
         )
       }
       this.starting = this.threads.length
       this.updateBusy()
       for (const thread of this.threads) {
-        thread.fiber = Runtime.runFork(this.runtime)(this.threadLoop(thread))
+        thread.fiber = Effect.runForkWith(this.context)(this.threadLoop(thread))
       }
       return Effect.forEach(this.threads, (t) => Deferred.await(t.firstStart), { discard: true }).pipe(
         Effect.ensuring(Effect.sync(() => this.afterEnd()))
@@ -424,6 +438,11 @@ export class ThreadAgendaImpl {
     port1.on("message", (message: P.FromThread) => {
       if (thread.port === port1) this.onMessage(thread, message)
     })
+    thread.exitCode = undefined
+    // Registered before effect/workers' own listener, so the code is known when its run ends.
+    worker.once("exit", (code) => {
+      if (thread.worker === worker) thread.exitCode = code
+    })
     // The worker handle keeps the process alive only while needed (see updateBusy).
     port1.unref()
     if (!this.busy) worker.unref()
@@ -433,22 +452,23 @@ export class ThreadAgendaImpl {
   }
 
   /**
-   * Runs one place of the pool: spawns its worker through `@effect/platform`
-   * (which reports readiness, and closes the worker politely when this fiber
-   * is interrupted), and replaces the worker whenever it dies.
+   * Runs one place of the pool: spawns its worker through `effect/workers`
+   * (which reports readiness through `onSpawn`, and closes the worker
+   * politely when this fiber is interrupted), and replaces the worker
+   * whenever it dies.
    */
   private threadLoop(thread: Thread): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
-      const platform = yield* Worker.PlatformWorker
+      const platform = yield* Worker.WorkerPlatform
       const backing = yield* platform.spawn<never, never>(thread.index)
+      const onSpawn = Effect.sync(() => self.onReady(thread))
       let delay = 10
       for (;;) {
-        const exit = yield* Effect.exit(backing.run((message) =>
-          message[0] === 0 ? Effect.sync(() => self.onReady(thread)) : Effect.void
-        ))
+        // The threads send no data messages on this channel (tasklets use their own port).
+        const exit = yield* Effect.exit(backing.run(() => Effect.void, { onSpawn }))
         const wasReady = thread.ready
-        const detail = Exit.isFailure(exit) ? describeCause(exit.cause) : "the worker stopped"
+        const detail = Exit.isFailure(exit) ? describeCause(exit.cause, thread.exitCode) : "the worker stopped"
         self.onDown(thread, detail)
         if (thread.stopping || self.lifecycle === "stopped") return
         if (!thread.everReady) {
@@ -459,7 +479,7 @@ export class ThreadAgendaImpl {
             Exit.fail(
               Option.isSome(cause) && cause.value instanceof WorkerError
                 ? cause.value
-                : new WorkerError({ reason: "spawn", cause: new Error(detail) })
+                : spawnError(detail)
             )
           )
           return
@@ -475,9 +495,8 @@ export class ThreadAgendaImpl {
       }
     }).pipe(
       // Worker lifecycles run on real time, whatever clock the caller uses.
-      Effect.withClock(liveClock),
-      Effect.provideService(Worker.Spawner, () => this.spawn(thread)),
-      Effect.provide(NodeWorker.layerWorker),
+      Effect.provideService(Clock.Clock, liveClock),
+      Effect.provide(NodeWorker.layer(() => this.spawn(thread))),
       Effect.catchCause((cause) =>
         Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("thread supervisor failed", cause)
       )
@@ -535,7 +554,7 @@ export class ThreadAgendaImpl {
       if (thread.stopping) {
         // Terminated by exit, not crashed.
         thread.interrupted++
-        this.settle(run, INTERRUPTED, Exit.interrupt(FiberId.none))
+        this.settle(run, INTERRUPTED, Exit.interrupt())
       } else {
         thread.failed++
         const error = new ThreadCrashed({ thread: thread.index, id: run.id, label: run.label, detail })
@@ -595,7 +614,8 @@ export class ThreadAgendaImpl {
   makeRun<A, E>(
     task: ThreadTask<any, A, E>,
     args: unknown,
-    options: Tasklet.Options | undefined
+    options: Tasklet.Options | undefined,
+    context: Context.Context<never> | undefined
   ): ThreadRun<A, E> | InvalidOptions | TaskCodecError {
     if (task === null || typeof task !== "object" || typeof task.module !== "string") {
       return new InvalidOptions({ option: "task", value: task, expected: "a ThreadTask (ThreadTask.make)" })
@@ -607,10 +627,11 @@ export class ThreadAgendaImpl {
     if (options !== undefined) {
       // The core agenda's decoder: the same options get the same typed error.
       const decoded = OptionSchemas.decodeTaskletOptions(options)
-      if (Either.isLeft(decoded)) return decoded.left
-      level = Priority.toIndex(decoded.right.priority)
-      label = decoded.right.label
-      if (decoded.right.obsoleteAfter !== undefined) obsoleteAt = createdAt + Duration.toMillis(decoded.right.obsoleteAfter)
+      if (Result.isFailure(decoded)) return decoded.failure
+      const o = decoded.success
+      level = Priority.toIndex(o.priority)
+      label = o.label
+      if (o.obsoleteAfter !== undefined) obsoleteAt = createdAt + Duration.toMillis(o.obsoleteAfter)
     }
     const codec = codecOf(task)
     const encoded = codec.encodeArgs(args)
@@ -623,7 +644,19 @@ export class ThreadAgendaImpl {
       this.taskIds.set(key, taskId)
       this.taskIdOf.set(task, taskId)
     }
-    return new ThreadRun(this, this.nextId++, level, label, task, taskId, codec, encoded.value, createdAt, obsoleteAt)
+    return new ThreadRun(
+      this,
+      this.nextId++,
+      level,
+      label,
+      task,
+      taskId,
+      codec,
+      encoded.value,
+      createdAt,
+      obsoleteAt,
+      capture(context)
+    )
   }
 
   closedError(): AgendaClosed {
@@ -814,7 +847,7 @@ export class ThreadAgendaImpl {
       ;(thread.reg ??= []).push([run.taskId, run.task.module, run.task.export])
     }
     if (thread.batch.length === 0) this.pendingBatches.push(thread)
-    thread.batch.push(k, seq, run.taskId, run.level, run.obsoleteAt ?? -1, run.args)
+    thread.batch.push(k, seq, run.taskId, run.level, run.obsoleteAt ?? -1, run.args, run.carried)
     thread.received++
   }
 
@@ -1036,7 +1069,7 @@ export class ThreadAgendaImpl {
         try {
           this.platform?.commands.unsafeSend(message.byte)
         } catch (error) {
-          Runtime.runFork(this.runtime)(
+          Effect.runForkWith(this.context)(
             Effect.logWarning(`a command byte from thread ${thread.index} was not delivered`, error)
           )
         }
@@ -1087,7 +1120,7 @@ export class ThreadAgendaImpl {
       }
       case P.R_INTERRUPTED:
         thread.interrupted++
-        return this.settle(run, INTERRUPTED, Exit.interrupt(FiberId.none))
+        return this.settle(run, INTERRUPTED, Exit.interrupt())
       case P.R_OBSOLETE:
         return this.settle(
           run,
@@ -1120,7 +1153,7 @@ export class ThreadAgendaImpl {
   private logFailure(run: AnyRun, cause: Cause.Cause<unknown>): void {
     if (!this.config.logFailures) return
     const what = Cause.hasDies(cause) ? "died with a defect" : "failed"
-    Runtime.runFork(this.runtime)(
+    Effect.runForkWith(this.context)(
       Effect.logWarning(`thread tasklet #${run.id} (${run.label}) ${what}`, cause).pipe(
         Effect.annotateLogs({ agenda: this.config.name, tasklet: run.label, priority: run.priority })
       )
@@ -1152,15 +1185,15 @@ export class ThreadAgendaImpl {
     }
   }
 
-  interruptRun(run: AnyRun, _by: FiberId.FiberId): void {
+  interruptRun(run: AnyRun, _by: number | undefined): void {
     if (run.state === QUEUED) {
       this.queued[run.level]--
-      this.settle(run, INTERRUPTED, Exit.interrupt(FiberId.none))
+      this.settle(run, INTERRUPTED, Exit.interrupt())
       this.afterEnd()
     } else if (run.state === DISPATCHED) {
       const thread = run.thread!
       if (this.reclaim(run)) {
-        this.settle(run, INTERRUPTED, Exit.interrupt(FiberId.none))
+        this.settle(run, INTERRUPTED, Exit.interrupt())
         this.afterEnd()
       } else {
         // Running: its thread interrupts its fiber; a synchronous body ends first.
@@ -1177,7 +1210,8 @@ export class ThreadAgendaImpl {
    * collector's end, the `gcTimeout` bound, or a stop, whichever comes first.
    */
   requestGc<E>(collector: Effect.Effect<void, E>): Effect.Effect<void, E | AgendaClosed | GcTimeout> {
-    return Effect.flatMap(FiberRef.get(insideBarrier), (inside) => {
+    return Effect.withFiber((fiber) => {
+      const inside = fiber.getRef(insideBarrier)
       // Called from a collector of this agenda's barrier: every thread is
       // parked already, so the request is served at once (waiting for the
       // next barrier would wait for the collector that waits for it).
@@ -1231,22 +1265,29 @@ export class ThreadAgendaImpl {
     const batch = this.gcRequests
     this.gcRequests = []
     this.gcBatch = batch
+    const outcomes: Array<readonly [ReadonlyArray<GcRequest>, Exit.Exit<void, unknown>]> = []
+    this.gcOutcomes = outcomes
+    // The requests are resumed once the barrier has ended: a resumed fiber
+    // runs inside the resume (Effect 4), and must find the threads released
+    // and the cycle counted.
     const collect = Effect.forEach(uniqueCollectors(batch), ([collector, requests]) =>
       Effect.map(Effect.exit(collector), (exit) => {
-        for (const r of requests) settleGc(r, exit)
+        outcomes.push([requests, exit])
       }), { discard: true }).pipe(
-        Effect.locally(insideBarrier, this),
+        Effect.provideService(insideBarrier, this),
         Effect.ensuring(Effect.sync(() => {
           // Not when the bound or a stop already ended this barrier.
           if (this.gcRunning && this.gcEpoch === epoch) this.endGc(true)
+          settleOutcomes(outcomes)
         }))
       )
-    this.gcCollector = Runtime.runFork(this.runtime)(collect)
+    this.gcCollector = Effect.runForkWith(this.context)(collect)
   }
 
   private endGc(collected: boolean): void {
     this.gcRunning = false
     this.gcBatch = []
+    this.gcOutcomes = []
     this.gcCollector = undefined
     if (this.gcTimer !== undefined) {
       clearTimeout(this.gcTimer)
@@ -1280,9 +1321,14 @@ export class ThreadAgendaImpl {
   /** Interrupts the running collector without waiting for it (it may ignore interruption), and fails its requests. */
   private abandonCollector(error: GcTimeout | AgendaClosed): void {
     const batch = this.gcBatch
-    this.gcCollector?.unsafeInterruptAsFork(FiberId.none)
-    for (const r of batch) settleGc(r, Exit.fail(error))
+    const outcomes = this.gcOutcomes
+    const collector = this.gcCollector
+    // Ended first: the interruption may run the collector's finalizers at once.
     this.endGc(false)
+    collector?.interruptUnsafe()
+    // Requests whose collector had ended get its outcome; the others the error.
+    settleOutcomes(outcomes)
+    for (const r of batch) settleGc(r, Exit.fail(error))
   }
 
   /** Labels of the tasklets running on threads that have not parked for barrier `epoch`. */
@@ -1355,7 +1401,7 @@ export class ThreadAgendaImpl {
   private stop(mode: "quit" | "exit", timedOut: boolean): Effect.Effect<ShutdownReport> {
     return Effect.suspend(() => {
       if (this.stopped !== undefined) return Deferred.await(this.stopped)
-      const stopped = Deferred.makeUnsafe<ShutdownReport>(FiberId.none)
+      const stopped = Deferred.makeUnsafe<ShutdownReport>()
       this.stopped = stopped
       // The stop holds the process alive until its report is out: once the
       // first thread is down the pool looks idle and unrefs the others, whose
@@ -1442,7 +1488,7 @@ export class ThreadAgendaImpl {
             this.startedEnded[run.level]++
             thread.started++
             thread.interrupted++
-            this.settle(run, INTERRUPTED, Exit.interrupt(FiberId.none))
+            this.settle(run, INTERRUPTED, Exit.interrupt())
           }
         }))
       )
@@ -1560,7 +1606,11 @@ export class ThreadAgendaImpl {
   }
 }
 
-const liveClock = Clock.make()
+/** Effect's live clock: the default of the `Clock` reference. */
+const liveClock: Clock.Clock = Context.get(Context.empty(), Clock.Clock)
+
+const spawnError = (message: string): WorkerError =>
+  new WorkerError({ reason: new WorkerSpawnError({ message, cause: new Error(message) }) })
 
 const liveSleep = (ms: number): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
@@ -1571,7 +1621,7 @@ const liveSleep = (ms: number): Effect.Effect<void> =>
 const interruptFiber = (fiber: Fiber.Fiber<void, never>): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
     fiber.addObserver(() => resume(Effect.void))
-    fiber.unsafeInterruptAsFork(FiberId.none)
+    fiber.interruptUnsafe()
   })
 
 /** Groups requests by collector so a collector shared by several requests runs once. */

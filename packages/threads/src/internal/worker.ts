@@ -5,37 +5,40 @@
  * A thread keeps a small local queue per priority, filled in batches by the
  * main thread. Its loop (`pump`) runs synchronously while it has work:
  * it takes the highest-priority entry, claims it in shared memory (a stolen
- * or reclaimed entry fails the claim and is skipped), runs it on the thread's
- * Effect runtime (scheduled by a `PriorityScheduler`, at the tasklet's
- * scheduling priority) and collects the encoded outcome into a batch of
- * results. New batches from the main thread are read synchronously between
+ * or reclaimed entry fails the claim and is skipped), runs it as a fiber of
+ * its own at the tasklet's level of the thread's `PriorityScheduler` (the
+ * level's `Scheduler` in the fiber's context), under the context its
+ * submitter carried (log annotations, log levels, parent span; see
+ * `carry.ts`), and collects the encoded outcome into a batch of results.
+ * A fiber per tasklet keeps tasklets apart: nothing one sets in its context,
+ * and no fiber it forks, outlives it. New batches from the main thread are read synchronously between
  * tasklets when the shared `posted` counter says one is waiting, so a busy
  * thread sees a `High` entry before its next pick without yielding.
  *
- * Start-up and shutdown speak the protocol of `@effect/platform`'s
- * `BackingWorker`, which the main thread uses: `[0]` on `parentPort` says the
- * thread is ready, `[1]` from the main thread asks it to close. The few lines
- * here replace `@effect/platform`'s worker runner, whose import costs about
- * 150 ms of every thread's start (see docs/threads.md).
+ * Start-up and shutdown speak the protocol of `effect/workers`' `Worker`,
+ * which the main thread uses: `[0]` on `parentPort` says the thread is ready
+ * (the main thread's `onSpawn`), `[1]` from the main thread asks it to
+ * close. The few lines here replace Effect's worker runner, so that a thread
+ * loads only what its tasklets need (see docs/threads.md).
  *
  * @internal
  */
 import * as Platform from "@refpersys/core/Platform"
 import * as PriorityScheduler from "@refpersys/core/PriorityScheduler"
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
+import * as Scheduler from "effect/Scheduler"
 import * as fs from "node:fs"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads"
 import { ThreadContext } from "../ThreadContext.js"
 import { type Implementation, isImplementation } from "../ThreadTask.js"
+import { type Carried, restore } from "./carry.js"
 import { type Codec, codecOf, encodeDefect, findUncloneable, uncloneableDetail } from "./codec.js"
 import { Deque } from "./deque.js"
 import * as P from "./protocol.js"
@@ -47,6 +50,7 @@ interface Entry {
   readonly level: 0 | 1 | 2
   readonly obsoleteAt: number
   readonly args: unknown
+  readonly carried: Carried | undefined
 }
 
 interface Task {
@@ -217,7 +221,7 @@ const safePoint: Effect.Effect<void> = Effect.suspend(() => {
   }).pipe(Effect.ensuring(Effect.sync(() => inSafePoint--)))
 })
 
-// ---- the runtime tasklets run on
+// ---- the contexts tasklets run under
 
 const service = {
   thread: me,
@@ -230,11 +234,27 @@ const service = {
 }
 
 const scheduler = PriorityScheduler.make()
-const base = Runtime.defaultRuntime.pipe(
-  Runtime.provideService(ThreadContext, service),
-  Runtime.setFiberRef(FiberRef.currentScheduler, scheduler)
+const base = Context.make(ThreadContext, service)
+/** Per level (0 High, 1 Normal, 2 Low): the context of a tasklet whose submitter carried nothing. */
+const levels = (["High", "Normal", "Low"] as const).map((priority) =>
+  Context.add(base, Scheduler.Scheduler, scheduler.scheduler(priority))
 )
-const runtimes = [1, 0, -1].map((p) => Runtime.runFork(Runtime.setFiberRef(base, FiberRef.currentSchedulingPriority, p)))
+
+// Entries of one dispatch message submitted from one context share one
+// carried object (structured cloning keeps shared references within a
+// message): the context built for it is kept per level until another comes.
+const lastCarried: Array<Carried | undefined> = [undefined, undefined, undefined]
+const lastContext: Array<Context.Context<ThreadContext>> = [...levels]
+
+const contextOf = (entry: Entry): Context.Context<ThreadContext> => {
+  const carried = entry.carried
+  if (carried === undefined) return levels[entry.level]
+  if (lastCarried[entry.level] !== carried) {
+    lastCarried[entry.level] = carried
+    lastContext[entry.level] = restore(levels[entry.level], carried)
+  }
+  return lastContext[entry.level]
+}
 
 // ---- results
 
@@ -336,9 +356,10 @@ const exec = (entry: Entry, task: Task, startedAt: number): void => {
   const effect = Effect.isEffect(out)
     ? out as Effect.Effect<unknown, unknown, ThreadContext>
     : Effect.promise(() => out as PromiseLike<unknown>)
-  const fiber = runtimes[entry.level](effect)
-  const exit = fiber.unsafePoll()
-  if (exit !== null) return finishExit(entry, codec, exit, startedAt)
+  // The fiber's first steps run here, synchronously: a tasklet that does not suspend is done on return.
+  const fiber = Effect.runForkWith(contextOf(entry))(effect)
+  const exit = fiber.pollUnsafe()
+  if (exit !== undefined) return finishExit(entry, codec, exit, startedAt)
   fibers.set(entry.slot, { fiber, seq: entry.seq })
   fiber.addObserver((exit) => {
     fibers.delete(entry.slot)
@@ -449,7 +470,8 @@ const onMessage = (message: P.ToThread): void => {
           task: e[i + 2] as number,
           level,
           obsoleteAt: e[i + 4] as number,
-          args: e[i + 5]
+          args: e[i + 5],
+          carried: e[i + 6] as Carried | undefined
         })
         localCount++
       }
@@ -459,7 +481,7 @@ const onMessage = (message: P.ToThread): void => {
     }
     case P.M_INTERRUPT: {
       const running = fibers.get(message.slot)
-      if (running !== undefined && running.seq === message.seq) running.fiber.unsafeInterruptAsFork(FiberId.none)
+      if (running !== undefined && running.seq === message.seq) running.fiber.interruptUnsafe()
       return
     }
     case P.M_WAKE:
