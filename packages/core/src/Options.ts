@@ -417,10 +417,10 @@ const expectedOf = (leaf: SchemaIssue.Issue): string =>
  * @since 0.1.0
  * @category decoding
  */
-export const decoder = <A, I>(
-  schema: Schema.Codec<A, I>,
+export const decoder = <S extends Schema.ConstraintDecoder<unknown>>(
+  schema: S,
   option = "options"
-): (input: unknown) => Result.Result<A, InvalidOptions> => {
+): (input: unknown) => Result.Result<S["Type"], InvalidOptions> => {
   const decode = SchemaParser.decodeUnknownExit(schema)
   return (input) => {
     const exit = decode(input)

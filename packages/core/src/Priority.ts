@@ -55,6 +55,24 @@ export const toIndex = (priority: Priority): 0 | 1 | 2 => priority === "High" ? 
 export const fromIndex = (index: 0 | 1 | 2): Priority => index === 0 ? "High" : index === 1 ? "Normal" : "Low"
 
 /**
+ * The p-queue style number of a level: `High` is 1, `Normal` 0, `Low` -1,
+ * the inverse of {@link fromNumber}. (In Effect 3 this was also the fiber's
+ * scheduling priority; Effect 4 has none: a fiber's level is its scheduler,
+ * see `PriorityScheduler.withPriority`.)
+ *
+ * @example
+ * ```ts
+ * import { Priority } from "@refpersys/core"
+ *
+ * Priority.toScheduling("High") // 1
+ * ```
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const toScheduling = (priority: Priority): number => priority === "High" ? 1 : priority === "Normal" ? 0 : -1
+
+/**
  * The level for a p-queue style number: positive is `High`, zero is
  * `Normal`, negative is `Low`. (Effect 4 has no per-fiber scheduling
  * priority; a fiber's level is chosen with `PriorityScheduler.withPriority`.)

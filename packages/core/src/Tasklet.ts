@@ -130,7 +130,8 @@ export interface Info {
 }
 
 /**
- * Schema of {@link Info}, for dumps and JSON output.
+ * Schema of {@link Info}, for dumps and JSON output. Fields that are
+ * `undefined` may be absent, as `JSON.stringify` leaves them out.
  *
  * @since 0.1.0
  * @category schemas
@@ -140,11 +141,11 @@ export const InfoSchema = Schema.Struct({
   label: Schema.String,
   priority: Priority,
   status: Status,
-  outcome: Schema.UndefinedOr(Outcome),
+  outcome: Schema.optional(Outcome),
   createdAt: Schema.Number,
-  startedAt: Schema.UndefinedOr(Schema.Number),
+  startedAt: Schema.optional(Schema.Number),
   attempts: Schema.Number,
-  obsoleteAt: Schema.UndefinedOr(Schema.Number)
+  obsoleteAt: Schema.optional(Schema.Number)
 })
 
 /**

@@ -42,7 +42,7 @@ export class WorkerState extends Schema.Class<WorkerState>("WorkerState")({
   /** Worker number, from 0. */
   id: Schema.Number,
   state: Activity,
-  /** The running tasklet, if any (an optional key, so a snapshot that went through JSON decodes). */
+  /** The running tasklet, if any (absent in JSON when none). */
   current: Schema.optional(Schema.Struct({
     id: Schema.Number,
     label: Schema.String,

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { AgendaHarness, TestTime } from "@refpersys/testkit"
 import { Cause, Deferred, Effect, Exit, Fiber, Logger, Metric, Option, References, Scheduler } from "effect"
 import { TestClock } from "effect/testing"
@@ -6,6 +7,7 @@ import * as PriorityScheduler from "../src/PriorityScheduler.js"
 import * as Agenda from "../src/Agenda.js"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "../src/AgendaError.js"
 import type { Priority } from "../src/Priority.js"
+import { metricHooksInUse } from "../src/internal/agenda.js"
 import { TaskletDropped, TaskletObsolete } from "../src/Tasklet.js"
 
 const eventually = TestTime.eventually
@@ -671,6 +673,22 @@ describe("Agenda", () => {
         const stats = yield* agenda.stats
         expect(stats.byPriority.High.waitTime.count).toBe(2)
         expect(stats.byPriority.High.runTime.count).toBe(2)
+      }))
+
+    it.effect("metrics are updated through their cached hooks, and Metric.value sees every update", () =>
+      Effect.gen(function*() {
+        // The fast path reads Effect's metric internals; an Effect upgrade that moves them fails here.
+        expect(metricHooksInUse()).toBe(true)
+        const agenda = yield* Agenda.make({ name: "metrics-hooks", workers: 1, logFailures: false })
+        const outcomes = Metric.counter("refpersys_agenda_tasklets_total", {
+          description: "tasklets ended, by outcome",
+          incremental: true,
+          attributes: { agenda: "metrics-hooks", priority: "Low", outcome: "Failed" }
+        })
+        for (let i = 0; i < 3; i++) yield* Effect.exit(agenda.run(Effect.fail("no"), { priority: "Low" }))
+        expect((yield* Metric.value(outcomes)).count).toBe(3)
+        expect((yield* Metric.value(agenda.metrics.runTime[2])).count).toBe(3)
+        expect(metricHooksInUse()).toBe(true)
       }))
   })
 })

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { TestTime } from "@refpersys/testkit"
 import { Cause, Deferred, Effect, Exit, Fiber, Option, Scope } from "effect"
 import * as Agenda from "../src/Agenda.js"

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { AgendaHarness } from "@refpersys/testkit"
 import { Deferred, Effect } from "effect"
 import * as fc from "fast-check"

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { Effect, Schema } from "effect"
 import * as Agenda from "../src/Agenda.js"
 import { AgendaStats, PriorityStats, ShutdownReport } from "../src/AgendaStats.js"

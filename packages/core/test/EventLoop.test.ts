@@ -1,12 +1,13 @@
 import { describe, it } from "@effect/vitest"
 import { TestPlatform, TestTime } from "@refpersys/testkit"
-import { Deferred, Effect, Fiber, Layer, Logger, Schema } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Logger, Schema } from "effect"
 import { expect } from "vitest"
 import * as Agenda from "../src/Agenda.js"
 import { InvalidOptions } from "../src/AgendaError.js"
 import * as Event from "../src/Event.js"
 import * as EventLoop from "../src/EventLoop.js"
 import { HandlerConflict, LoopStopped, TooManyHandlers } from "../src/EventLoopError.js"
+import * as SyncEffect from "../src/internal/syncEffect.js"
 
 const eventually = TestTime.eventually
 
@@ -176,6 +177,40 @@ describe("EventLoop", () => {
   })
 
   describe("handlers", () => {
+    it.effect("synchronous inline handlers of one batch run as plain calls, without fiber steps of their own", () =>
+      Effect.gen(function*() {
+        // The loop fiber's op count, read by each handler: on the fast path a
+        // batch of Effect.sync handlers is one synchronous stretch of the loop
+        // fiber, so the count does not move between them; on the fiber path
+        // (introspection switched off) every handler adds its own steps.
+        const opCounts = (batch: number) =>
+          Effect.gen(function*() {
+            const loop = yield* EventLoop.make()
+            const seen: Array<number> = []
+            const done = yield* Deferred.make<void>()
+            yield* loop.register({
+              explanation: "count the loop fiber's steps",
+              match: { _tag: "Command", byte: 7 },
+              handle: () =>
+                Effect.sync(() => {
+                  seen.push(Fiber.getCurrent()?.currentOpCount ?? -1)
+                  if (seen.length === batch) Deferred.doneUnsafe(done, Exit.void)
+                })
+            })
+            // Posted while the loop waits: they make one batch.
+            for (let i = 0; i < batch; i++) yield* loop.post(new Event.Command({ byte: 7, at: 0 }))
+            yield* Deferred.await(done)
+            expect((yield* loop.stats).iterations).toBe(1)
+            return seen
+          }).pipe(Effect.scoped, Effect.provide(env()))
+        expect(SyncEffect.introspectionEnabled()).toBe(true)
+        const fast = yield* opCounts(10)
+        expect(new Set(fast).size).toBe(1)
+        const previous = SyncEffect.setIntrospection(false)
+        const slow = yield* opCounts(10).pipe(Effect.ensuring(Effect.sync(() => SyncEffect.setIntrospection(previous))))
+        expect(new Set(slow).size).toBe(10)
+      }))
+
     it.effect("the 129th handler fails with TooManyHandlers; default bindings do not count", () =>
       Effect.gen(function*() {
         const loop = yield* EventLoop.make()

@@ -130,7 +130,12 @@ describe("EventLoop post validation", () => {
         expect(error).toBeInstanceOf(InvalidEvent)
         expect(error.message).toContain("post")
       }
-      expect((yield* loop.stats).invalidPosts).toBe(garbage.length)
+      // The issue names the field at fault.
+      const issueOf = (value: unknown) => Effect.map(Effect.flip(loop.post(value as Event.Event)), (e) => (e as InvalidEvent).issue)
+      expect(yield* issueOf({ _tag: "Command", byte: 300, at: 0 })).toContain("byte")
+      expect(yield* issueOf({ _tag: "Nope" })).toContain("_tag")
+      expect(yield* issueOf({ _tag: "Signal", at: 0 })).toContain("signal")
+      expect((yield* loop.stats).invalidPosts).toBe(garbage.length + 3)
       // A plain value the Event schema accepts is decoded and dispatched.
       const seen = yield* Deferred.make<Event.Command>()
       yield* loop.register({ explanation: "byte 1", match: { _tag: "Command", byte: 1 }, handle: (e) => Deferred.succeed(seen, e) })
@@ -150,6 +155,7 @@ describe("EventLoop registration validation", () => {
         [{ ...valid, match: { _tag: "TimerFired", id: "x" } }, "match.id"],
         [{ ...valid, match: { _tag: "ChildExit", pid: -5 } }, "match.pid"],
         [{ ...valid, match: { _tag: "FdReady", fd: 1.5 } }, "match.fd"],
+        [{ ...valid, match: { _tag: "Nope" } }, "match._tag"],
         [{ explanation: "x", match: { _tag: "Command" }, handle: 42 }, "handle"],
         [{ explanation: "x", match: { _tag: "Command" } }, "handle"],
         [null, "register"]

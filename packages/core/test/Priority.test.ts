@@ -1,5 +1,6 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Schema } from "effect"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
+import { Effect, Result, Schema } from "effect"
 import * as Priority from "../src/Priority.js"
 
 describe("Priority", () => {
@@ -7,14 +8,14 @@ describe("Priority", () => {
     it.effect("decodes each of the three levels to itself", () =>
       Effect.gen(function*() {
         for (const level of ["High", "Normal", "Low"] as const) {
-          expect(yield* Schema.decodeUnknown(Priority.Priority)(level)).toBe(level)
+          expect(yield* Schema.decodeUnknownEffect(Priority.Priority)(level)).toBe(level)
         }
       }))
 
     it("rejects anything else, including other spellings and numbers", () => {
-      const decode = Schema.decodeUnknownEither(Priority.Priority)
+      const decode = Schema.decodeUnknownResult(Priority.Priority)
       for (const bad of ["high", "HIGH", "Urgent", "", " Normal", 0, 1, -1, null, undefined, {}, ["High"]]) {
-        expect(Either.isLeft(decode(bad)), `accepted ${JSON.stringify(bad)}`).toBe(true)
+        expect(Result.isFailure(decode(bad)), `accepted ${JSON.stringify(bad)}`).toBe(true)
       }
     })
 
@@ -57,7 +58,7 @@ describe("Priority", () => {
   })
 
   describe("toScheduling", () => {
-    it("gives High 1, Normal 0 (Effect's default) and Low -1", () => {
+    it("gives High 1, Normal 0 and Low -1", () => {
       expect(Priority.toScheduling("High")).toBe(1)
       expect(Priority.toScheduling("Normal")).toBe(0)
       expect(Priority.toScheduling("Low")).toBe(-1)

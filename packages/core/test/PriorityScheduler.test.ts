@@ -1,7 +1,27 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, FiberRef } from "effect"
+import { describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Scheduler } from "effect"
+import { expect } from "vitest"
 import { InvalidOptions } from "../src/AgendaError.js"
+import * as Priority from "../src/Priority.js"
 import * as PriorityScheduler from "../src/PriorityScheduler.js"
+
+/**
+ * Schedules a plain task the way a fiber does: on the dispatcher of a level's
+ * scheduler. The level comes from the sign of `priority` (`Priority.fromNumber`);
+ * the number itself is passed on too, and ignored, as Effect's are.
+ */
+const schedule = (scheduler: PriorityScheduler.PriorityScheduler, task: () => void, priority: number): void =>
+  scheduler.scheduler(Priority.fromNumber(priority)).makeDispatcher().scheduleTask(task, priority)
+
+/** Runs `program` with a level of `scheduler` as its Scheduler (Normal by default). */
+const runOn = <A, E, R>(
+  program: Effect.Effect<A, E, R>,
+  scheduler: PriorityScheduler.PriorityScheduler,
+  priority: Priority.Priority = "Normal"
+) => Effect.provideService(program, Scheduler.Scheduler, scheduler.scheduler(priority))
+
+/** Effect 3's `withSchedulingPriority(n)`: the level of n's sign. */
+const atPriority = (priority: number) => PriorityScheduler.withPriority(Priority.fromNumber(priority))
 
 const total = (ran: ReadonlyArray<number>) => ran[0] + ran[1] + ran[2]
 
@@ -30,7 +50,7 @@ describe("PriorityScheduler", () => {
     it("runs the highest non-empty level first and keeps FIFO order within a level", async () => {
       const scheduler = PriorityScheduler.make()
       const order: Array<string> = []
-      const push = (name: string, priority: number) => scheduler.scheduleTask(() => order.push(name), priority)
+      const push = (name: string, priority: number) => schedule(scheduler, () => order.push(name), priority)
       // Interleaved on purpose, with several numbers per level: only the sign counts.
       push("L1", -1)
       push("N1", 0)
@@ -53,17 +73,17 @@ describe("PriorityScheduler", () => {
     it("re-checks the levels after every task, so work a task schedules at a higher level runs next", async () => {
       const scheduler = PriorityScheduler.make()
       const order: Array<string> = []
-      scheduler.scheduleTask(() => {
+      schedule(scheduler, () => {
         order.push("N1")
-        scheduler.scheduleTask(() => order.push("H from N1"), 1)
-        scheduler.scheduleTask(() => order.push("N from N1"), 0)
+        schedule(scheduler, () => order.push("H from N1"), 1)
+        schedule(scheduler, () => order.push("N from N1"), 0)
       }, 0)
-      scheduler.scheduleTask(() => order.push("N2"), 0)
-      scheduler.scheduleTask(() => {
+      schedule(scheduler, () => order.push("N2"), 0)
+      schedule(scheduler, () => {
         order.push("L1")
-        scheduler.scheduleTask(() => order.push("L from L1"), -1)
+        schedule(scheduler, () => order.push("L from L1"), -1)
       }, -1)
-      scheduler.scheduleTask(() => order.push("L2"), -1)
+      schedule(scheduler, () => order.push("L2"), -1)
       await until(() => scheduler.pending === 0)
       expect(order).toEqual(["N1", "H from N1", "N2", "N from N1", "L1", "L2", "L from L1"])
       expect(scheduler.ran).toEqual([1, 3, 3])
@@ -72,10 +92,10 @@ describe("PriorityScheduler", () => {
     it("starts a new drain for tasks scheduled after the queue emptied", async () => {
       const scheduler = PriorityScheduler.make()
       let count = 0
-      scheduler.scheduleTask(() => count++, 0)
+      schedule(scheduler, () => count++, 0)
       await until(() => scheduler.pending === 0 && count === 1)
-      scheduler.scheduleTask(() => count++, -1)
-      scheduler.scheduleTask(() => count++, 1)
+      schedule(scheduler, () => count++, -1)
+      schedule(scheduler, () => count++, 1)
       await until(() => count === 3)
       expect(scheduler.ran).toEqual([1, 1, 1])
       expect(scheduler.pending).toBe(0)
@@ -86,7 +106,7 @@ describe("PriorityScheduler", () => {
       const scheduler = PriorityScheduler.make({ sliceMillis: 2, now: () => clock })
       // Each task takes 1 ms of the injected clock: a slice runs 3 tasks
       // (the third sees 3 > 0 + 2), far fewer than the 256 of sliceSize.
-      for (let i = 0; i < 7; i++) scheduler.scheduleTask(() => clock++, 0)
+      for (let i = 0; i < 7; i++) schedule(scheduler, () => clock++, 0)
       const atHost = await new Promise<Seen>((resolve) => setImmediate(() => resolve(seen(scheduler))))
       expect(atHost).toEqual({ pending: 4, ran: 3, slicesCut: 1 })
       await until(() => scheduler.pending === 0)
@@ -104,7 +124,7 @@ describe("PriorityScheduler", () => {
       // Clock stands still: the count alone ends slices.
       const scheduler = PriorityScheduler.make({ sliceSize: 10, now: () => 0 })
       let count = 0
-      for (let i = 0; i < 25; i++) scheduler.scheduleTask(() => count++, i % 3 - 1)
+      for (let i = 0; i < 25; i++) schedule(scheduler, () => count++, i % 3 - 1)
       const host = new Promise<Seen>((resolve) => setImmediate(() => resolve(seen(scheduler))))
       const atHost = await host
       expect(atHost).toEqual({ pending: 15, ran: 10, slicesCut: 1 })
@@ -118,7 +138,7 @@ describe("PriorityScheduler", () => {
       // A clock that stands still: only the count ends a slice, however
       // loaded the machine is.
       const scheduler = PriorityScheduler.make({ now: () => 0 })
-      for (let i = 0; i < 600; i++) scheduler.scheduleTask(() => {}, 0)
+      for (let i = 0; i < 600; i++) schedule(scheduler, () => {}, 0)
       const atHost = await new Promise<Seen>((resolve) => setImmediate(() => resolve(seen(scheduler))))
       expect(atHost).toEqual({ pending: 600 - 256, ran: 256, slicesCut: 1 })
       await until(() => scheduler.pending === 0)
@@ -137,9 +157,9 @@ describe("PriorityScheduler", () => {
       let stopped = 0
       const spin = (round: number) => (): void => {
         if (stop || round === maxRounds) stopped++
-        else scheduler.scheduleTask(spin(round + 1), 1)
+        else schedule(scheduler, spin(round + 1), 1)
       }
-      for (let i = 0; i < tasks; i++) scheduler.scheduleTask(spin(0), 1)
+      for (let i = 0; i < tasks; i++) schedule(scheduler, spin(0), 1)
       const atTimer = await new Promise<Seen>((resolve) =>
         setTimeout(() => {
           stop = true
@@ -173,12 +193,12 @@ describe("PriorityScheduler", () => {
                 Effect.andThen(Effect.yieldNow),
                 Effect.andThen(Effect.sync(() => events.push(`step ${id}`)))
               )
-              fibers.push(yield* Effect.forkChild(body).pipe(Effect.withSchedulingPriority(priority)))
+              fibers.push(yield* Effect.forkChild(body).pipe(atPriority(priority)))
             }
           }
           yield* Fiber.joinAll(fibers)
         })
-        yield* Effect.withScheduler(program, scheduler)
+        yield* runOn(program, scheduler)
         const ids = (name: string) => [0, 1, 2, 3, 4].map((i) => `${name}${i}`)
         // A yielded High continuation still beats the Normal fibers that have not even started.
         const expected = ["H", "N", "L"].flatMap((name) => [
@@ -190,7 +210,7 @@ describe("PriorityScheduler", () => {
         expect(scheduler.ran[2]).toBeGreaterThanOrEqual(10)
       }))
 
-    it.effect("resumes fibers woken together by a Deferred in priority order, not wake-up order", () =>
+    it.effect("resumes fibers woken together by a Deferred in priority order, not wake-up order, from their first yield", () =>
       Effect.gen(function*() {
         const scheduler = PriorityScheduler.make()
         const order: Array<string> = []
@@ -203,17 +223,20 @@ describe("PriorityScheduler", () => {
             const registered = yield* Deferred.make<void>()
             // Signalling and suspending on the gate happen in one run of the
             // fiber, so once this parent resumes the waiter is registered.
+            // Effect 4 resumes a woken fiber inside the waker, so the
+            // scheduler orders the waiters from their first yield on.
             const body = Effect.sync(() => Deferred.doneUnsafe(registered, Exit.void)).pipe(
               Effect.andThen(Deferred.await(gate)),
+              Effect.andThen(Effect.yieldNow),
               Effect.andThen(Effect.sync(() => order.push(name)))
             )
-            fibers.push(yield* Effect.forkChild(body).pipe(Effect.withSchedulingPriority(priority)))
+            fibers.push(yield* Effect.forkChild(body).pipe(atPriority(priority)))
             yield* Deferred.await(registered)
           }
           yield* Deferred.succeed(gate, undefined)
           yield* Fiber.joinAll(fibers)
         })
-        yield* Effect.withScheduler(program, scheduler)
+        yield* runOn(program, scheduler)
         expect(order).toEqual(["High", "High2", "Normal", "Low", "Low2"])
       }))
 
@@ -234,7 +257,7 @@ describe("PriorityScheduler", () => {
           })
           const lowFibers = yield* Effect.forEach(
             Array.from({ length: lows }),
-            () => Effect.forkChild(busyLow).pipe(Effect.withSchedulingPriority(-1))
+            () => Effect.forkChild(busyLow).pipe(atPriority(-1))
           )
           // Every Low fiber is now in its loop, competing for the scheduler.
           yield* Deferred.await(allStarted)
@@ -242,10 +265,10 @@ describe("PriorityScheduler", () => {
             for (let i = 0; i < steps; i++) yield* Effect.yieldNow
             lowDoneWhenHighFinished = lowDone
           })
-          yield* Fiber.join(yield* Effect.forkChild(high).pipe(Effect.withSchedulingPriority(1)))
+          yield* Fiber.join(yield* Effect.forkChild(high).pipe(atPriority(1)))
           yield* Fiber.joinAll(lowFibers)
         })
-        yield* Effect.withScheduler(program, scheduler)
+        yield* runOn(program, scheduler)
         // FIFO scheduling would let every Low fiber finish first (the High
         // fiber starts a round behind them and needs as many yields).
         expect(lowDoneWhenHighFinished).toBeGreaterThanOrEqual(0)
@@ -269,7 +292,7 @@ describe("PriorityScheduler", () => {
           // Forked Low so this Normal fiber finishes forking before any of them runs.
           const running = yield* Effect.forEach(
             Array.from({ length: fibers }),
-            () => Effect.forkChild(busy).pipe(Effect.withSchedulingPriority(-1))
+            () => Effect.forkChild(busy).pipe(atPriority(-1))
           )
           const atHost = yield* Effect.callback<Seen & { readonly done: number }>((resume) => {
             setImmediate(() => resume(Effect.succeed({ ...seen(scheduler), done })))
@@ -277,7 +300,7 @@ describe("PriorityScheduler", () => {
           yield* Fiber.joinAll(running)
           return atHost
         })
-        const atHost = yield* Effect.withScheduler(program, scheduler)
+        const atHost = yield* runOn(program, scheduler)
         expect(atHost.done).toBeLessThan(fibers)
         expect(atHost.pending).toBeGreaterThan(0)
         expect(atHost.slicesCut).toBeGreaterThan(0)
@@ -296,22 +319,24 @@ describe("PriorityScheduler", () => {
         let seenByOtherLow = -1
         const program = Effect.gen(function*() {
           const wake = yield* Deferred.make<void>()
+          // The woken fibers yield once: Effect 4 resumes them inside the
+          // waker, and from there on the scheduler orders them.
           const normal = yield* Effect.forkChild(
-            Effect.andThen(Deferred.await(wake), Effect.sync(() => (seenByNormal = i)))
+            Deferred.await(wake).pipe(Effect.andThen(Effect.yieldNow), Effect.andThen(Effect.sync(() => (seenByNormal = i))))
           )
           const otherLow = yield* Effect.forkChild(
-            Effect.andThen(Deferred.await(wake), Effect.sync(() => (seenByOtherLow = i)))
-          ).pipe(Effect.withSchedulingPriority(-1))
+            Deferred.await(wake).pipe(Effect.andThen(Effect.yieldNow), Effect.andThen(Effect.sync(() => (seenByOtherLow = i))))
+          ).pipe(atPriority(-1))
           // Wakes both waiters, then never suspends on its own: only the
           // scheduler's op budget makes it give way.
           const long = Effect.andThen(
             Deferred.succeed(wake, undefined),
             Effect.forEach(Array.from({ length: iterations }), () => Effect.sync(() => i++), { discard: true })
           )
-          const longFiber = yield* Effect.forkChild(long).pipe(Effect.withSchedulingPriority(-1))
-          yield* Fiber.joinAll<unknown, never>([normal, otherLow, longFiber])
+          const longFiber = yield* Effect.forkChild(long).pipe(atPriority(-1))
+          yield* Fiber.joinAll<Array<Fiber.Fiber<unknown, never>>>([normal, otherLow, longFiber])
         })
-        yield* Effect.withScheduler(program, scheduler)
+        yield* runOn(program, scheduler)
         expect(i).toBe(iterations)
         // Without yielding on the budget both would see the loop finished;
         // yielding at Normal instead of the fiber's Low would starve the other Low fiber.
@@ -321,23 +346,31 @@ describe("PriorityScheduler", () => {
         expect(seenByOtherLow).toBeLessThan(iterations)
       }))
 
-    it("shouldYield returns the fiber's scheduling priority once its op count passes the budget", () => {
+    it("shouldYield is true once a fiber's op count reaches its budget, at every level", () => {
       const scheduler = PriorityScheduler.make()
-      const fiber = (currentOpCount: number, maxOps: number, priority: number) =>
-        ({
-          currentOpCount,
-          getFiberRef: (ref: unknown) => {
-            if (ref === FiberRef.currentMaxOpsBeforeYield) return maxOps
-            if (ref === FiberRef.currentSchedulingPriority) return priority
-            throw new Error("unexpected FiberRef")
-          }
-        }) as unknown as Fiber.Fiber<unknown, unknown>
-      expect(scheduler.shouldYield(fiber(2048, 2048, 1))).toBe(false)
-      expect(scheduler.shouldYield(fiber(2049, 2048, 1))).toBe(1)
-      expect(scheduler.shouldYield(fiber(2049, 2048, -1))).toBe(-1)
-      // Normal must come back as 0, not false, or Normal fibers would never yield.
-      expect(scheduler.shouldYield(fiber(11, 10, 0))).toBe(0)
-      expect(scheduler.shouldYield(fiber(0, 10, 0))).toBe(false)
+      const fiber = (currentOpCount: number, maxOpsBeforeYield: number) =>
+        ({ currentOpCount, cache: { maxOpsBeforeYield } }) as unknown as Fiber.Fiber<unknown, unknown>
+      const high = scheduler.scheduler("High")
+      const low = scheduler.scheduler("Low")
+      const normal = scheduler.scheduler("Normal")
+      expect(high.shouldYield(fiber(2047, 2048))).toBe(false)
+      expect(high.shouldYield(fiber(2048, 2048))).toBe(true)
+      expect(low.shouldYield(fiber(2049, 2048))).toBe(true)
+      // Normal yields like the others (Effect 3 needed 0 here, not false).
+      expect(normal.shouldYield(fiber(11, 10))).toBe(true)
+      expect(normal.shouldYield(fiber(0, 10))).toBe(false)
+    })
+
+    it("a level's dispatcher is shared by every fiber and ignores the numeric priority", async () => {
+      const scheduler = PriorityScheduler.make()
+      const low = scheduler.scheduler("Low")
+      expect(low.makeDispatcher()).toBe(low.makeDispatcher())
+      expect(low.executionMode).toBe("async")
+      const order: Array<string> = []
+      low.makeDispatcher().scheduleTask(() => order.push("low, asked for 100"), 100)
+      scheduler.scheduler("Normal").makeDispatcher().scheduleTask(() => order.push("normal, asked for -100"), -100)
+      await until(() => scheduler.pending === 0)
+      expect(order).toEqual(["normal, asked for -100", "low, asked for 100"])
     })
   })
 
@@ -354,7 +387,7 @@ describe("PriorityScheduler", () => {
 
     it("accepts a sliceSize of 1 and then cuts after every task", async () => {
       const scheduler = PriorityScheduler.make({ sliceSize: 1 })
-      for (let i = 0; i < 4; i++) scheduler.scheduleTask(() => {}, 0)
+      for (let i = 0; i < 4; i++) schedule(scheduler, () => {}, 0)
       await until(() => scheduler.pending === 0)
       expect(scheduler.ran).toEqual([0, 4, 0])
       expect(scheduler.slicesCut).toBe(3)
@@ -364,7 +397,7 @@ describe("PriorityScheduler", () => {
       const a = PriorityScheduler.make()
       const b = PriorityScheduler.make()
       expect(a).not.toBe(b)
-      a.scheduleTask(() => {}, 1)
+      schedule(a, () => {}, 1)
       await until(() => a.pending === 0)
       expect(a.ran).toEqual([1, 0, 0])
       expect(b.ran).toEqual([0, 0, 0])
@@ -374,26 +407,30 @@ describe("PriorityScheduler", () => {
   describe("layer", () => {
     it.effect("installs a new scheduler for the program and provides it as CurrentPriorityScheduler", () =>
       Effect.gen(function*() {
-        const outside = yield* FiberRef.get(FiberRef.currentScheduler)
+        const outside = yield* Scheduler.Scheduler
         const inside = yield* Effect.gen(function*() {
           const provided = yield* PriorityScheduler.CurrentPriorityScheduler
-          const installed = yield* FiberRef.get(FiberRef.currentScheduler)
+          const installed = yield* Scheduler.Scheduler
           const before = [...provided.ran]
-          yield* Effect.yieldNow({ priority: 1 })
-          yield* Effect.yieldNow({ priority: -1 })
+          yield* Effect.yieldNow.pipe(PriorityScheduler.withPriority("High"))
+          yield* Effect.yieldNow.pipe(PriorityScheduler.withPriority("Low"))
           // Forked fibers inherit the scheduler.
           const child = yield* Effect.forkChild(
-            Effect.andThen(Effect.yieldNow, FiberRef.get(FiberRef.currentScheduler))
+            Effect.andThen(Effect.yieldNow, Effect.service(Scheduler.Scheduler))
           )
           const childScheduler = yield* Fiber.join(child)
           return { provided, installed, before, after: [...provided.ran], childScheduler }
         }).pipe(Effect.provide(PriorityScheduler.layer()))
-        expect(inside.installed).toBe(inside.provided)
-        expect(inside.childScheduler).toBe(inside.provided)
+        expect(inside.installed).toBe(inside.provided.scheduler("Normal"))
+        expect(inside.childScheduler).toBe(inside.provided.scheduler("Normal"))
         expect(inside.after[0]).toBeGreaterThan(inside.before[0])
         expect(inside.after[1]).toBeGreaterThan(inside.before[1])
         expect(inside.after[2]).toBeGreaterThan(inside.before[2])
-        expect(outside).not.toBe(inside.provided)
+        expect(outside).not.toBe(inside.installed)
+        expect(yield* Effect.service(PriorityScheduler.PriorityScheduler).pipe(
+          Effect.provide(PriorityScheduler.layer()),
+          Effect.map((s) => s === inside.provided)
+        )).toBe(false)
       }))
 
     it.effect("builds a fresh scheduler per use and passes the options on", () =>

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { AgendaClosed, InvalidOptions } from "../src/AgendaError.js"
 import type { AgendaStats, PriorityStats } from "../src/AgendaStats.js"
 import * as PromiseAgenda from "../src/PromiseAgenda.js"

@@ -1,10 +1,11 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { AgendaHarness } from "@refpersys/testkit"
 import { Cause, Deferred, Effect, Exit } from "effect"
 import * as Agenda from "../src/Agenda.js"
 import * as Tasklet from "../src/Tasklet.js"
 import {
-  effect3Thunk,
+  effect4Thunk,
   introspectionEnabled,
   introspectionProbePassed,
   probe,
@@ -14,7 +15,7 @@ import {
 import { withFiberSteps } from "./fiberSteps.js"
 
 // The agenda takes `Effect.sync` tasklets inline by reading the `Sync`
-// primitive's fields (Effect 3's layout), guarded by a probe at start-up.
+// primitive's fields (Effect 4's layout), guarded by a probe at start-up.
 // These tests pin down that contract with the installed Effect, and that the
 // public path gives the same outcomes when the introspection is off.
 
@@ -83,7 +84,7 @@ describe("the Effect.sync introspection contract", () => {
       introspectionProbePassed,
       "the probe of Effect.sync's internal layout failed on the installed `effect`: the agenda and the event loop " +
         "have lost their fast path for Effect.sync tasklets and handlers (results stay right, throughput drops). " +
-        "Update `effect3Thunk` in packages/core/src/internal/syncEffect.ts to the new layout of the Sync primitive, " +
+        "Update `effect4Thunk` in packages/core/src/internal/syncEffect.ts to the new layout of the Sync primitive, " +
         "or rely on Tasklet.sync, which does not depend on it."
     ).toBe(true)
     expect(introspectionEnabled()).toBe(true)
@@ -91,8 +92,8 @@ describe("the Effect.sync introspection contract", () => {
   })
 
   it("the probe rejects a reader that recognises nothing, everything, or returns the wrong thunk", () => {
-    expect(probe(effect3Thunk)).toBe(true)
-    // Effect 4: no `_op`/`effect_instruction_i0`, nothing is recognised.
+    expect(probe(effect4Thunk)).toBe(true)
+    // A reader that recognises nothing (as Effect 3's field names would on Effect 4).
     expect(probe(() => undefined)).toBe(false)
     // A reader too loose to tell Effect.sync from other effects.
     expect(probe(() => () => undefined)).toBe(false)

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { AgendaHarness, TestPlatform } from "@refpersys/testkit"
 import { Cause, Deferred, Effect, Exit, Layer, Logger } from "effect"
 import * as Agenda from "../src/Agenda.js"
@@ -167,7 +168,7 @@ describe("synchronous tasklets", () => {
         expect(returned.some(stepped)).toBe(false)
       })).pipe(
         Effect.provide(Layer.merge(TestPlatform.layer(), Agenda.layer({ workers: 2 }))),
-        Effect.provide(Logger.remove(Logger.defaultLogger))
+        Effect.provide(Logger.layer([]))
       ))
   })
 })

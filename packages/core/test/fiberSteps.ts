@@ -1,29 +1,26 @@
-import { Effect, RuntimeFlags, RuntimeFlagsPatch, Supervisor } from "effect"
+import { Effect, Tracer } from "effect"
+
+/** The method Effect's run loop evaluates a primitive with (see `Tracer.EffectPrimitive`). */
+const evaluate = "~effect/Effect/evaluate"
 
 /**
- * Records every effect a fiber steps over (Effect's op supervision), so a
- * test can tell a tasklet run inline, which no fiber ever steps over, from one
- * run on the worker's fiber. Independent of machine speed.
- */
-class SteppedOver extends Supervisor.AbstractSupervisor<void> {
-  readonly effects = new Set<unknown>()
-  value = Effect.void
-  override onEffect(_fiber: unknown, effect: unknown): void {
-    this.effects.add(effect)
-  }
-}
-
-/**
- * Runs `body` (and the fibers it forks, such as an agenda's workers) under
- * op supervision; `stepped(effect)` tells whether a fiber stepped over it.
+ * Runs `body` (and the fibers it starts, such as an agenda's tasklet fibers,
+ * which inherit the submitter's context) under a tracer whose `context` hook
+ * sees every primitive a fiber evaluates; `stepped(effect)` tells whether a
+ * fiber stepped over `effect`. A tasklet run inline by its worker is never
+ * stepped over. Independent of machine speed.
  */
 export const withFiberSteps = <A, E, R>(
   body: (stepped: (effect: unknown) => boolean) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.suspend(() => {
-    const supervisor = new SteppedOver()
-    return body((effect) => supervisor.effects.has(effect)).pipe(
-      Effect.supervised(supervisor),
-      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
-    )
+    const effects = new Set<unknown>()
+    const tracer = Tracer.make({
+      span: (options) => Tracer.nativeTracer.span(options),
+      context: (primitive, fiber) => {
+        effects.add(primitive)
+        return primitive[evaluate](fiber)
+      }
+    })
+    return body((effect) => effects.has(effect)).pipe(Effect.provideService(Tracer.Tracer, tracer))
   })

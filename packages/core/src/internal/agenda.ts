@@ -203,6 +203,9 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
 
 const constVoid = () => {}
 
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Tasklet.Outcome =>
+  Exit.isSuccess(exit) ? "Completed" : Cause.hasInterruptsOnly(exit.cause) ? "Interrupted" : "Failed"
+
 const invalidTaskletOptions = (options: unknown): InvalidOptions => {
   const decoded = Options.decodeTaskletOptions(options)
   return Result.isFailure(decoded)
@@ -338,6 +341,46 @@ const liveClock = Context.get(Context.empty(), Clock.Clock)
 
 const WAIT_BOUNDARIES = Metric.exponentialBoundaries({ start: 0.001, factor: 2, count: 28 })
 
+/** The part of Effect's metric implementation `updater` uses (not public API). */
+interface MetricWithHooks {
+  readonly hook?: (context: Context.Context<never>) => { readonly update?: unknown } | undefined
+}
+
+let metricHooksCached = true
+
+/**
+ * Whether the agenda updates its metrics through their cached hooks (the
+ * fast path) rather than `Metric.updateUnsafe`; a test asserts it is on.
+ *
+ * @internal
+ */
+export const metricHooksInUse = (): boolean => metricHooksCached
+
+/**
+ * An update function for one metric series in one context. Effect 4 finds a
+ * series by a JSON key built on every `updateUnsafe` (a fifth of the cost of
+ * a trivial tasklet); the series' hooks do not change, so they are looked up
+ * once here. Guarded: if the metric does not have the expected shape (the
+ * same hooks object twice, with an `update` function), the public
+ * `updateUnsafe` is used instead, and `metricHooksInUse()` turns false.
+ */
+const updater = (metric: Metric.Metric<number, unknown>, context: Context.Context<never>): (value: number) => void => {
+  try {
+    const hook = (metric as unknown as MetricWithHooks).hook
+    if (typeof hook === "function") {
+      const hooks = hook.call(metric, context)
+      if (hooks !== undefined && hooks === hook.call(metric, context) && typeof hooks.update === "function") {
+        const update = hooks as { readonly update: (input: number, context: Context.Context<never>) => void }
+        return (value) => update.update(value, context)
+      }
+    }
+  } catch {
+    // fall through to the public path
+  }
+  metricHooksCached = false
+  return (value) => metric.updateUnsafe(value, context)
+}
+
 /**
  * The contexts tasklets of one submitter context run under, one per
  * (worker, level), built on first use; plus what tracing needs from it.
@@ -426,6 +469,9 @@ export class AgendaImpl {
   private readonly runHistogram: ReadonlyArray<Metric.Histogram<number>>
   private readonly outcomeCounter: ReadonlyArray<ReadonlyArray<Metric.Counter<number>>>
   readonly clock: Clock.Clock
+  private readonly recordWait: ReadonlyArray<(value: number) => void>
+  private readonly recordRun: ReadonlyArray<(value: number) => void>
+  private readonly recordOutcome: ReadonlyArray<ReadonlyArray<(value: number) => void>>
 
   constructor(
     readonly config: AgendaConfig,
@@ -435,28 +481,28 @@ export class AgendaImpl {
   ) {
     const clock = Context.get(context, Clock.Clock)
     this.clock = clock
-    const tagged = <M extends Metric.Metric<any, any>>(metric: M, level: number, outcome?: string): M =>
-      Metric.withAttributes(
-        metric,
-        outcome === undefined
-          ? { agenda: config.name, priority: Priority.all[level] }
-          : { agenda: config.name, priority: Priority.all[level], outcome }
-      ) as M
-    const wait = Metric.histogram("refpersys_agenda_wait_ms", {
-      description: "time from submission to start",
-      boundaries: WAIT_BOUNDARIES
-    })
-    const run = Metric.histogram("refpersys_agenda_run_ms", {
-      description: "time from start to end",
-      boundaries: WAIT_BOUNDARIES
-    })
-    const outcomes = Metric.counter("refpersys_agenda_tasklets_total", {
-      description: "tasklets ended, by outcome",
-      incremental: true
-    })
-    this.waitHistogram = [0, 1, 2].map((l) => tagged(wait, l))
-    this.runHistogram = [0, 1, 2].map((l) => tagged(run, l))
-    this.outcomeCounter = [0, 1, 2, 3, 4].map((o) => [0, 1, 2].map((l) => tagged(outcomes, l, OUTCOMES[o])))
+    const attributes = (level: number, outcome?: string): Metric.Metric.AttributeSet =>
+      outcome === undefined
+        ? { agenda: config.name, priority: Priority.all[level] }
+        : { agenda: config.name, priority: Priority.all[level], outcome }
+    const histogram = (name: string, description: string, level: number) =>
+      Metric.histogram(name, { description, boundaries: WAIT_BOUNDARIES, attributes: attributes(level) })
+    this.waitHistogram = [0, 1, 2].map((l) =>
+      histogram("refpersys_agenda_wait_ms", "time from submission to start", l)
+    )
+    this.runHistogram = [0, 1, 2].map((l) => histogram("refpersys_agenda_run_ms", "time from start to end", l))
+    this.outcomeCounter = [0, 1, 2, 3, 4].map((o) =>
+      [0, 1, 2].map((l) =>
+        Metric.counter("refpersys_agenda_tasklets_total", {
+          description: "tasklets ended, by outcome",
+          incremental: true,
+          attributes: attributes(l, OUTCOMES[o])
+        })
+      )
+    )
+    this.recordWait = this.waitHistogram.map((m) => updater(m, context))
+    this.recordRun = this.runHistogram.map((m) => updater(m, context))
+    this.recordOutcome = this.outcomeCounter.map((ms) => ms.map((m) => updater(m, context)))
     if (clock === liveClock) {
       const origin = clock.currentTimeMillisUnsafe() - performance.now()
       this.now = () => origin + performance.now()
@@ -491,6 +537,11 @@ export class AgendaImpl {
    * closure per tasklet.
    */
   private readonly enter: Effect.Effect<unknown, unknown>
+
+  /** A method, not a field read, so the loop re-reads it after calls that may stop the agenda. */
+  isStopped(): boolean {
+    return this.lifecycle === "stopped"
+  }
 
   /** Starts the workers: each waits for work. */
   startWorkers(): void {
@@ -529,6 +580,13 @@ export class AgendaImpl {
         this.idle.push(worker)
         this.checkGc()
         return
+      }
+      if (this.isStopped()) {
+        // Stopped by code a pick resumed (an admitted submitter): the picked
+        // tasklet is dropped like the rest of the queue.
+        this.settle(run, DROPPED, undefined)
+        worker.state = "Idle"
+        return this.checkStopped()
       }
       this.start(worker, run, this.now())
       if (!this.runTasklet(worker, run)) return
@@ -580,13 +638,14 @@ export class AgendaImpl {
   /** Settles the worker's tasklet, ends its span and logs its failure. */
   private finishRun(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
     const run = worker.current!
-    this.finish(worker, exit)
     const span = worker.span
+    // Ended before the outcome is told: whoever awaits it may resume at once.
     if (span !== undefined) {
       worker.span = undefined
-      span.attribute("tasklet.outcome", run.outcome)
+      span.attribute("tasklet.outcome", outcomeOf(exit))
       span.end(this.clock.currentTimeNanosUnsafe(), exit)
     }
+    this.finish(worker, exit)
     // Logged with the agenda's loggers (those in context when it was made).
     if (exit._tag === "Failure" && run.state === FAILED && this.config.logFailures) {
       Effect.runForkWith(this.context)(Effect.uninterruptible(this.logFailure(run, exit.cause)))
@@ -736,6 +795,9 @@ export class AgendaImpl {
       entry.resume = undefined
       this.blockedCount[level]--
       this.enqueue(entry.run)
+      // Resumed at once (Effect 4 runs the submitter right here), so that an
+      // interruption cannot land between admission and the handle; the loop
+      // re-checks the lifecycle after a pick for what the submitter may do.
       resume(Effect.succeed(entry.run))
     }
   }
@@ -805,7 +867,7 @@ export class AgendaImpl {
     this.started[level]++
     const wait = now - run.createdAt
     this.waitSummary[level].add(wait)
-    this.waitHistogram[level].updateUnsafe(wait, this.context)
+    this.recordWait[level](wait)
   }
 
   /** Settles the worker's current tasklet; returns the clock reading it used. */
@@ -815,7 +877,7 @@ export class AgendaImpl {
     const now = this.now()
     const elapsed = now - run.startedAt!
     this.runSummary[level].add(elapsed)
-    this.runHistogram[level].updateUnsafe(elapsed, this.context)
+    this.recordRun[level](elapsed)
     worker.current = undefined
     worker.state = "Idle"
     this.running[level]--
@@ -840,7 +902,7 @@ export class AgendaImpl {
     const observers = run.settleSlot(state, exit)
     run.effect = undefined
     this.ended[state - DONE_BASE][run.level]++
-    this.outcomeCounter[state - DONE_BASE][run.level].updateUnsafe(1, this.context)
+    this.recordOutcome[state - DONE_BASE][run.level](1)
     if (observers !== undefined) {
       exit = run.exit!
       // Observers are user code: one that throws must not keep the others (a

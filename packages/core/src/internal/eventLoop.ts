@@ -216,12 +216,19 @@ const optionsDecoder = <A, I>(schema: Schema.Codec<A, I>, entry: string) => {
     const result = decode(input, { errors: "first", onExcessProperty: "ignore" })
     if (Exit.isSuccess(result)) return result.value
     const issue = issueOf(result.cause)
-    const { leaf, path } = issue === undefined ? { leaf: undefined, path: [] } : issues.first(issue)
+    if (issue === undefined) {
+      return new InvalidOptions({ option: `${entry} options${context}`, value: input, expected: "valid options" })
+    }
+    const found = issues.first(issue)
+    // A match whose `_tag` names no kind: the option at fault is its `_tag`.
+    const tag = issues.atTag(found, valueAt(input, found.path))
+    const path = tag?.path ?? found.path
     const name = path.map(String).join(".")
+    const expected = issues.message(found.leaf)
     return new InvalidOptions({
       option: `${entry} ${name === "" ? "options" : name}${context}`,
       value: valueAt(input, path),
-      expected: leaf === undefined ? "valid options" : issues.message(leaf)
+      expected: tag?.missing ? `${expected} (it is missing)` : expected
     })
   }
 }
@@ -275,9 +282,17 @@ const toEvent = (value: unknown): Event.Event | InvalidEvent => {
   if (Exit.isSuccess(result)) return result.value
   const issue = issueOf(result.cause)
   if (issue === undefined) return new InvalidEvent({ value, issue: "not an event" })
-  const { leaf, path } = issues.first(issue)
-  const name = path.map(String).join(".")
-  const text = issues.message(leaf)
+  const found = issues.first(issue)
+  const tag = issues.atTag(found, valueAt(value, found.path))
+  if (tag !== undefined) {
+    const got = (value as { readonly _tag?: unknown })._tag
+    return new InvalidEvent({
+      value,
+      issue: tag.missing ? "_tag: is missing" : `_tag: expected one of ${Event.kinds.join(", ")}, got ${JSON.stringify(got)}`
+    })
+  }
+  const name = found.path.map(String).join(".")
+  const text = issues.message(found.leaf)
   return new InvalidEvent({ value, issue: name === "" ? text : `${name}: ${text}` })
 }
 

@@ -16,7 +16,8 @@ export interface FirstIssue {
  * The first issue under `issue`, with its path. Decoders stop at the first
  * issue, so it is the one to report. A struct's or union's own node is passed
  * through (its annotations describe the whole schema, not this failure),
- * except a union that no member matched at all.
+ * except a union that no member matched at all. A failed check (`Filter`)
+ * is a leaf: its filter says what was expected.
  *
  * @internal
  */
@@ -24,7 +25,6 @@ export const first = (issue: SchemaIssue.Issue, path: ReadonlyArray<PropertyKey>
   switch (issue._tag) {
     case "Pointer":
       return first(issue.issue, [...path, ...issue.path])
-    case "Filter":
     case "Encoding":
       return first(issue.issue, path)
     case "Composite":
@@ -44,6 +44,8 @@ export const first = (issue: SchemaIssue.Issue, path: ReadonlyArray<PropertyKey>
 export const customMessage = (leaf: SchemaIssue.Issue): string | undefined => {
   const annotations: { readonly [key: string]: unknown } | undefined = leaf._tag === "InvalidValue"
     ? leaf.annotations
+    : leaf._tag === "Filter"
+    ? leaf.filter.annotations
     : leaf._tag === "MissingKey"
     ? leaf.annotations
     : "ast" in leaf
@@ -56,11 +58,13 @@ export const customMessage = (leaf: SchemaIssue.Issue): string | undefined => {
 const formatter = SchemaIssue.makeFormatterDefault()
 
 /**
- * The schema's message for this leaf, or Effect's default text for it.
+ * The schema's message for this leaf, or Effect's default text for it (a
+ * missing key "is missing").
  *
  * @internal
  */
-export const message = (leaf: SchemaIssue.Issue): string => customMessage(leaf) ?? formatter(leaf)
+export const message = (leaf: SchemaIssue.Issue): string =>
+  customMessage(leaf) ?? (leaf._tag === "MissingKey" ? "is missing" : formatter(leaf))
 
 /**
  * The issue of a value that is not what `expected` says.
@@ -69,3 +73,19 @@ export const message = (leaf: SchemaIssue.Issue): string => customMessage(leaf) 
  */
 export const invalid = (input: unknown, expected: string): SchemaIssue.Issue =>
   new SchemaIssue.InvalidValue({ message: expected }, input)
+
+/**
+ * A tagged union that no member matched, seen from the value: when the value
+ * is an object, the failure is its `_tag` (missing, or none of the members'),
+ * so the path goes on to `_tag`. Anything else is left as it is.
+ *
+ * @internal
+ */
+export const atTag = (
+  found: FirstIssue,
+  value: unknown
+): { readonly path: ReadonlyArray<PropertyKey>; readonly missing: boolean } | undefined => {
+  if (found.leaf._tag !== "AnyOf" || found.leaf.issues.length > 0) return undefined
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined
+  return { path: [...found.path, "_tag"], missing: !("_tag" in value) }
+}

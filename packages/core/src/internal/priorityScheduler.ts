@@ -28,6 +28,13 @@ export interface PrioritySchedulerOptions {
 export const SLICE_MILLIS = 0.1
 
 /**
+ * Drains started from a microtask in a row before one waits for a turn of
+ * Node's event loop: microtasks run before timers and I/O, so an unbroken
+ * chain of them (work that keeps waking work) would starve both.
+ */
+const MICROTASK_DRAINS = 16
+
+/**
  * The `Scheduler` of one level. Every fiber whose context holds it shares
  * one dispatcher (this object), which pushes on the level's FIFO of the
  * shared core. Effect passes a numeric priority only for `yieldNowWith`; the
@@ -63,7 +70,10 @@ export class LevelScheduler implements Scheduler.Scheduler, Scheduler.SchedulerD
  * slice ran `sliceMillis`, the rest waits for the next drain, which is
  * scheduled on the parent scheduler (`setImmediate` under Effect's default
  * one), so timers and I/O callbacks run between slices. Draining through the
- * parent also lets a `TestClock` track the work its wake-ups cause.
+ * parent also lets a `TestClock` track the work its wake-ups cause. Under
+ * Effect's default scheduler, a drain for new work (not a cut slice) starts
+ * from a microtask, as soon as the caller is done, up to `MICROTASK_DRAINS`
+ * in a row.
  *
  * @internal
  */
@@ -83,8 +93,15 @@ export class PrioritySchedulerImpl {
   private readonly now: () => number
   private dispatcher: Scheduler.SchedulerDispatcher | undefined = undefined
 
+  /** Whether new work is drained from a microtask (the parent is Effect's default scheduler). */
+  private readonly microtasks: boolean
+  private microtaskDrains = MICROTASK_DRAINS
+  private turnMarked = false
+
   constructor(readonly options: PrioritySchedulerOptions) {
     this.now = options.now
+    this.microtasks = options.parent === undefined ||
+      (options.parent instanceof Scheduler.MixedScheduler && options.parent.executionMode === "async")
     this.levels = [new LevelScheduler(this, 0), new LevelScheduler(this, 1), new LevelScheduler(this, 2)]
   }
 
@@ -109,8 +126,23 @@ export class PrioritySchedulerImpl {
     this.queues[level].push(task)
     if (!this.scheduled) {
       this.scheduled = true
-      this.parentDispatcher().scheduleTask(this.drain, 0)
+      if (this.microtasks && this.microtaskDrains > 0) {
+        this.microtaskDrains--
+        if (!this.turnMarked) {
+          this.turnMarked = true
+          setImmediate(this.markTurn)
+        }
+        queueMicrotask(this.drain)
+      } else {
+        this.parentDispatcher().scheduleTask(this.drain, 0)
+      }
     }
+  }
+
+  /** A turn of Node's event loop passed: microtask drains are allowed again. */
+  private readonly markTurn = (): void => {
+    this.turnMarked = false
+    this.microtaskDrains = MICROTASK_DRAINS
   }
 
   get pending(): number {
