@@ -1,22 +1,22 @@
 /**
  * The command lines of `rps-daemon` (`npm start`) and `rps-ctl`
- * (`npm run ctl`), built with `@effect/cli`. Both succeed with the process
- * exit code: 2 for bad flags (after `@effect/cli` printed why), 77
+ * (`npm run ctl`), built with `effect/cli`. Both succeed with the process
+ * exit code: 2 for bad flags (after the parser printed why on stderr), 77
  * (`RuntimeDir.untrustedExitCode`) when an untrusted runtime directory or
  * FIFO was refused, 1 when the work failed otherwise, 0 otherwise; the daemon
  * adds 130 for a second `SIGINT`.
  *
  * @since 0.1.0
  */
-import * as Command from "@effect/cli/Command"
-import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as Options from "@effect/cli/Options"
-import * as ValidationError from "@effect/cli/ValidationError"
-import type * as CliApp from "@effect/cli/CliApp"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as CliError from "effect/cli/CliError"
+import * as CliOutput from "effect/cli/CliOutput"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import * as Client from "./Client.js"
 import * as Daemon from "./Daemon.js"
 import { processStreams } from "./internal/streams.js"
@@ -26,15 +26,23 @@ import * as Workload from "./Workload.js"
 
 const VERSION = "0.1.0"
 
-const invalid = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
+/**
+ * What the command lines need from the platform: `NodeServices.layer` of
+ * `@effect/platform-node` provides it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Environment = Command.Environment
 
-const runtimeDir = Options.text("runtime-dir").pipe(
-  Options.withDescription("Directory of the control FIFOs (rps.cmd, rps.out) and the pid file rps.pid (default $XDG_RUNTIME_DIR/refpersys, else <tmpdir>/refpersys-<uid>); created with mode 0700, and an existing one is used only when it is yours with no group or other bits (exit 77 otherwise)"),
-  Options.withDefault(RuntimeDir.defaultDir())
+const runtimeDir = Flag.String("runtime-dir").pipe(
+  Flag.withDescription("Directory of the control FIFOs (rps.cmd, rps.out) and the pid file rps.pid (default $XDG_RUNTIME_DIR/refpersys, else <tmpdir>/refpersys-<uid>); created with mode 0700, and an existing one is used only when it is yours with no group or other bits (exit 77 otherwise)"),
+  Flag.withDefault(RuntimeDir.defaultDir())
 )
 
-const json = Options.boolean("json").pipe(
-  Options.withDescription("Print JSON lines on stdout instead of text")
+const json = Flag.Boolean("json").pipe(
+  Flag.withDescription("Print JSON lines on stdout instead of text"),
+  Flag.withDefault(false)
 )
 
 /**
@@ -44,59 +52,61 @@ const json = Options.boolean("json").pipe(
  * @category daemon
  */
 export const daemonOptions = {
-  workers: Options.integer("workers").pipe(
-    Options.withDescription("Agenda workers, 1 to 1024 (default 4)"),
-    Options.withDefault(4),
-    Options.mapEffect((n) =>
-      n >= 1 && n <= 1024 ? Effect.succeed(n) : Effect.fail(invalid(`--workers must be between 1 and 1024, got ${n}`))
-    )
+  workers: Flag.Int("workers").pipe(
+    Flag.withDescription("Agenda workers, 1 to 1024 (default 4)"),
+    Flag.filter((n) => n >= 1 && n <= 1024, (n) => `--workers must be between 1 and 1024, got ${n}`),
+    Flag.withDefault(4)
   ),
-  rate: Options.float("rate").pipe(
-    Options.withDescription("Synthetic tasklets per second, 0 for none (default 2000)"),
-    Options.withDefault(2000),
-    Options.mapEffect((n) =>
-      Number.isFinite(n) && n >= 0 && n <= 1_000_000
-        ? Effect.succeed(n)
-        : Effect.fail(invalid(`--rate must be between 0 and 1000000 tasklets per second, got ${n}`))
-    )
+  rate: Flag.Finite("rate").pipe(
+    Flag.withDescription("Synthetic tasklets per second, 0 for none (default 2000)"),
+    Flag.filter(
+      (n) => Number.isFinite(n) && n >= 0 && n <= 1_000_000,
+      (n) => `--rate must be between 0 and 1000000 tasklets per second, got ${n}`
+    ),
+    Flag.withDefault(2000)
   ),
-  mix: Options.text("mix").pipe(
-    Options.withDescription("Weights High:Normal:Low of the workload's tasklets (default 1:3:6)"),
-    Options.withDefault("1:3:6"),
-    Options.mapEffect((text) =>
-      Either.match(Workload.parseMix(text), { onLeft: (message) => Effect.fail(invalid(message)), onRight: Effect.succeed })
-    )
+  mix: Flag.String("mix").pipe(
+    Flag.withDescription("Weights High:Normal:Low of the workload's tasklets (default 1:3:6)"),
+    Flag.filterMap(
+      (text) => Result.getSuccess(Workload.parseMix(text)),
+      (text) => Result.match(Workload.parseMix(text), { onFailure: (message) => message, onSuccess: () => "" })
+    ),
+    Flag.withDefault(Workload.defaultMix)
   ),
-  duration: Options.float("duration").pipe(
-    Options.withDescription("Seconds to run before quitting by itself (default: until a signal or a command)"),
-    Options.optional,
-    Options.mapEffect((seconds) =>
-      Option.match(seconds, {
-        onNone: () => Effect.succeed(undefined),
-        onSome: (s) =>
-          Number.isFinite(s) && s > 0
-            ? Effect.succeed(s)
-            : Effect.fail(invalid(`--duration must be a positive number of seconds, got ${s}`))
-      })
-    )
+  duration: Flag.Finite("duration").pipe(
+    Flag.withDescription("Seconds to run before quitting by itself (default: until a signal or a command)"),
+    Flag.filter(
+      (s) => Number.isFinite(s) && s > 0,
+      (s) => `--duration must be a positive number of seconds, got ${s}`
+    ),
+    Flag.optional,
+    Flag.map(Option.getOrUndefined)
   ),
   runtimeDir,
   json,
-  platform: Options.choice("platform", ["auto", "native", "portable"]).pipe(
-    Options.withDescription("Platform layer: auto (native when its addon is built), native, or portable (default auto)"),
-    Options.withDefault("auto" as const)
+  platform: Flag.Literals("platform", ["auto", "native", "portable"]).pipe(
+    Flag.withDescription("Platform layer: auto (native when its addon is built), native, or portable (default auto)"),
+    Flag.withDefault("auto" as const)
   ),
-  statusInterval: Options.integer("status-interval").pipe(
-    Options.withDescription("Milliseconds between status lines (default 500 on a terminal, else 1000)"),
-    Options.optional,
-    Options.mapEffect((ms) =>
-      Option.match(ms, {
-        onNone: () => Effect.succeed(undefined),
-        onSome: (n) =>
-          n >= 50 ? Effect.succeed(n) : Effect.fail(invalid(`--status-interval must be at least 50 ms, got ${n}`))
-      })
-    )
+  statusInterval: Flag.Int("status-interval").pipe(
+    Flag.withDescription("Milliseconds between status lines (default 500 on a terminal, else 1000)"),
+    Flag.filter((n) => n >= 50, (n) => `--status-interval must be at least 50 ms, got ${n}`),
+    Flag.optional,
+    Flag.map(Option.getOrUndefined)
   )
+}
+
+/**
+ * A bad command line prints its errors on stderr, without the help text on
+ * stdout: stdout carries only what the program itself prints (JSON lines
+ * with `--json`); `--help` still prints the help on stdout.
+ */
+const errorFormatter = CliOutput.defaultFormatter({ colors: false })
+const presenter: CliOutput.Presenter = {
+  present: (event) =>
+    event._tag === "InvalidInvocation"
+      ? Console.error(errorFormatter.formatErrors(event.errors))
+      : CliOutput.defaultPresenter.present(event)
 }
 
 /** A refusal of an untrusted runtime directory or FIFO, by the daemon or the client. */
@@ -105,15 +115,16 @@ const isUntrusted = (error: unknown): boolean =>
 
 const exitCodeOf = <E, R>(
   name: string,
-  run: (code: { value: number }) => Effect.Effect<void, E | ValidationError.ValidationError, R>
+  run: (code: { value: number }) => Effect.Effect<void, E | CliError.CliError, R>
 ): Effect.Effect<number, never, R> =>
   Effect.suspend(() => {
     const code = { value: 0 }
     return run(code).pipe(
+      Effect.provideService(CliOutput.Presenter, presenter),
       Effect.map(() => code.value),
       Effect.catch((error) =>
-        ValidationError.isValidationError(error)
-          // @effect/cli has printed the reason.
+        CliError.isCliError(error)
+          // The command line parser has printed the reason.
           ? Effect.sync(() => {
             processStreams().stderr.write(`${name}: bad command line; ${name} --help lists the commands and flags\n`)
             return Daemon.ExitCode.Usage
@@ -132,19 +143,19 @@ const exitCodeOf = <E, R>(
  *
  * @example
  * ```ts
- * import { NodeContext } from "@effect/platform-node"
+ * import { NodeServices } from "@effect/platform-node"
  * import { Effect } from "effect"
  * import { Cli } from "@refpersys/daemon"
  *
  * const code = Cli.daemon(["node", "rps-daemon", "--duration", "2", "--json"]).pipe(
- *   Effect.provide(NodeContext.layer)
+ *   Effect.provide(NodeServices.layer)
  * )
  * ```
  *
  * @since 0.1.0
  * @category daemon
  */
-export const daemon = (argv: ReadonlyArray<string>): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
+export const daemon = (argv: ReadonlyArray<string>): Effect.Effect<number, never, Environment> =>
   exitCodeOf("rps-daemon", (code) => {
     // Before anything is written: an EPIPE on either stream must never be fatal.
     processStreams()
@@ -167,20 +178,24 @@ export const daemon = (argv: ReadonlyArray<string>): Effect.Effect<number, never
       "The RefPerSys runtime demo: an event loop and a 3-priority agenda under a synthetic load, " +
         "controlled through FIFOs (see docs/daemon.md)"
     ))
-    return Command.run(command, { name: "rps-daemon", version: VERSION })(argv)
+    return Command.runWith(command, { version: VERSION })(argv.slice(2))
   })
 
 // ---- the control client --------------------------------------------------------
 
 const ctlShared = {
   runtimeDir,
-  json: Options.boolean("json").pipe(Options.withDescription("Print the reply's result as one JSON line")),
-  timeout: Options.float("timeout").pipe(
-    Options.withDescription("Seconds to wait for the reply (default 5)"),
-    Options.withDefault(5),
-    Options.mapEffect((s) =>
-      Number.isFinite(s) && s > 0 ? Effect.succeed(s) : Effect.fail(invalid(`--timeout must be a positive number of seconds, got ${s}`))
-    )
+  json: Flag.Boolean("json").pipe(
+    Flag.withDescription("Print the reply's result as one JSON line"),
+    Flag.withDefault(false)
+  ),
+  timeout: Flag.Finite("timeout").pipe(
+    Flag.withDescription("Seconds to wait for the reply (default 5)"),
+    Flag.filter(
+      (s) => Number.isFinite(s) && s > 0,
+      (s) => `--timeout must be a positive number of seconds, got ${s}`
+    ),
+    Flag.withDefault(5)
   )
 }
 
@@ -190,23 +205,23 @@ const print = (lines: ReadonlyArray<string>) =>
 const render = (method: string, result: unknown): Effect.Effect<ReadonlyArray<string>, unknown> => {
   switch (method) {
     case "stats":
-      return Effect.map(Schema.decodeUnknown(Output.StatsResult)(result), Output.renderStats)
+      return Effect.map(Schema.decodeUnknownEffect(Output.StatsResult)(result), Output.renderStats)
     case "dump":
-      return Effect.map(Schema.decodeUnknown(Output.Dump)(result), Output.renderDump)
+      return Effect.map(Schema.decodeUnknownEffect(Output.Dump)(result), Output.renderDump)
     case "gc":
-      return Effect.map(Schema.decodeUnknown(Output.GcResult)(result), (r) => [
+      return Effect.map(Schema.decodeUnknownEffect(Output.GcResult)(result), (r) => [
         `GC barrier done in ${r.durationMs.toFixed(2)} ms (cycle ${r.gcCycles})` +
         (r.collected ? ", heap collected" : "; start the daemon with node --expose-gc to also collect the heap")
       ])
     case "quit":
     case "exit":
-      return Effect.map(Schema.decodeUnknown(Output.StopResult)(result), (r) => [
+      return Effect.map(Schema.decodeUnknownEffect(Output.StopResult)(result), (r) => [
         r.stopping === "quit"
           ? `daemon pid ${r.pid} is quitting (draining its agenda)`
           : `daemon pid ${r.pid} is exiting (interrupting its tasklets)`
       ])
     case "submit":
-      return Effect.map(Schema.decodeUnknown(Output.SubmitResult)(result), (r) => [
+      return Effect.map(Schema.decodeUnknownEffect(Output.SubmitResult)(result), (r) => [
         `submitted ${r.submitted} tasklet(s): ${r.ids.length <= 10 ? r.ids.join(", ") : `${r.ids[0]} ... ${r.ids[r.ids.length - 1]}`}`
       ])
     default:
@@ -233,10 +248,10 @@ const simple = (name: "dump" | "gc" | "quit" | "exit" | "stats", description: st
 
 const submit = Command.make("submit", {
   ...ctlShared,
-  priority: Options.choice("priority", ["High", "Normal", "Low"]).pipe(Options.withDefault("Normal" as const)),
-  count: Options.integer("count").pipe(Options.withDescription("Tasklets to submit (1 to 1000)"), Options.withDefault(1)),
-  spinMicros: Options.float("spin-micros").pipe(Options.withDescription("Busy time of each tasklet"), Options.withDefault(0)),
-  sleepMs: Options.float("sleep-ms").pipe(Options.withDescription("Sleep of each tasklet (holds a worker)"), Options.withDefault(0))
+  priority: Flag.Literals("priority", ["High", "Normal", "Low"]).pipe(Flag.withDefault("Normal" as const)),
+  count: Flag.Int("count").pipe(Flag.withDescription("Tasklets to submit (1 to 1000)"), Flag.withDefault(1)),
+  spinMicros: Flag.Finite("spin-micros").pipe(Flag.withDescription("Busy time of each tasklet"), Flag.withDefault(0)),
+  sleepMs: Flag.Finite("sleep-ms").pipe(Flag.withDescription("Sleep of each tasklet (holds a worker)"), Flag.withDefault(0))
 }, (flags) =>
   ctlCall("submit", flags, {
     priority: flags.priority,
@@ -248,7 +263,8 @@ const submit = Command.make("submit", {
 const ctlCommand = Command.make("rps-ctl", {}, () =>
   Effect.andThen(
     Effect.sync(() => processStreams().stderr.write("rps-ctl: missing command: one of dump, gc, quit, exit, stats, submit\n")),
-    Effect.fail(ValidationError.missingSubcommand(HelpDoc.p("missing command")))
+    // Shows the help, and the exit code says the command line was bad.
+    Effect.fail(new CliError.ShowHelp({ commandPath: ["rps-ctl"], errors: [] }))
   )).pipe(
     Command.withDescription("Control a running rps-daemon through its FIFOs"),
     Command.withSubcommands([
@@ -267,18 +283,18 @@ const ctlCommand = Command.make("rps-ctl", {}, () =>
  *
  * @example
  * ```ts
- * import { NodeContext } from "@effect/platform-node"
+ * import { NodeServices } from "@effect/platform-node"
  * import { Effect } from "effect"
  * import { Cli } from "@refpersys/daemon"
  *
- * const code = Cli.ctl(["node", "rps-ctl", "stats", "--json"]).pipe(Effect.provide(NodeContext.layer))
+ * const code = Cli.ctl(["node", "rps-ctl", "stats", "--json"]).pipe(Effect.provide(NodeServices.layer))
  * ```
  *
  * @since 0.1.0
  * @category client
  */
-export const ctl = (argv: ReadonlyArray<string>): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
+export const ctl = (argv: ReadonlyArray<string>): Effect.Effect<number, never, Environment> =>
   exitCodeOf("rps-ctl", () => {
     processStreams()
-    return Command.run(ctlCommand, { name: "rps-ctl", version: VERSION })(argv)
+    return Command.runWith(ctlCommand, { version: VERSION })(argv.slice(2))
   })

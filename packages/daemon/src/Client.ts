@@ -23,8 +23,9 @@ import * as net from "node:net"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as JsonRpc from "./JsonRpc.js"
 import * as RuntimeDir from "./RuntimeDir.js"
@@ -74,6 +75,16 @@ export interface Connection {
     accept: (reply: unknown) => boolean,
     timeout: Duration.Input
   ) => Effect.Effect<unknown, ClientError>
+}
+
+/**
+ * A timeout as a `Duration`. `Duration` keeps negative values (it once
+ * clamped them to zero), and a wait cannot be shorter than none: a negative
+ * or unreadable timeout is zero, so the call times out at once.
+ */
+const timeoutOf = (input: Duration.Input): Duration.Duration => {
+  const duration = Option.getOrElse(Duration.fromInput(input), () => Duration.zero)
+  return Duration.isNegative(duration) ? Duration.zero : duration
 }
 
 const codeOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code
@@ -196,10 +207,12 @@ export const connect = (dir: string): Effect.Effect<Connection, ClientError, Sco
         (done) => done ? Effect.void : Effect.andThen(Effect.sleep("10 millis"), loop)
       )
       return loop.pipe(
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: "5 seconds",
-          onTimeout: () =>
-            new ClientError({ reason: "Timeout", detail: `${paths.cmd} stayed full for 5 s: the daemon is not reading it` })
+          orElse: () =>
+            Effect.fail(
+              new ClientError({ reason: "Timeout", detail: `${paths.cmd} stayed full for 5 s: the daemon is not reading it` })
+            )
         })
       )
     }
@@ -220,17 +233,20 @@ export const connect = (dir: string): Effect.Effect<Connection, ClientError, Sco
         }
         return accept(value) ? Effect.succeed(value) : take
       })
+      const duration = timeoutOf(timeout)
       return take.pipe(
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => {
+        Effect.timeoutOrElse({
+          duration,
+          orElse: () => {
             const pid = RuntimeDir.readPid(paths)
-            return new ClientError({
-              reason: "Timeout",
-              detail: `no reply from the daemon${pid === undefined ? "" : ` (pid ${pid})`} on ${paths.dir} within ${
-                Duration.format(Duration.decode(timeout))
-              }`
-            })
+            return Effect.fail(
+              new ClientError({
+                reason: "Timeout",
+                detail: `no reply from the daemon${pid === undefined ? "" : ` (pid ${pid})`} on ${paths.dir} within ${
+                  Duration.format(duration)
+                }`
+              })
+            )
           }
         })
       )
@@ -263,7 +279,7 @@ export interface CallOptions {
  * import { Client, Output } from "@refpersys/daemon"
  *
  * const stats = Client.call("/tmp/rps-example", "stats").pipe(
- *   Effect.flatMap(Schema.decodeUnknown(Output.StatsResult))
+ *   Effect.flatMap(Schema.decodeUnknownEffect(Output.StatsResult))
  * )
  * ```
  *
@@ -280,10 +296,10 @@ export const call = (dir: string, method: string, options: CallOptions = {}): Ef
       options.timeout ?? "5 seconds"
     )
     const decoded = JsonRpc.decodeResponse(reply)
-    if (Either.isLeft(decoded)) {
+    if (Result.isFailure(decoded)) {
       return yield* new ClientError({ reason: "System", detail: `the daemon sent a reply that is not JSON-RPC 2.0: ${JSON.stringify(reply)}` })
     }
-    const response = decoded.right
+    const response = decoded.success
     if ("error" in response) {
       return yield* new ClientError({
         reason: "Remote",

@@ -30,12 +30,12 @@ import { NodePlatform } from "@refpersys/platform-linux"
 import * as fs from "node:fs"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as Framing from "./Framing.js"
 import { defaultMaxPendingBytes, ReplyWriter } from "./internal/replyWriter.js"
 import * as JsonRpc from "./JsonRpc.js"
@@ -225,7 +225,7 @@ export const make = (
 
     interface Opened {
       readonly cmdFd: number
-      readonly scope: Scope.CloseableScope
+      readonly scope: Scope.Closeable
     }
     let opened: Opened | undefined = undefined
     let writer: ReplyWriter | undefined = undefined
@@ -319,7 +319,7 @@ export const make = (
     const open = Effect.gen(function*() {
       const cmdFd = yield* openFifo(files.cmd)
       const outFd = yield* openFifo(files.out).pipe(Effect.tapError(() => Effect.sync(() => fs.closeSync(cmdFd))))
-      const watchScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+      const watchScope = yield* Scope.fork(scope, "sequential")
       yield* loop.watchFd(cmdFd, { read: true }, {
         explanation: `control: read command bytes and JSON-RPC requests from ${files.cmd}`,
         handle: () => onReadable(cmdFd)
@@ -367,7 +367,7 @@ export const make = (
     yield* open
     yield* Effect.addFinalizer(() => close)
 
-    const lock = yield* Effect.makeSemaphore(1)
+    const lock = yield* Semaphore.make(1)
     const reopen = lock.withPermits(1)(Effect.gen(function*() {
       yield* close
       framer.reset()

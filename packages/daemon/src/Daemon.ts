@@ -433,7 +433,7 @@ export const run = (config: Config, output: Output.Output): Effect.Effect<number
   })).pipe(
     // The loop (forked inside) inherits High, so it runs before the workers
     // whenever both are runnable; all fibers share one priority scheduler.
-    Effect.withSchedulingPriority(1),
-    Effect.withScheduler(PriorityScheduler.make()),
-    Effect.provide(Logger.replace(Logger.defaultLogger, Output.logger(output)))
+    PriorityScheduler.withPriority("High"),
+    Effect.provide(PriorityScheduler.layer()),
+    Effect.provide(Logger.layer([Output.logger(output)]))
   )

@@ -8,9 +8,9 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 
 /**
  * A numeric id: finite and within ±`Number.MAX_SAFE_INTEGER`. JSON-RPC 2.0
@@ -21,11 +21,11 @@ import * as Schema from "effect/Schema"
  * @since 0.1.0
  * @category schemas
  */
-export const NumericId = Schema.Number.pipe(
-  Schema.filter((n) => Number.isFinite(n) && Math.abs(n) <= Number.MAX_SAFE_INTEGER, {
-    message: (issue) =>
-      `a numeric id must be finite and within ±${Number.MAX_SAFE_INTEGER} to be echoed back exactly, got ${String(issue.actual)}`
-  })
+export const NumericId = Schema.Number.check(
+  Schema.makeFilter((n: number) =>
+    (Number.isFinite(n) && Math.abs(n) <= Number.MAX_SAFE_INTEGER) ||
+    `a numeric id must be finite and within ±${Number.MAX_SAFE_INTEGER} to be echoed back exactly, got ${String(n)}`
+  )
 )
 
 /**
@@ -34,7 +34,7 @@ export const NumericId = Schema.Number.pipe(
  * @since 0.1.0
  * @category schemas
  */
-export const Id = Schema.Union(Schema.String, NumericId, Schema.Null)
+export const Id = Schema.Union([Schema.String, NumericId, Schema.Null])
 
 /**
  * @since 0.1.0
@@ -52,7 +52,7 @@ export const Request = Schema.Struct({
   jsonrpc: Schema.Literal("2.0"),
   method: Schema.String,
   params: Schema.optional(
-    Schema.Union(Schema.Array(Schema.Unknown), Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+    Schema.Union([Schema.Array(Schema.Unknown), Schema.Record(Schema.String, Schema.Unknown)])
   ),
   id: Schema.optional(Id)
 })
@@ -113,7 +113,7 @@ export const Failure = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export const Response = Schema.Union(Failure, Success)
+export const Response = Schema.Union([Failure, Success])
 
 /**
  * @since 0.1.0
@@ -128,24 +128,26 @@ export type Response = typeof Response.Type
  *
  * @example
  * ```ts
- * import { Either } from "effect"
+ * import { Result } from "effect"
  * import { JsonRpc } from "@refpersys/daemon"
  *
- * Either.isRight(JsonRpc.decodeResponse({ jsonrpc: "2.0", result: 1, id: 1 })) // true
- * Either.isRight(JsonRpc.decodeResponse({ jsonrpc: "2.0", id: 1 }))            // false
+ * Result.isSuccess(JsonRpc.decodeResponse({ jsonrpc: "2.0", result: 1, id: 1 })) // true
+ * Result.isSuccess(JsonRpc.decodeResponse({ jsonrpc: "2.0", id: 1 }))            // false
  * ```
  *
  * @since 0.1.0
  * @category decoding
  */
-export const decodeResponse = (value: unknown): Either.Either<Response, ParseResult.ParseError> =>
+export const decodeResponse = (value: unknown): Result.Result<Response, Schema.SchemaError> =>
   typeof value === "object" && value !== null && ("result" in value) !== ("error" in value)
-    ? Schema.decodeUnknownEither(Response, { onExcessProperty: "error" })(value)
-    : Either.left(
-      new ParseResult.ParseError({
-        issue: new ParseResult.Type(Response.ast, value, "a response has exactly one of result and error")
-      })
+    ? decodeResponseStrict(value)
+    : Result.fail(
+      new Schema.SchemaError(
+        new SchemaIssue.InvalidValue({ message: "a response has exactly one of result and error" }, value)
+      )
     )
+
+const decodeResponseStrict = Schema.decodeUnknownResult(Response, { onExcessProperty: "error" })
 
 /**
  * The standard error codes, plus `ServerError` (-32000) for a method that
@@ -186,8 +188,8 @@ export class RpcError extends Schema.TaggedError<RpcError>()("RpcError", {
  */
 export interface Method<P, A> {
   readonly description: string
-  readonly params: Schema.Schema<P, any>
-  readonly result: Schema.Schema<A, any>
+  readonly params: Schema.Codec<P, any>
+  readonly result: Schema.Codec<A, any>
   readonly handle: (params: P) => Effect.Effect<A, RpcError>
   readonly afterReply?: (params: P) => Effect.Effect<void>
 }
@@ -221,8 +223,8 @@ export type Methods = Readonly<Record<string, Method<any, any>>>
  */
 export const method = <P, PI, A, AI>(definition: {
   readonly description: string
-  readonly params: Schema.Schema<P, PI>
-  readonly result: Schema.Schema<A, AI>
+  readonly params: Schema.Codec<P, PI>
+  readonly result: Schema.Codec<A, AI>
   readonly handle: (params: P) => Effect.Effect<A, RpcError>
   readonly afterReply?: (params: P) => Effect.Effect<void>
 }): Method<P, A> => definition
@@ -293,22 +295,23 @@ const badId = (value: unknown): string | undefined => {
     }`
 }
 
-const formatIssue = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
+const formatter = SchemaIssue.makeFormatterDefault()
+const formatIssue = (error: Schema.SchemaError): string => formatter(error.issue)
 
-const decodeRequest = Schema.decodeUnknownEither(Request, { onExcessProperty: "error" })
+const decodeRequest = Schema.decodeUnknownResult(Request, { onExcessProperty: "error" })
 
 const handleValue = (value: unknown, methods: Methods): Effect.Effect<One> =>
   Effect.suspend((): Effect.Effect<One> => {
     const decoded = decodeRequest(value)
-    if (Either.isLeft(decoded)) {
+    if (Result.isFailure(decoded)) {
       return Effect.succeed(reply(failure(
         idOf(value),
         ErrorCode.InvalidRequest,
         badId(value) ?? "Invalid Request: expected {\"jsonrpc\":\"2.0\",\"method\":<string>,\"params\"?:<object>,\"id\"?:<string|number|null>}",
-        formatIssue(decoded.left)
+        formatIssue(decoded.failure)
       )))
     }
-    const request = decoded.right
+    const request = decoded.success
     const notification = request.id === undefined
     const id: Id = request.id ?? null
     const answer = (response: Response): One => reply(notification ? undefined : response)
@@ -333,17 +336,17 @@ const handleValue = (value: unknown, methods: Methods): Effect.Effect<One> =>
       }
       raw = {}
     }
-    const params = Schema.decodeUnknownEither(definition.params, { onExcessProperty: "error" })(raw)
-    if (Either.isLeft(params)) {
+    const params = Schema.decodeUnknownResult(definition.params, { onExcessProperty: "error" })(raw)
+    if (Result.isFailure(params)) {
       return Effect.succeed(answer(failure(
         id,
         ErrorCode.InvalidParams,
-        `Invalid params for "${request.method}": ${formatIssue(params.left)}`
+        `Invalid params for "${request.method}": ${formatIssue(params.failure)}`
       )))
     }
-    return definition.handle(params.right).pipe(
+    return definition.handle(params.success).pipe(
       Effect.flatMap((result) =>
-        Effect.mapError(Schema.encode(definition.result)(result), (error) =>
+        Effect.mapError(Schema.encodeUnknownEffect(definition.result)(result), (error) =>
           new RpcError({
             code: ErrorCode.InternalError,
             message: `Internal error: the result of "${request.method}" does not match its Schema: ${formatIssue(error)}`
@@ -364,7 +367,7 @@ const handleValue = (value: unknown, methods: Methods): Effect.Effect<One> =>
         },
         onSuccess: (result): One => ({
           response: notification ? undefined : { jsonrpc: "2.0", result, id },
-          afterReply: definition.afterReply === undefined ? noop : definition.afterReply(params.right)
+          afterReply: definition.afterReply === undefined ? noop : definition.afterReply(params.success)
         })
       })
     )

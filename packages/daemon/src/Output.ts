@@ -8,9 +8,9 @@
  */
 import { AgendaStats, EventLoop, Timeouts, WorkerState } from "@refpersys/core"
 import * as Cause from "effect/Cause"
-import * as HashMap from "effect/HashMap"
-import * as List from "effect/List"
+import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
+import * as References from "effect/References"
 import * as Schema from "effect/Schema"
 import { ControlStats } from "./Control.js"
 import { RateLimit, type Summary } from "./internal/rateLimit.js"
@@ -104,7 +104,7 @@ export const Dump = Schema.Struct({
   uptimeMs: Schema.Number,
   platform: Schema.Struct({ name: Schema.String, maxFds: Schema.Number, realtimeSignals: Schema.Boolean }),
   /** Signals received, per name. */
-  signals: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  signals: Schema.Record(Schema.String, Schema.Number),
   /** Command bytes no binding knew (from the FIFO or the self-pipe). */
   unknownCommands: Schema.Number,
   workers: Schema.Array(WorkerState.WorkerState),
@@ -191,7 +191,7 @@ export const FinalStats = Schema.Struct({
   timedOut: Schema.Boolean,
   /** Events the loop dispatched. */
   events: Schema.Number,
-  signals: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  signals: Schema.Record(Schema.String, Schema.Number),
   unknownCommands: Schema.Number,
   control: ControlStats,
   workload: WorkloadStats,
@@ -267,7 +267,7 @@ export const Stale = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export const Line = Schema.Union(Ready, Status, Dump, Stopping, Stopped, Reopened, Stale)
+export const Line = Schema.Union([Ready, Status, Dump, Stopping, Stopped, Reopened, Stale])
 
 /**
  * @since 0.1.0
@@ -289,7 +289,7 @@ export const StatsResult = Schema.Struct({
   status: Status,
   total: AgendaStats.PriorityStats,
   unknownCommands: Schema.Number,
-  signals: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  signals: Schema.Record(Schema.String, Schema.Number),
   control: ControlStats,
   workload: WorkloadStats,
   output: OutputStats
@@ -336,11 +336,19 @@ export const StopResult = Schema.Struct({
  * @category schemas
  */
 export const SubmitParams = Schema.Struct({
-  priority: Schema.optionalWith(Schema.Literals(["High", "Normal", "Low"]), { default: () => "Normal" as const }),
-  count: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1000)), { default: () => 1 }),
-  label: Schema.optionalWith(Schema.String.pipe(Schema.minLength(1)), { default: () => "submitted by rpc" }),
-  spinMicros: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100_000)), { default: () => 0 }),
-  sleepMs: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 3_600_000)), { default: () => 0 })
+  priority: Schema.Literals(["High", "Normal", "Low"]).pipe(Schema.withDecodingDefaultKey(Effect.succeed("Normal" as const))),
+  count: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1000 })).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed(1))
+  ),
+  label: Schema.String.check(Schema.isMinLength(1)).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed("submitted by rpc"))
+  ),
+  spinMicros: Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 100_000 })).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed(0))
+  ),
+  sleepMs: Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 3_600_000 })).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed(0))
+  )
 })
 
 /**
@@ -890,7 +898,7 @@ const describe = (value: unknown): string => {
  *
  * const output = Output.make("plain")
  * const program = Effect.logWarning("disk almost full").pipe(
- *   Effect.provide(Logger.replace(Logger.defaultLogger, Output.logger(output)))
+ *   Effect.provide(Logger.layer([Output.logger(output)]))
  * )
  * ```
  *
@@ -898,25 +906,27 @@ const describe = (value: unknown): string => {
  * @category logging
  */
 export const logger = (output: Output): Logger.Logger<unknown, void> =>
-  Logger.make(({ annotations, cause, date, logLevel, message, spans }) => {
+  Logger.make(({ cause, date, fiber, logLevel, message }) => {
     const parts = Array.isArray(message) ? message : [message]
     if (parts.some((part) => part instanceof EventLoop.Dump)) return
     // Formatted only if the log budget lets the line out.
     output.log(() => {
       const text = parts.map(describe).join(" ")
-      const failure = Cause.isEmpty(cause) ? undefined : Cause.pretty(cause)
+      const failure = cause.reasons.length === 0 ? undefined : Cause.pretty(cause)
+      // Upper case, as the writer's own summaries and the documented format.
+      const level = logLevel.toUpperCase()
       if (output.mode !== "json") {
-        return `${date.toISOString()} ${logLevel.label} ${text}${failure === undefined ? "" : `\n${failure}`}`
+        return `${date.toISOString()} ${level} ${text}${failure === undefined ? "" : `\n${failure}`}`
       }
-      const extra: Record<string, unknown> = {}
-      for (const [key, value] of HashMap.toEntries(annotations)) extra[key] = value
+      const annotations = fiber.getRef(References.CurrentLogAnnotations)
+      const spans = fiber.getRef(References.CurrentLogSpans)
       return JSON.stringify({
         time: date.toISOString(),
-        level: logLevel.label,
+        level,
         message: text,
         ...(failure === undefined ? {} : { cause: failure }),
-        ...(List.isNil(spans) ? {} : { spans: List.toArray(spans).map((s) => s.label) }),
-        ...(Object.keys(extra).length === 0 ? {} : { annotations: extra })
+        ...(spans.length === 0 ? {} : { spans: spans.map(([label]) => label) }),
+        ...(Object.keys(annotations).length === 0 ? {} : { annotations: { ...annotations } })
       })
     })
   })

@@ -12,7 +12,7 @@
  */
 import { type Agenda, AgendaError } from "@refpersys/core"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 
 /**
@@ -21,10 +21,12 @@ import * as Schema from "effect/Schema"
  * @since 0.1.0
  * @category schemas
  */
+const Weight = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
+
 export const Mix = Schema.Struct({
-  High: Schema.NonNegative,
-  Normal: Schema.NonNegative,
-  Low: Schema.NonNegative
+  High: Weight,
+  Normal: Weight,
+  Low: Weight
 })
 
 /**
@@ -48,23 +50,23 @@ export const defaultMix: Mix = { High: 1, Normal: 3, Low: 6 }
  * ```ts
  * import { Workload } from "@refpersys/daemon"
  *
- * Workload.parseMix("1:3:6") // Either.right({ High: 1, Normal: 3, Low: 6 })
- * Workload.parseMix("1:3")   // Either.left("...")
+ * Workload.parseMix("1:3:6") // Result.succeed({ High: 1, Normal: 3, Low: 6 })
+ * Workload.parseMix("1:3")   // Result.fail("...")
  * ```
  *
  * @since 0.1.0
  * @category parsing
  */
-export const parseMix = (text: string): Either.Either<Mix, string> => {
+export const parseMix = (text: string): Result.Result<Mix, string> => {
   const parts = text.split(":").map((part) => part.trim())
   const numbers = parts.map(Number)
   if (parts.length !== 3 || parts.some((part) => part === "") || numbers.some((n) => !Number.isFinite(n) || n < 0)) {
-    return Either.left(`--mix takes three non-negative weights High:Normal:Low such as 1:3:6, got "${text}"`)
+    return Result.fail(`--mix takes three non-negative weights High:Normal:Low such as 1:3:6, got "${text}"`)
   }
   if (numbers[0] + numbers[1] + numbers[2] === 0) {
-    return Either.left(`--mix needs at least one positive weight, got "${text}"`)
+    return Result.fail(`--mix needs at least one positive weight, got "${text}"`)
   }
-  return Either.right({ High: numbers[0], Normal: numbers[1], Low: numbers[2] })
+  return Result.succeed({ High: numbers[0], Normal: numbers[1], Low: numbers[2] })
 }
 
 /**
@@ -209,7 +211,7 @@ const labels: Record<keyof PerPriority, string> = {
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const agenda = yield* Agenda.make({ workers: 4 })
  *   const workload = Workload.make(agenda, { rate: 1000, mix: Workload.defaultMix })
- *   yield* Effect.repeatN(Effect.andThen(Effect.sleep("10 millis"), workload.tick), 100)
+ *   yield* Effect.repeat(Effect.andThen(Effect.sleep("10 millis"), workload.tick), { times: 100 })
  *   console.log(workload.stats().submitted)
  * }))
  * ```

@@ -1,4 +1,5 @@
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { afterAll, describe, expect } from "vitest"
 import { Agenda, EventLoop, Platform } from "@refpersys/core"
 import { LinuxPlatform, NodePlatform } from "@refpersys/platform-linux"
 import { spawnSync } from "node:child_process"
@@ -245,5 +246,23 @@ describe("Client", () => {
       )
       expect(error.reason).toBe("Timeout")
       expect(error.message).toContain("no reply")
+    }))
+
+  it.live("a negative timeout is no wait at all: Timeout at once, reported as zero", () =>
+    Effect.gen(function*() {
+      const f = RuntimeDir.files(tempDir())
+      spawnSync("mkfifo", ["-m", "600", f.cmd, f.out])
+      const cmd = fs.openSync(f.cmd, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
+      const out = fs.openSync(f.out, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
+      // Duration keeps negative values; the client must not report a wait of "-5s".
+      const error = yield* Effect.flip(Client.call(f.dir, "stats", { timeout: "-5 seconds" })).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          fs.closeSync(cmd)
+          fs.closeSync(out)
+        }))
+      )
+      expect(error.reason).toBe("Timeout")
+      expect(error.message).toMatch(/within 0\w*$/)
+      expect(error.message).not.toContain("-5")
     }))
 })

@@ -1,6 +1,7 @@
 // End to end: the built daemon and control client as child processes, on
 // real FIFOs and real signals.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { afterAll, afterEach, beforeAll, describe, expect } from "vitest"
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -199,7 +200,7 @@ describe("rps-daemon end to end", () => {
       expect(bad.stdout).toBe("")
       expect(bad.stderr).toContain("rps-daemon: bad command line; rps-daemon --help lists the commands and flags")
     }
-    expect(badInteger.stderr).toContain("'abc' is not a integer")
+    expect(badInteger.stderr).toContain('Invalid value for flag --workers: "abc"')
     expect(badMix.stderr).toContain("--mix takes three non-negative weights")
 
     expect(refused.code).toBe(1)

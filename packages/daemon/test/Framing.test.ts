@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { describe, expect } from "vitest"
 import * as Framing from "../src/Framing.js"
 
 const feed = (framer: Framing.Framer, text: string) => framer.feed(Buffer.from(text))

@@ -2,7 +2,8 @@
 // holds a worker. The agenda's gcTimeout bounds the barrier, so the other
 // workers resume while that tasklet still runs, instead of all work stopping
 // until it ends.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { afterAll, afterEach, beforeAll, describe, expect } from "vitest"
 import { Effect, Schema } from "effect"
 import * as Client from "../src/Client.js"
 import * as Output from "../src/Output.js"

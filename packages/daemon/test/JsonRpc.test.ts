@@ -1,5 +1,6 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Ref, Schema } from "effect"
+import { it } from "@effect/vitest"
+import { describe, expect } from "vitest"
+import { Effect, Ref, Result, Schema } from "effect"
 import * as JsonRpc from "../src/JsonRpc.js"
 
 const make = Effect.gen(function*() {
@@ -34,7 +35,7 @@ const make = Effect.gen(function*() {
     lie: JsonRpc.method({
       description: "returns what its Schema refuses",
       params: Schema.Struct({}),
-      result: Schema.Number.pipe(Schema.positive()),
+      result: Schema.Number.check(Schema.isGreaterThan(0)),
       handle: () => Effect.succeed(-1)
     })
   }
@@ -243,18 +244,18 @@ describe("JsonRpc.handleLine", () => {
         ]
       ) {
         const handled = yield* JsonRpc.handleLine(line, methods)
-        expect(Either.isRight(JsonRpc.decodeResponse(reply(handled))), line).toBe(true)
+        expect(Result.isSuccess(JsonRpc.decodeResponse(reply(handled))), line).toBe(true)
       }
     }))
 
   it("decodeResponse refuses a reply with neither or both of result and error", () => {
-    expect(Either.isLeft(JsonRpc.decodeResponse({ jsonrpc: "2.0", id: 1 }))).toBe(true)
-    expect(Either.isLeft(JsonRpc.decodeResponse({ jsonrpc: "2.0", result: 1, error: { code: 1, message: "x" }, id: 1 })))
+    expect(Result.isFailure(JsonRpc.decodeResponse({ jsonrpc: "2.0", id: 1 }))).toBe(true)
+    expect(Result.isFailure(JsonRpc.decodeResponse({ jsonrpc: "2.0", result: 1, error: { code: 1, message: "x" }, id: 1 })))
       .toBe(true)
-    expect(Either.isLeft(JsonRpc.decodeResponse({ jsonrpc: "2.0", result: 1, id: 1, extra: true }))).toBe(true)
-    expect(Either.isLeft(JsonRpc.decodeResponse("nope"))).toBe(true)
+    expect(Result.isFailure(JsonRpc.decodeResponse({ jsonrpc: "2.0", result: 1, id: 1, extra: true }))).toBe(true)
+    expect(Result.isFailure(JsonRpc.decodeResponse("nope"))).toBe(true)
     const failure = JsonRpc.decodeResponse({ jsonrpc: "2.0", error: { code: -32601, message: "Method not found" }, id: "a" })
-    expect(Either.isRight(failure) && "error" in failure.right).toBe(true)
+    expect(Result.isSuccess(failure) && "error" in failure.success).toBe(true)
   })
 })
 

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { describe, expect } from "vitest"
 import { Agenda, EventLoop } from "@refpersys/core"
 import { TestPlatform } from "@refpersys/testkit"
 import { Effect, Layer, Logger, Schema } from "effect"
@@ -385,7 +386,7 @@ describe("Output.logger", () => {
           return "costly"
         }
       }
-      const logger = Logger.replace(Logger.defaultLogger, Output.logger(output))
+      const logger = Logger.layer([Output.logger(output)])
       for (let i = 0; i < 10; i++) yield* Effect.logWarning(costly).pipe(Effect.provide(logger))
       expect(err).toHaveLength(2)
       expect(formatted).toBe(2)
@@ -396,12 +397,12 @@ describe("Output.logger", () => {
     Effect.gen(function*() {
       const plain = capture()
       yield* Effect.logWarning("careful").pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, Output.logger(Output.make("plain", plain.sink))))
+        Effect.provide(Logger.layer([Output.logger(Output.make("plain", plain.sink))]))
       )
       expect(plain.err).toHaveLength(1)
       expect(plain.err[0]).toMatch(/WARN careful\n$/)
       const json = capture()
-      const logger = Logger.replace(Logger.defaultLogger, Output.logger(Output.make("json", json.sink)))
+      const logger = Logger.layer([Output.logger(Output.make("json", json.sink))])
       yield* Effect.logInfo("hello", { n: 1 }).pipe(Effect.annotateLogs("where", "test"), Effect.provide(logger))
       const dump = EventLoop.Dump.make({
         at: 0,

@@ -7,7 +7,8 @@
 // the tests (the project's Node under `npm test`), so platform-linux's
 // `install` script builds the native addon inside the app, as it would for a
 // user on that Node. `npm test` builds first, so dist/ is there to pack.
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect } from "vitest"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"

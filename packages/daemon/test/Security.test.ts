@@ -3,7 +3,8 @@
 // on it. We run as root, who passes every permission check, so the attack is
 // shown by ownership and modes (what the programs must refuse), and the
 // proof that nothing was touched is a snapshot of the files before and after.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { afterAll, afterEach, beforeAll, describe, expect } from "vitest"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"

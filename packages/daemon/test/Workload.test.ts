@@ -1,20 +1,21 @@
-import { describe, expect, it } from "@effect/vitest"
+import { it } from "@effect/vitest"
+import { describe, expect } from "vitest"
 import { Agenda } from "@refpersys/core"
 import { AgendaHarness } from "@refpersys/testkit"
-import { Effect, Either } from "effect"
+import { Effect, Result } from "effect"
 import * as Workload from "../src/Workload.js"
 
 describe("Workload.parseMix", () => {
   it("parses three non-negative weights", () => {
-    expect(Workload.parseMix("1:3:6")).toEqual(Either.right({ High: 1, Normal: 3, Low: 6 }))
-    expect(Workload.parseMix(" 0 : 0.5 : 2 ")).toEqual(Either.right({ High: 0, Normal: 0.5, Low: 2 }))
+    expect(Workload.parseMix("1:3:6")).toEqual(Result.succeed({ High: 1, Normal: 3, Low: 6 }))
+    expect(Workload.parseMix(" 0 : 0.5 : 2 ")).toEqual(Result.succeed({ High: 0, Normal: 0.5, Low: 2 }))
   })
 
   it("refuses anything else with a message naming the flag", () => {
     for (const text of ["1:3", "1:3:6:1", "a:b:c", "1:-1:2", "1::2", "0:0:0", ""]) {
       const parsed = Workload.parseMix(text)
-      expect(Either.isLeft(parsed), text).toBe(true)
-      if (Either.isLeft(parsed)) expect(parsed.left).toContain("--mix")
+      expect(Result.isFailure(parsed), text).toBe(true)
+      if (Result.isFailure(parsed)) expect(parsed.failure).toContain("--mix")
     }
   })
 })

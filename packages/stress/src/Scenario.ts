@@ -26,7 +26,7 @@ import { warmUp } from "./internal/runtime.js"
  * @since 0.1.0
  * @category models
  */
-export const Size: Schema.Literal<["small", "full"]> = Schema.Literals(["small", "full"])
+export const Size: Schema.Literals<readonly ["small", "full"]> = Schema.Literals(["small", "full"])
 
 /**
  * @since 0.1.0
@@ -40,10 +40,10 @@ export type Size = typeof Size.Type
  * @since 0.1.0
  * @category models
  */
-export const Figure: Schema.Union<[typeof Schema.Number, typeof Schema.String]> = Schema.Union(
+export const Figure: Schema.Union<readonly [typeof Schema.Number, typeof Schema.String]> = Schema.Union([
   Schema.Number,
   Schema.String
-)
+])
 
 /**
  * What a scenario run found. `lost` is what was sent and neither arrived nor
@@ -63,7 +63,7 @@ export class Report extends Schema.Class<Report>("Report")({
   /** Node handles alive after the run beyond those before it, plus child processes that did not exit by themselves. */
   leakedHandles: Schema.Number,
   violations: Schema.Array(Schema.String),
-  figures: Schema.Record({ key: Schema.String, value: Figure }),
+  figures: Schema.Record(Schema.String, Figure),
   millis: Schema.Number
 }) {
   /** Nothing lost, nothing leaked, no check failed. */
@@ -110,10 +110,10 @@ export interface Scenario {
  * @since 0.1.0
  * @category progress
  */
-export class Progress extends Context.Tag("@refpersys/stress/Progress")<
+export class Progress extends Context.Service<
   Progress,
   { readonly report: (scenario: string, message: string) => void }
->() {}
+>()("@refpersys/stress/Progress") {}
 
 /**
  * Reports progress of a scenario, if a {@link Progress} is in context.

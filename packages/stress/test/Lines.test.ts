@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { classify, LineSplitter } from "../src/internal/lines.js"
 
 const split = (chunks: ReadonlyArray<string | Buffer>, maxLine = 16) => {

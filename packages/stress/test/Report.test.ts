@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import * as Report from "../src/Report.js"
 import { Report as ScenarioReport } from "../src/Scenario.js"
 

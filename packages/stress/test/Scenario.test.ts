@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
+import { expect } from "vitest"
 import { Effect } from "effect"
 import type { Report } from "../src/Scenario.js"
 import * as Scenarios from "../src/scenarios/index.js"

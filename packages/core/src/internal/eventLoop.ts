@@ -630,8 +630,10 @@ class LoopImpl {
     // stamped in whole milliseconds anyway); read again after a handler that
     // took fiber steps.
     this.dispatchNow = this.now()
+    this.batch = batch
     while (i < batch.length) {
       const event = batch[i++]
+      this.batchNext = i
       // Isolation: whatever one event's dispatch throws or its effect dies
       // of is that event's failure, counted and logged; the batch goes on.
       let effect: Effect.Effect<void>
@@ -658,6 +660,10 @@ class LoopImpl {
     if (Cause.hasInterruptsOnly(cause)) return Effect.void
     return Effect.logError(`dispatch of a ${String(event?._tag)} event failed; the event is dropped and the loop goes on`, cause)
   }
+
+  /** The batch `dispatchFrom` works on and the index of its next event, for `drop`. */
+  private batch: Array<Event.Event> = []
+  private batchNext = 0
 
   /** The clock as read by `dispatchFrom`, for the dispatch latency. */
   private dispatchNow = 0
@@ -981,6 +987,11 @@ class LoopImpl {
   private drop(): void {
     this.discardedAtStop += this.queue.length
     for (const event of this.queue.drain()) this.release(event)
+    // The rest of the batch in hand counts now too: whoever awaits the stop
+    // resumes at once (Effect 4) and reads the stats before the loop goes on.
+    const rest = this.batch.splice(this.batchNext)
+    this.discardedAtStop += rest.length
+    for (const event of rest) this.release(event)
     this.actions.clear()
     const wake = this.loopWake
     this.loopWake = undefined

@@ -4,9 +4,9 @@
  *
  * @since 0.1.0
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Effect from "effect/Effect"
 import * as Cli from "../Cli.js"
 import { runMain } from "../internal/runMain.js"
 
-runMain(Effect.provide(Cli.daemon(process.argv), NodeContext.layer))
+runMain(Effect.provide(Cli.daemon(process.argv), NodeServices.layer))

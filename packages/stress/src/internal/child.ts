@@ -3,17 +3,17 @@
  * a scenario that need a fresh process (exit on its own, `--expose-gc`).
  *
  * From the built package the child is `node dist/bin/stress.js`; from the
- * sources (under vitest) it is the same CLI run through vite-node with the
- * workspace's aliases, so the tests need no build.
+ * sources (under vitest) it is the same CLI run through Vite's module runner
+ * with this package's test aliases (test/helpers/fromSources.mjs), so the
+ * tests need no build.
  *
  * @internal
  */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { type Outcome, Report } from "../Scenario.js"
@@ -29,11 +29,11 @@ export const command = (
 ): { readonly file: string; readonly args: ReadonlyArray<string> } => {
   const node = options.exposeGc === true ? ["--expose-gc"] : []
   if (!fromSources) return { file: process.execPath, args: [...node, path.join(packageDir, "dist", "bin", "stress.js"), ...args] }
-  const viteNode = path.join(path.dirname(createRequire(import.meta.url).resolve("vite-node/package.json")), "vite-node.mjs")
-  const config = path.resolve(packageDir, "..", "..", "vitest.shared.ts")
+  const launcher = path.join(packageDir, "test", "helpers", "fromSources.mjs")
+  const config = path.join(packageDir, "vitest.config.ts")
   return {
     file: process.execPath,
-    args: [...node, viteNode, "--config", config, path.join(packageDir, "src", "bin", "stress.ts"), "--", ...args]
+    args: [...node, launcher, config, path.join(packageDir, "src", "bin", "stress.ts"), ...args]
   }
 }
 
@@ -110,7 +110,7 @@ export const scenarioInChild = (
 ): Effect.Effect<Outcome> =>
   Effect.map(run(["--child", "scenario", "--name", name, "--size", size], options), (finished): Outcome => {
     const last = [...finished.lines].reverse().find((line) => line.startsWith("{"))
-    const report = last === undefined ? undefined : Either.getOrUndefined(decodeReport(last))
+    const report = last === undefined ? undefined : Option.getOrUndefined(decodeReport(last))
     if (report === undefined || finished.code !== 0) {
       return {
         sent: 0,
@@ -134,4 +134,4 @@ export const scenarioInChild = (
     }
   })
 
-const decodeReport = Schema.decodeUnknownEither(Schema.fromJsonString(Report))
+const decodeReport = Schema.decodeUnknownOption(Schema.fromJsonString(Report))

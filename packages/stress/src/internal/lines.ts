@@ -4,20 +4,20 @@
  *
  * @internal
  */
-import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
 
 /** A JSON-RPC 2.0 request or notification. */
 export const Request = Schema.Struct({
   jsonrpc: Schema.Literal("2.0"),
   method: Schema.String,
-  id: Schema.optional(Schema.Union(Schema.String, Schema.Number, Schema.Null)),
-  params: Schema.optional(Schema.Union(Schema.Array(Schema.Unknown), Schema.Record({ key: Schema.String, value: Schema.Unknown })))
+  id: Schema.optional(Schema.Union([Schema.String, Schema.Number, Schema.Null])),
+  params: Schema.optional(Schema.Union([Schema.Array(Schema.Unknown), Schema.Record(Schema.String, Schema.Unknown)]))
 })
 
 export type LineClass = "valid" | "malformed" | "empty" | "tooLong"
 
-const decodeRequest = Schema.decodeUnknownEither(Schema.fromJsonString(Request))
+const decodeRequest = Schema.decodeUnknownExit(Schema.fromJsonString(Request))
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 /** Classifies one complete line (without its newline). */
@@ -29,7 +29,7 @@ export const classify = (line: Uint8Array): Exclude<LineClass, "tooLong"> => {
     return "malformed"
   }
   if (text.trim().length === 0) return "empty"
-  return Either.isRight(decodeRequest(text)) ? "valid" : "malformed"
+  return Exit.isSuccess(decodeRequest(text)) ? "valid" : "malformed"
 }
 
 /**

@@ -45,7 +45,7 @@ const body = (kind: Kind, prng: Prng): Effect.Effect<unknown, string> => {
     case "spin":
       return spin(prng.int(5, 60))
     case "yield":
-      return Effect.repeatN(Effect.yieldNow(), prng.int(1, 4))
+      return Effect.repeat(Effect.yieldNow, { times: prng.int(1, 4) })
     case "sleep":
       return Effect.sleep(prng.int(0, 2))
     case "fail":
@@ -94,7 +94,7 @@ export const start = (
           if (kind === "fail" || kind === "die") meantToFail++
           observe(handle)
           // Submitting is synchronous while there is room: yield now and then so the loop and the workers run.
-          return accepted % 64 === 0 ? Effect.andThen(Effect.yieldNow(), loop()) : loop()
+          return accepted % 64 === 0 ? Effect.andThen(Effect.yieldNow, loop()) : loop()
         }
       })
     })

@@ -26,15 +26,17 @@ const render = (message: unknown): string => {
 /** Runs `effect` with a counting logger and returns what it logged. */
 export const counted = <A, E, R>(effect: Effect.Effect<A, E, R>, counts: LogCounts): Effect.Effect<A, E, R> => {
   const logger = Logger.make<unknown, void>(({ cause, logLevel, message }) => {
-    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Error)) counts.errors++
-    else if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) counts.warnings++
-    else if (LogLevel.greaterThanEqual(logLevel, LogLevel.Info)) counts.infos++
+    if (LogLevel.isGreaterThanOrEqualTo(logLevel, "Error")) counts.errors++
+    else if (LogLevel.isGreaterThanOrEqualTo(logLevel, "Warn")) counts.warnings++
+    else if (LogLevel.isGreaterThanOrEqualTo(logLevel, "Info")) counts.infos++
     else return
-    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning) && counts.samples.length < 5) {
-      counts.samples.push(`${logLevel.label}: ${render(message)}${Cause.isEmpty(cause) ? "" : ` (${Cause.pretty(cause).split("\n")[0]})`}`)
+    if (LogLevel.isGreaterThanOrEqualTo(logLevel, "Warn") && counts.samples.length < 5) {
+      const reason = cause.reasons.length === 0 ? "" : ` (${Cause.pretty(cause).split("\n")[0]})`
+      counts.samples.push(`${logLevel}: ${render(message)}${reason}`)
     }
   })
-  return Effect.provide(effect, Logger.replace(Logger.defaultLogger, logger))
+  // The layer replaces every logger in context, as the default one would print.
+  return Effect.provide(effect, Logger.layer([logger]))
 }
 
 export const makeCounts = (): LogCounts => ({ warnings: 0, errors: 0, infos: 0, samples: [] })

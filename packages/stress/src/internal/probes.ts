@@ -70,7 +70,8 @@ export const settledHeap = (): number => {
  */
 export const waitFor = (check: () => boolean, timeout: Duration.Input): Effect.Effect<boolean> =>
   Effect.suspend(() => {
-    const deadline = performance.now() + Duration.toMillis(Duration.decode(timeout))
+    // Effect 4 keeps negative durations: a negative timeout means "look once".
+    const deadline = performance.now() + Math.max(0, Duration.toMillis(Duration.fromInputUnsafe(timeout)))
     const loop: Effect.Effect<boolean> = Effect.suspend(() => {
       if (check()) return Effect.succeed(true)
       if (performance.now() > deadline) return Effect.succeed(false)

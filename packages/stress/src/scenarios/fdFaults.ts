@@ -107,7 +107,7 @@ const notOpen: Case = (loop) =>
     )
     const after = (yield* loop.dump).handlers.length
     const typed = (e: typeof result) =>
-      e._tag === "Left" && e.left instanceof Platform.PlatformError && e.left.reason === "BadFd"
+      e._tag === "Failure" && e.failure instanceof Platform.PlatformError && e.failure.reason === "BadFd"
     if (!typed(result) || !typed(inScope)) return { told: false, how: `expected BadFd, got ${String(result)}` }
     if (after !== before) return { told: false, how: `a failed watchFd left ${after - before} handler(s) registered` }
     return { told: true, how: "BadFd" }

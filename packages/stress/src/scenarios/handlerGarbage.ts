@@ -84,20 +84,19 @@ const messageOf = (message: unknown): string =>
   (Array.isArray(message) ? message : [message]).map((p) => typeof p === "string" ? p : String(p)).join(" ")
 
 const counting = (lines: Lines) =>
-  Logger.replace(
-    Logger.defaultLogger,
+  Logger.layer([
     Logger.make(({ logLevel, message }) => {
-      if (!LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) return
+      if (!LogLevel.isGreaterThanOrEqualTo(logLevel, "Warn")) return
       const text = messageOf(message)
       if (text.startsWith("unknown command byte")) lines.unknownSingle++
       else if (text.includes("more unknown command bytes")) lines.unknownSummary++
       else if (text.startsWith("handler \"")) lines.handlerFailure++
       else {
         lines.other++
-        if (lines.samples.length < 5) lines.samples.push(`${logLevel.label}: ${text.slice(0, 200)}`)
+        if (lines.samples.length < 5) lines.samples.push(`${logLevel}: ${text.slice(0, 200)}`)
       }
     })
-  )
+  ])
 
 const isPipeFull = (error: unknown) => error instanceof Platform.PlatformError && error.errno === "EAGAIN"
 

@@ -162,15 +162,11 @@ const oneRun = (lost: Lost, submits: number): Effect.Effect<Run> =>
     if (lost === "stdout" || lost === "stderr") {
       d.child[lost]!.destroy()
       // Status lines (stdout) and unknown bytes that log (stderr) meet the closed pipe.
-      let n = 0
-      const seen = yield* Effect.iterate(false, {
-        while: (done) => !done && n < 500,
-        body: () => {
-          n++
-          writeCmd(d.dir, "Z")
-          return outputLost(d.dir, lost === "stdout" ? "stdoutLost" : "stderrLost", n)
-        }
-      })
+      let seen = false
+      for (let n = 1; !seen && n <= 500; n++) {
+        writeCmd(d.dir, "Z")
+        seen = yield* outputLost(d.dir, lost === "stdout" ? "stdoutLost" : "stderrLost", n)
+      }
       checks.that(seen, `the daemon never reported ${lost} as lost`)
     } else {
       // A reader that takes one reply and goes away with the others unread.

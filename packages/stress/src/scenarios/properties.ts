@@ -1,5 +1,5 @@
 /**
- * Properties for random workloads (`effect/FastCheck`, fixed seeds), beyond
+ * Properties for random workloads (fast-check, fixed seeds), beyond
  * the ones the core tests check on workloads queued up front:
  *
  * - picking while tasklets submit more tasklets as they run: each start is
@@ -22,7 +22,7 @@ import { AgendaHarness, TestPlatform } from "@refpersys/testkit"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FastCheck from "effect/FastCheck"
+import * as fc from "fast-check"
 import * as Fiber from "effect/Fiber"
 import { Checks } from "../internal/checks.js"
 import { waitFor } from "../internal/probes.js"
@@ -39,7 +39,7 @@ const sizes = {
   full: { picking: 400, accounting: 300, timeouts: 60, loop: 300 }
 }
 
-const priorityArb = FastCheck.constantFrom<Priority.Priority>("High", "Normal", "Low")
+const priorityArb = fc.constantFrom<Priority.Priority>("High", "Normal", "Low")
 const LEVEL: Record<Priority.Priority, number> = { High: 0, Normal: 1, Low: 2 }
 
 /** Counts what the generated workloads sent and what the checks accounted for. */
@@ -48,11 +48,24 @@ interface Tally {
   arrived: number
 }
 
+const firstLines = (text: string) => text.split("\n").slice(0, 8).join(" | ")
+
+/**
+ * fast-check's report (seed, path, counterexample) and what the property
+ * threw: since fast-check 4 the latter is the report's `cause`, no longer
+ * part of its message.
+ */
+const describe = (error: unknown): string => {
+  if (!(error instanceof Error)) return String(error)
+  const cause = error.cause instanceof Error ? ` | because: ${firstLines(error.cause.message)}` : ""
+  return `${firstLines(error.message)}${cause}`
+}
+
 const check = (name: string, checks: Checks, property: () => Promise<void>) =>
   Effect.promise(() =>
     property().then(
       () => undefined,
-      (error: unknown) => checks.add(`${name}: ${error instanceof Error ? error.message.split("\n").slice(0, 8).join(" | ") : String(error)}`)
+      (error: unknown) => checks.add(`${name}: ${describe(error)}`)
     )
   )
 
@@ -68,9 +81,9 @@ interface Spec {
   readonly children: ReadonlyArray<Priority.Priority>
 }
 
-const specArb: FastCheck.Arbitrary<Spec> = FastCheck.record({
+const specArb: fc.Arbitrary<Spec> = fc.record({
   priority: priorityArb,
-  children: FastCheck.array(priorityArb, { maxLength: 3 })
+  children: fc.array(priorityArb, { maxLength: 3 })
 })
 
 /**
@@ -111,10 +124,10 @@ const replay = (log: ReadonlyArray<readonly ["submit" | "start", string, number]
 
 const picking = (runs: number, checks: Checks, tally: Tally) =>
   check("picking under dynamic submissions", checks, () =>
-    FastCheck.assert(
-      FastCheck.asyncProperty(
-        FastCheck.array(specArb, { minLength: 1, maxLength: 40 }),
-        FastCheck.oneof(FastCheck.constant(false as const), FastCheck.integer({ min: 1, max: 5 })),
+    fc.assert(
+      fc.asyncProperty(
+        fc.array(specArb, { minLength: 1, maxLength: 40 }),
+        fc.oneof(fc.constant(false as const), fc.integer({ min: 1, max: 5 })),
         (specs, aging) =>
           Effect.runPromise(Effect.scoped(Effect.gen(function*() {
             const h = yield* AgendaHarness.make({ workers: 1, aging, logFailures: false })
@@ -151,21 +164,21 @@ const picking = (runs: number, checks: Checks, tally: Tally) =>
 
 type Op = "succeed" | "fail" | "die" | "yield" | "sleep" | "nested" | "safePointLoop" | "interrupt" | "obsolete" | "gc"
 
-const opArb = FastCheck.record({
+const opArb = fc.record({
   priority: priorityArb,
-  op: FastCheck.constantFrom<Op>("succeed", "fail", "die", "yield", "sleep", "nested", "safePointLoop", "interrupt", "obsolete", "gc")
+  op: fc.constantFrom<Op>("succeed", "fail", "die", "yield", "sleep", "nested", "safePointLoop", "interrupt", "obsolete", "gc")
 })
 
 const accounting = (runs: number, checks: Checks, tally: Tally) =>
   check("accounting sampled while running", checks, () =>
-    FastCheck.assert(
-      FastCheck.asyncProperty(
-        FastCheck.array(opArb, { maxLength: 120 }),
-        FastCheck.integer({ min: 1, max: 4 }),
-        FastCheck.integer({ min: 1, max: 16 }),
-        FastCheck.integer({ min: 1, max: 3 }),
-        FastCheck.constantFrom("quit", "exit", "quit with timeout"),
-        FastCheck.integer({ min: 0, max: 30 }),
+    fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { maxLength: 120 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom("quit", "exit", "quit with timeout"),
+        fc.integer({ min: 0, max: 30 }),
         (ops, workers, capacity, submitters, ending, stopAfter) =>
           Effect.runPromise(Effect.scoped(Effect.gen(function*() {
             const agenda = yield* Agenda.make({ workers, capacity, logFailures: false })
@@ -180,7 +193,7 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
                 case "die":
                   return Effect.die(new Error("planned"))
                 case "yield":
-                  return Effect.yieldNow()
+                  return Effect.yieldNow
                 case "sleep":
                   return Effect.sleep(1)
                 case "nested":
@@ -190,7 +203,7 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
                     else refused++
                   })
                 case "safePointLoop":
-                  return Effect.repeatN(Effect.andThen(Effect.yieldNow(), Agenda.safePoint), 20)
+                  return Effect.repeat(Effect.andThen(Effect.yieldNow, Agenda.safePoint), { times: 20 })
                 default:
                   return Effect.void
               }
@@ -199,7 +212,7 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
             const work = (share: ReadonlyArray<typeof ops[number]>) =>
               Effect.forEach(share, ({ op, priority }) =>
                 op === "gc"
-                  ? Effect.asVoid(Effect.forkChild(Effect.result(agenda.requestGc(Effect.yieldNow()))))
+                  ? Effect.asVoid(Effect.forkChild(Effect.result(agenda.requestGc(Effect.yieldNow))))
                   : agenda.submit(body(op, priority), { priority, ...(op === "obsolete" ? { obsoleteAfter: 0 } : {}) }).pipe(
                     Effect.tap((handle) => {
                       track(handle)
@@ -208,26 +221,31 @@ const accounting = (runs: number, checks: Checks, tally: Tally) =>
                     Effect.catchTag("AgendaClosed", () => Effect.sync(() => void refused++)),
                     Effect.asVoid
                   ), { discard: true })
-            const fibers = yield* Effect.forEach(
-              Array.from({ length: submitters }, (_, i) => ops.filter((_, j) => j % submitters === i)),
-              (share) => Effect.forkChild(work(share))
-            )
-            // Sample the invariant while everything runs.
+            // Sample the invariant while everything runs. The sampler is under
+            // way before the submitters start: a fiber woken by another one
+            // runs at once (Effect 4), so a short run could otherwise end and
+            // interrupt a sampler that never took its first step.
             const sampler = yield* Effect.forkChild(Effect.forever(Effect.flatMap(agenda.stats, (stats) => {
               snapshots++
               for (const s of [stats.byPriority.High, stats.byPriority.Normal, stats.byPriority.Low, stats.total]) {
                 if (!s.balanced) return Effect.die(new Error(`unbalanced snapshot: ${JSON.stringify(s)}`))
               }
-              return Effect.yieldNow()
+              return Effect.yieldNow
             })))
-            for (let i = 0; i < stopAfter; i++) yield* Effect.yieldNow()
+            if (!(yield* waitFor(() => snapshots > 0, "10 seconds"))) fail("the sampler did not start within 10 seconds")
+            const fibers = yield* Effect.forEach(
+              Array.from({ length: submitters }, (_, i) => ops.filter((_, j) => j % submitters === i)),
+              (share) => Effect.forkChild(work(share))
+            )
+            for (let i = 0; i < stopAfter; i++) yield* Effect.yieldNow
             const report = ending === "quit"
               ? yield* agenda.quit()
               : ending === "exit"
               ? yield* agenda.exit
               : yield* agenda.quit({ timeout: 1 })
             yield* Fiber.joinAll(fibers)
-            const sampled = yield* Fiber.interrupt(sampler)
+            yield* Fiber.interrupt(sampler)
+            const sampled = yield* Fiber.await(sampler)
             if (Exit.isFailure(sampled) && !Cause.hasInterruptsOnly(sampled.cause)) fail(Cause.pretty(sampled.cause))
             const total = report.stats.total
             tally.sent += handles.length
@@ -253,18 +271,18 @@ interface Planned {
   readonly cancel: boolean
 }
 
-const plannedArb = FastCheck.record({
-  kind: FastCheck.constantFrom<Planned["kind"]>("after", "after", "at", "every", "nested"),
-  delay: FastCheck.integer({ min: 0, max: 25 }),
-  cancel: FastCheck.boolean()
+const plannedArb = fc.record({
+  kind: fc.constantFrom<Planned["kind"]>("after", "after", "at", "every", "nested"),
+  delay: fc.integer({ min: 0, max: 25 }),
+  cancel: fc.boolean()
 })
 
 // One loop serves every run (each run registers its recorder in its own scope).
 const timeouts = (runs: number, checks: Checks, tally: Tally) =>
   Effect.scoped(Effect.flatMap(Effect.orDie(Runtime.make({ loop: { signals: [] } })), ({ loop }) =>
   check("timeouts on the native timer", checks, () =>
-    FastCheck.assert(
-      FastCheck.asyncProperty(FastCheck.array(plannedArb, { minLength: 1, maxLength: 40 }), (plan) =>
+    fc.assert(
+      fc.asyncProperty(fc.array(plannedArb, { minLength: 1, maxLength: 40 }), (plan) =>
         Effect.runPromise(Effect.scoped(Effect.gen(function*() {
           const t = loop.timeouts
           interface Fired {
@@ -305,9 +323,11 @@ const timeouts = (runs: number, checks: Checks, tally: Tally) =>
             oneShots.push(h)
             if (p.cancel && (yield* h.cancel)) cancelled.add(h.id)
           }
+          // A handle counts a firing when its timer fires, before the loop has
+          // dispatched the event: wait for the events the checks count.
           const done = () =>
             oneShots.every((h) => cancelled.has(h.id) || fired.some((f) => f.id === h.id)) &&
-            periodic.every((p) => p.handle.fired >= p.stopAt)
+            periodic.every((p) => p.handle.fired >= p.stopAt && fired.filter((f) => f.id === p.handle.id).length >= p.stopAt)
           if (!(yield* waitFor(done, "10 seconds"))) fail("not every timeout fired within 10 seconds")
           tally.sent += oneShots.length - cancelled.size + periodic.reduce((acc, p) => acc + p.stopAt, 0)
           tally.arrived += fired.length
@@ -345,23 +365,23 @@ const timeouts = (runs: number, checks: Checks, tally: Tally) =>
 
 // ---------------------------------------------------------------- loop accounting
 
-const eventArb = FastCheck.oneof(
-  FastCheck.record({ kind: FastCheck.constant("Signal" as const), n: FastCheck.integer({ min: 0, max: 2 }) }),
-  FastCheck.record({ kind: FastCheck.constant("Command" as const), n: FastCheck.integer({ min: 0, max: 255 }) }),
-  FastCheck.record({ kind: FastCheck.constant("FdReady" as const), n: FastCheck.integer({ min: 0, max: 9 }) })
+const eventArb = fc.oneof(
+  fc.record({ kind: fc.constant("Signal" as const), n: fc.integer({ min: 0, max: 2 }) }),
+  fc.record({ kind: fc.constant("Command" as const), n: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({ kind: fc.constant("FdReady" as const), n: fc.integer({ min: 0, max: 9 }) })
 )
 
 const loopAccounting = (runs: number, checks: Checks, tally: Tally) =>
   check("event-loop accounting under every overflow policy", checks, () =>
-    FastCheck.assert(
-      FastCheck.asyncProperty(
-        FastCheck.array(eventArb, { maxLength: 200 }),
-        FastCheck.constantFrom<"backpressure" | "dropNewest" | "dropOldest">("backpressure", "dropNewest", "dropOldest"),
-        FastCheck.integer({ min: 1, max: 16 }),
-        FastCheck.integer({ min: 1, max: 8 }),
-        FastCheck.integer({ min: 1, max: 3 }),
-        FastCheck.constantFrom("quit", "exit"),
-        FastCheck.integer({ min: 0, max: 40 }),
+    fc.assert(
+      fc.asyncProperty(
+        fc.array(eventArb, { maxLength: 200 }),
+        fc.constantFrom<"backpressure" | "dropNewest" | "dropOldest">("backpressure", "dropNewest", "dropOldest"),
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom("quit", "exit"),
+        fc.integer({ min: 0, max: 40 }),
         (events, overflow, capacity, batchSize, posters, ending, stopAfter) =>
           Effect.runPromise(Effect.scoped(Effect.gen(function*() {
             const { platform } = yield* TestPlatform.make()
@@ -370,7 +390,7 @@ const loopAccounting = (runs: number, checks: Checks, tally: Tally) =>
               Effect.provideService(Platform.Platform, platform),
               Effect.provideService(Agenda.Agenda, agenda)
             )
-            yield* loop.register({ explanation: "slow", match: { _tag: "Signal" }, handle: () => Effect.yieldNow() })
+            yield* loop.register({ explanation: "slow", match: { _tag: "Signal" }, handle: () => Effect.yieldNow })
             yield* loop.register({ explanation: "fast", match: { _tag: "Command" }, handle: () => Effect.void })
             let accepted = 0
             let refused = 0
@@ -391,7 +411,7 @@ const loopAccounting = (runs: number, checks: Checks, tally: Tally) =>
               Array.from({ length: posters }, (_, i) => events.filter((_, j) => j % posters === i)),
               (share) => Effect.forkChild(Effect.forEach(share, post, { discard: true }))
             )
-            for (let i = 0; i < stopAfter; i++) yield* Effect.yieldNow()
+            for (let i = 0; i < stopAfter; i++) yield* Effect.yieldNow
             yield* ending === "quit" ? loop.quit : loop.exit
             const stopped = yield* loop.awaitStop
             yield* Fiber.joinAll(fibers)

@@ -12,6 +12,7 @@ import type { AgendaStats, Tasklet } from "@refpersys/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import { Checks } from "../internal/checks.js"
 import { Prng } from "../internal/prng.js"
@@ -60,7 +61,7 @@ const body = (size: Scenario.Size) =>
           ? Effect.tap(stopEffect(agenda, stop), (r) => Effect.sync(() => void (report = r)))
           : kind === "gc"
           ? Effect.tap(agenda.requestGc(Effect.void), () => Effect.sync(() => void gcFromTasklets++))
-          : Effect.andThen(Agenda.safePoint, Effect.yieldNow())
+          : Effect.andThen(Agenda.safePoint, Effect.yieldNow)
         const handle = agenda.unsafeSubmit(effect, { priority: levels[i % 3] })
         if ("id" in handle) {
           handles.push(handle)
@@ -83,7 +84,7 @@ const body = (size: Scenario.Size) =>
       }
       for (const h of handles) if (h.outcome !== undefined) arrived++
       const stats = yield* agenda.stats
-      gcTimeouts += stats.gcTimeouts
+      gcTimeouts += stats.gcTimeouts ?? 0
       checks.that(stats.total.balanced, `round ${round} (${stop}): the counts do not add up`)
       checks.equal(`round ${round} (${stop}): tasklets still running after scope close`, stats.total.running, 0)
       checks.equal(`round ${round} (${stop}): tasklets submitted`, stats.total.submitted, handles.length)
@@ -113,7 +114,7 @@ const stopEffect = (agenda: Agenda.Agenda, stop: Stop): Effect.Effect<AgendaStat
     case "exit":
       return agenda.exit
     case "forked-quit":
-      return Effect.flatMap(Effect.forkChild(agenda.quit()), (fiber) => fiber.await.pipe(Effect.flatten))
+      return Effect.flatMap(Effect.forkChild(agenda.quit()), (fiber) => Fiber.join(fiber))
   }
 }
 

@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { Checks } from "../internal/checks.js"
 import * as Child from "../internal/child.js"
@@ -186,7 +186,7 @@ export const childRun = (seed: number, trigger: string): Effect.Effect<void> =>
     process.stdout.write(`${JSON.stringify(Schema.encodeSync(RunResult)({ ...result, violations }))}\n`)
   }).pipe(Effect.orDie)
 
-const decodeResult = Schema.decodeUnknownEither(Schema.fromJsonString(RunResult))
+const decodeResult = Schema.decodeUnknownOption(Schema.fromJsonString(RunResult))
 
 const inChild = (seed: number, trigger: Trigger) =>
   Effect.map(
@@ -199,7 +199,7 @@ const inChild = (seed: number, trigger: Trigger) =>
     (finished) => {
       const violations: Array<string> = []
       const last = [...finished.lines].reverse().find((line) => line.startsWith("{"))
-      const decoded = last === undefined ? undefined : Either.getOrUndefined(decodeResult(last))
+      const decoded = last === undefined ? undefined : Option.getOrUndefined(decodeResult(last))
       if (finished.killed) violations.push("the child process did not exit by itself: a handle kept it alive")
       else if (finished.code !== 0) {
         violations.push(`the child process exited with code ${finished.code}, signal ${finished.signal}: ${finished.stderr.slice(-400)}`)

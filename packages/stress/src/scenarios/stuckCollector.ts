@@ -59,7 +59,7 @@ const body = (size: Scenario.Size) =>
         scope
       )
       const handles: Array<Tasklet.TaskletHandle<unknown, unknown>> = []
-      const steps = (n: number) => Effect.forEach(Array.from({ length: n }), () => Effect.andThen(Agenda.safePoint, Effect.yieldNow()), { discard: true })
+      const steps = (n: number) => Effect.forEach(Array.from({ length: n }), () => Effect.andThen(Agenda.safePoint, Effect.yieldNow), { discard: true })
       for (let i = 0; i < tasklets; i++) {
         const handle = agenda.unsafeSubmit(steps(1 + (i % 20)), { priority: levels[i % 3] })
         if ("id" in handle) {

@@ -111,7 +111,7 @@ const mixedFaults = (size: Scenario.Size, checks: Checks) =>
         case "foreverWithSafePoint":
           return Effect.suspend(() => {
             toInterrupt.push(self.handle!)
-            return Effect.forever(Effect.andThen(Effect.yieldNow(), Agenda.safePoint))
+            return Effect.forever(Effect.andThen(Effect.yieldNow, Agenda.safePoint))
           })
       }
     }
@@ -152,7 +152,7 @@ const mixedFaults = (size: Scenario.Size, checks: Checks) =>
     const drained = yield* Effect.timeout(agenda.whenIdle, "60 seconds").pipe(Effect.isSuccess)
     checks.that(drained, "the agenda did not drain the faulty tasklets within 60 seconds")
     yield* waitFor(() => endedTotal >= n.tasklets, "10 seconds")
-    yield* interrupter.interruptAsFork(interrupter.id())
+    yield* Effect.sync(() => interrupter.interruptUnsafe())
     // The agenda still works after all that.
     const probe = yield* Effect.timeout(agenda.run(Effect.succeed("still working")), "10 seconds").pipe(
       Effect.orElseSucceed(() => "no answer")
@@ -254,7 +254,7 @@ const exitWhileStuck = (size: Scenario.Size, checks: Checks) =>
     let running = 0
     const stuck = Effect.andThen(
       Effect.sync(() => void running++),
-      Effect.forever(Effect.andThen(Effect.yieldNow(), Agenda.safePoint))
+      Effect.forever(Effect.andThen(Effect.yieldNow, Agenda.safePoint))
     )
     for (let i = 0; i < n.stuck; i++) agenda.unsafeSubmit(stuck, { label: "stuck", priority: "High" })
     checks.that(yield* waitFor(() => running === n.stuck, "10 seconds"), "the stuck tasklets did not all start")

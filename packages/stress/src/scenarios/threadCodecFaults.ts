@@ -109,7 +109,7 @@ export const scenario: Scenario.Scenario = Scenario.make({
       checks.that(stats.total.balanced, "agenda accounting does not add up")
       // Still serving after all that.
       const after = yield* agenda.run(codecFault, { kind: "ok", n: 21 }).pipe(Effect.result)
-      checks.that(after._tag === "Right" && after.right === 42, "the agenda did not run a tasklet afterwards")
+      checks.that(after._tag === "Success" && after.success === 42, "the agenda did not run a tasklet afterwards")
       yield* agenda.exit
       return {
         sent: n,
