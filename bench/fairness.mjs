@@ -130,7 +130,8 @@ export default {
     "in ms, one sample per round " +
     "(median and range over rounds); the load's own duration is shown beside it. For the library, the timeout " +
     "goes through `Timeouts` on the event loop (timerfd on the linux-native platform); the agenda runs its " +
-    "workers on a `PriorityScheduler`, whose slices end after 2 ms so timers and I/O get their turn.",
+    "workers on a `PriorityScheduler`, whose slices end after 0.1 ms (its default) so timers and I/O get their turn. " +
+    "The Effect pool runs on Effect 4's default scheduler, which schedules each fiber's resumptions with `setImmediate`, so timers run between them.",
   run: async ({ rounds, progress }) => {
     const subjects = [
       { name: S.timeouts, run: agendaTimeouts },

@@ -18,6 +18,20 @@ export const collect = () => {
   globalThis.gc?.()
 }
 
+/** Starts the clocks `perSecond` reads: wall time and the process's CPU time. */
+export const clock = () => ({ wall: performance.now(), cpu: process.cpuUsage() })
+
+/**
+ * Rates since `clock()`: `value` per wall-clock second, `cpu` per second of
+ * the process's CPU time (all its threads, so GC helpers count). On a shared
+ * machine the second is what other processes do not take away.
+ */
+export const perSecond = (n, start) => {
+  const wall = (performance.now() - start.wall) / 1000
+  const used = process.cpuUsage(start.cpu)
+  return { value: n / wall, cpu: n / ((used.user + used.system) / 1e6) }
+}
+
 /** Busy-waits `us` microseconds: the body of a task that keeps a worker busy. */
 export const spin = (us) => {
   const end = performance.now() + us / 1000

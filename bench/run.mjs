@@ -6,7 +6,7 @@
 //   npm run bench -- --md report.md       also write the markdown report
 //   npm run bench -- --only timers,memory only these suites
 //   npm run bench -- --rounds 7           rounds per suite (default 5, quick 2)
-//   npm run bench -- --subjects forEach   only subjects whose name contains this
+//   npm run bench -- --subjects forEach   only subjects whose name contains this (repeatable)
 //
 // The markdown report goes to stdout, progress to stderr.
 //
@@ -66,7 +66,7 @@ const parseArgs = (argv) => {
     else if (a === "--md") args.md = argv[++i]
     else if (a === "--only") args.only = argv[++i].split(",")
     else if (a === "--rounds") args.rounds = Number(argv[++i])
-    else if (a === "--subjects") args.subjects = argv[++i].split(",")
+    else if (a === "--subjects") (args.subjects ??= []).push(argv[++i])
     else if (a === "--help" || a === "-h") {
       process.stdout.write(fs.readFileSync(new URL(import.meta.url)).toString().split("\n").slice(0, 11).join("\n") + "\n")
       process.exit(0)

@@ -5,12 +5,11 @@ import { Agenda, PromiseAgenda } from "@refpersys/core"
 import { Deferred, Effect, Exit, Fiber, Queue } from "effect"
 import fastq from "fastq"
 import PQueue from "p-queue"
-import { interleave, rows } from "./lib.mjs"
+import { clock, interleave, perSecond, rows } from "./lib.mjs"
 
 const CONCURRENCY = 4
 const levels = ["High", "Normal", "Low"]
 const numeric = [1, 0, -1]
-const perSecond = (n, t0) => n / ((performance.now() - t0) / 1000)
 
 // The trivial task: a closure that does nothing, in each subject's own form.
 const task = Effect.sync(() => {})
@@ -20,7 +19,7 @@ const asyncTask = async () => {}
 const agendaUnsafeSubmit = (n) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const agenda = yield* Agenda.make({ workers: CONCURRENCY, capacity: n })
-    const t0 = performance.now()
+    const t0 = clock()
     for (let i = 0; i < n; i++) agenda.unsafeSubmit(task, { priority: levels[i % 3] })
     yield* agenda.whenIdle
     return perSecond(n, t0)
@@ -30,7 +29,7 @@ const agendaUnsafeSubmit = (n) =>
 const agendaSubmit = (n) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const agenda = yield* Agenda.make({ workers: CONCURRENCY, capacity: n })
-    const t0 = performance.now()
+    const t0 = clock()
     for (let i = 0; i < n; i++) yield* agenda.submit(task, { priority: levels[i % 3] })
     yield* agenda.whenIdle
     return perSecond(n, t0)
@@ -39,7 +38,7 @@ const agendaSubmit = (n) =>
 /** The Promise facade, used like p-queue. */
 const promiseAgenda = async (n) => {
   const queue = PromiseAgenda.make({ workers: CONCURRENCY, capacity: n })
-  const t0 = performance.now()
+  const t0 = clock()
   for (let i = 0; i < n; i++) queue.add(asyncTask, { priority: numeric[i % 3] })
   await queue.onIdle()
   const result = perSecond(n, t0)
@@ -49,7 +48,7 @@ const promiseAgenda = async (n) => {
 
 const pQueue = (withPriorities) => async (n) => {
   const queue = new PQueue({ concurrency: CONCURRENCY })
-  const t0 = performance.now()
+  const t0 = clock()
   if (withPriorities) for (let i = 0; i < n; i++) queue.add(asyncTask, { priority: numeric[i % 3] })
   else for (let i = 0; i < n; i++) queue.add(asyncTask)
   await queue.onIdle()
@@ -61,7 +60,7 @@ const fastqCallback = (n) =>
   new Promise((resolve) => {
     const queue = fastq((_item, done) => done(null), CONCURRENCY)
     let left = n
-    const t0 = performance.now()
+    const t0 = clock()
     // fastq runs a worker synchronously inside `push` while below its
     // concurrency, so `drain` can fire before the last push: count instead.
     const finished = () => {
@@ -72,7 +71,7 @@ const fastqCallback = (n) =>
 
 const fastqPromise = async (n) => {
   const queue = fastq.promise(async (_item) => {}, CONCURRENCY)
-  const t0 = performance.now()
+  const t0 = clock()
   for (let i = 0; i < n; i++) queue.push(i)
   await queue.drained()
   return perSecond(n, t0)
@@ -90,7 +89,7 @@ const effectPool = (unsafe) => (n) =>
     const worker = Effect.forever(Effect.flatMap(Queue.take(queue), (effect) => Effect.andThen(effect, count)))
     const fibers = []
     for (let i = 0; i < CONCURRENCY; i++) fibers.push(yield* Effect.forkChild(worker))
-    const t0 = performance.now()
+    const t0 = clock()
     if (unsafe) for (let i = 0; i < n; i++) Queue.offerUnsafe(queue, task)
     else for (let i = 0; i < n; i++) yield* Queue.offer(queue, task)
     yield* Deferred.await(finished)
@@ -104,7 +103,7 @@ const forEach = (n) => {
   const items = new Array(n).fill(0)
   const f = () => task
   return Effect.runPromise(Effect.suspend(() => {
-    const t0 = performance.now()
+    const t0 = clock()
     return Effect.map(Effect.forEach(items, f, { concurrency: CONCURRENCY, discard: true }), () => perSecond(n, t0))
   }))
 }
@@ -117,7 +116,7 @@ const plainJs = async (n) => {
     for (let l = 0; l < 3; l++) if (heads[l] < queues[l].length) return queues[l][heads[l]++]
     return undefined
   }
-  const t0 = performance.now()
+  const t0 = clock()
   for (let i = 0; i < n; i++) queues[i % 3].push(asyncTask)
   const loop = async () => {
     for (let t = take(); t !== undefined; t = take()) await t()
@@ -174,14 +173,17 @@ export default {
     "(no queue, no priorities; the items array is built before the clock starts); the Effect pool is an unbounded " +
     "`Queue` drained by 4 fibers; the plain JS queue is three arrays drained by 4 async loops. Each " +
     "round builds a fresh queue; subjects rotate order each round, one warm-up round, no forced GC between " +
-    "them. Ratios are computed per round between subjects that ran in that round.",
+    "them. Ratios are computed per round between subjects that ran in that round, of wall-clock rates (the " +
+    "targets) and, for the forEach and plain JS comparisons, also of rates per CPU-second of the process.",
   run: async ({ quick, rounds, progress }) => {
     const large = await sized(100_000, "throughput 100k", { rounds, progress }, (r) => {
       const t = "throughput, 100,000 tasks"
       const cmp = (a, b, target) => r.compare(a, b, "value", { label: `${t} ratio`, target })
       return [
         cmp(S.unsafe, S.forEach, { op: ">=", value: 1.2 }),
+        r.compare(S.unsafe, S.forEach, "cpu", { label: `${t} per CPU-second ratio` }),
         cmp(S.unsafe, S.plain, { op: ">=", value: 0.3 }),
+        r.compare(S.unsafe, S.plain, "cpu", { label: `${t} per CPU-second ratio` }),
         cmp(S.submit, S.forEach),
         cmp(S.unsafe, S.pqPrio, { op: ">=", value: 10 }),
         cmp(S.unsafe, S.pq, { op: ">=", value: 2.5 }),

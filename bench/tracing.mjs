@@ -2,11 +2,10 @@
 // Tracer in the submitter's context (no spans) and with one (a span each).
 import { Agenda } from "@refpersys/core"
 import { Effect, Tracer } from "effect"
-import { interleave, rows } from "./lib.mjs"
+import { clock, interleave, perSecond, rows } from "./lib.mjs"
 
 const CONCURRENCY = 4
 const levels = ["High", "Normal", "Low"]
-const perSecond = (n, t0) => n / ((performance.now() - t0) / 1000)
 
 // A tracer that keeps nothing: Effect's own span objects, counted when they
 // end, so the figure is the library's cost of making and ending spans and
@@ -29,11 +28,10 @@ const agenda = (task, traced) => (n) => {
   const program = Effect.scoped(Effect.gen(function*() {
     const agenda = yield* Agenda.make({ workers: CONCURRENCY, capacity: n })
     const before = ended
-    const t0 = performance.now()
+    const t0 = clock()
     for (let i = 0; i < n; i++) yield* agenda.submit(task, { priority: levels[i % 3] })
     yield* agenda.whenIdle
-    const rate = perSecond(n, t0)
-    return { value: rate, spans: (ended - before) / n }
+    return { ...perSecond(n, t0), spans: (ended - before) / n }
   }))
   return Effect.runPromise(traced ? Effect.withTracer(program, tracer) : program)
 }
@@ -52,8 +50,8 @@ export default {
     "`yield* agenda.submit` from one fiber, 4 workers, priorities round-robin, timed until `whenIdle`. " +
     "*No tracer*: nothing in the submitter's context, so the agenda makes no spans. *Tracer installed*: " +
     "`Effect.withTracer` around the submitter with a tracer that makes Effect's own `NativeSpan`s and only " +
-    "counts them when they end (*spans per tasklet* shows what was made). The ratio, traced over untraced in " +
-    "the same round, is what a span per tasklet costs. Subjects rotate, one warm-up round.",
+    "counts them when they end (*spans per tasklet* shows what was made). The ratios, traced over untraced in " +
+    "the same round (per wall-clock second and per CPU-second), are what a span per tasklet costs. Subjects rotate, one warm-up round.",
   run: async ({ quick, rounds, progress }) => {
     const n = quick ? 20_000 : 50_000
     const subjects = [
@@ -70,8 +68,10 @@ export default {
       out.push(r.measure(s, "value", "tasklets/s", { metric }))
       out.push(r.measure(s, "spans", "spans", { metric: "spans per tasklet" }))
     }
-    out.push(r.compare(S.trivialTraced, S.trivial, "value", { label: "tasklets/s ratio, traced / untraced" }))
-    out.push(r.compare(S.promiseTraced, S.promise, "value", { label: "tasklets/s ratio, traced / untraced" }))
+    for (const [traced, untraced] of [[S.trivialTraced, S.trivial], [S.promiseTraced, S.promise]]) {
+      out.push(r.compare(traced, untraced, "value", { label: "tasklets/s ratio, traced / untraced" }))
+      out.push(r.compare(traced, untraced, "cpu", { label: "tasklets per CPU-second ratio, traced / untraced" }))
+    }
     return out
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The agenda: three priority queues served by long-lived worker fibers, as
+ * The agenda: three priority queues served by workers on a priority scheduler, as
  * the RefPerSys agenda (High / Normal / Low, workers, GC coordination).
  *
  * **Scheduling policy.** Workers take the highest non-empty level. With aging

@@ -159,7 +159,7 @@ export const InfoSchema = Schema.Struct({
  * handlers: the agenda also takes `Effect.sync` inline, but only while the
  * installed Effect lays its internals out as the agenda expects, which this
  * constructor does not depend on. Composing it (`pipe(Effect.map(...))`)
- * gives a regular effect, run on the worker's fiber.
+ * gives a regular effect, run on a fiber of its own.
  *
  * @example
  * ```ts
@@ -214,9 +214,9 @@ export interface TaskletHandle<A, E> extends Info {
   readonly poll: Effect.Effect<Option.Option<Exit.Exit<A, E | AgendaOutcomeError>>>
   /**
    * Interrupts the tasklet and waits until it has ended. A queued tasklet is
-   * removed from its queue; a running one is interrupted on its worker, which
-   * is replaced by a fresh fiber and keeps its id and counters. A tasklet that
-   * already ended keeps its outcome.
+   * removed from its queue; a running one has its fiber interrupted (its
+   * finalizers run), and its worker goes on. A tasklet that already ended
+   * keeps its outcome.
    */
   readonly interrupt: Effect.Effect<Exit.Exit<A, E | AgendaOutcomeError>>
   /** Requests interruption without waiting. */

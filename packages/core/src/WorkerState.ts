@@ -55,6 +55,6 @@ export class WorkerState extends Schema.Class<WorkerState>("WorkerState")({
   interrupted: Schema.Number,
   /** Times the worker parked for a GC barrier. */
   gcParks: Schema.Number,
-  /** Times the worker's fiber was replaced after an interrupted tasklet. */
+  /** Running tasklets of this worker interrupted through their handle (in Effect 3 this replaced the worker's fiber). */
   respawns: Schema.Number
 }) {}

@@ -568,6 +568,8 @@ export class AgendaImpl {
    */
   loop(worker: Worker): void {
     const core = this.core
+    // The end of one tasklet is the start of the next: one clock reading serves both.
+    let now = this.now()
     for (let ran = 1;; ran++) {
       if (this.lifecycle === "stopped") {
         worker.state = "Idle"
@@ -588,8 +590,10 @@ export class AgendaImpl {
         worker.state = "Idle"
         return this.checkStopped()
       }
-      this.start(worker, run, this.now())
-      if (!this.runTasklet(worker, run)) return
+      this.start(worker, run, now)
+      const ended = this.runTasklet(worker, run)
+      if (ended === undefined) return
+      now = ended
       if ((ran & 15) === 0 && (core.sliceOver() || (!core.inSlice && ran >= 2048))) {
         return this.schedule(worker, run.level)
       }
@@ -598,17 +602,15 @@ export class AgendaImpl {
 
   /**
    * Runs a started tasklet: a synchronous one at once, any other on a fiber
-   * of its own under the tasklet's context. Returns whether it ended already.
+   * of its own under the tasklet's context. Returns the clock reading of its
+   * end if it ended already.
    */
-  private runTasklet(worker: Worker, run: AnyRun): boolean {
+  private runTasklet(worker: Worker, run: AnyRun): number | undefined {
     const contexts = this.contextsOf(run.context)
     const tracer = contexts.tracer
     if (tracer !== undefined) worker.span = this.startSpan(tracer, contexts, worker, run)
     const exit = runSync(run.effect!)
-    if (exit !== undefined) {
-      this.finishRun(worker, exit)
-      return true
-    }
+    if (exit !== undefined) return this.finishRun(worker, exit)
     let context = contexts.contexts[worker.id * 3 + run.level] ?? contexts.build(this, run.level, worker)
     if (worker.span !== undefined) context = Context.add(context, Tracer.ParentSpan, worker.span)
     this.starting = worker
@@ -617,11 +619,10 @@ export class AgendaImpl {
     const done = fiber.pollUnsafe()
     if (done !== undefined) {
       worker.fiber = undefined
-      this.finishRun(worker, done)
-      return true
+      return this.finishRun(worker, done)
     }
     fiber.addObserver(worker.onExit)
-    return false
+    return undefined
   }
 
   /** The tasklet fiber of a worker ended: settle its tasklet and continue, scheduled. */
@@ -636,7 +637,7 @@ export class AgendaImpl {
   }
 
   /** Settles the worker's tasklet, ends its span and logs its failure. */
-  private finishRun(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
+  private finishRun(worker: Worker, exit: Exit.Exit<unknown, unknown>): number {
     const run = worker.current!
     const span = worker.span
     // Ended before the outcome is told: whoever awaits it may resume at once.
@@ -645,11 +646,12 @@ export class AgendaImpl {
       span.attribute("tasklet.outcome", outcomeOf(exit))
       span.end(this.clock.currentTimeNanosUnsafe(), exit)
     }
-    this.finish(worker, exit)
+    const now = this.finish(worker, exit)
     // Logged with the agenda's loggers (those in context when it was made).
     if (exit._tag === "Failure" && run.state === FAILED && this.config.logFailures) {
       Effect.runForkWith(this.context)(Effect.uninterruptible(this.logFailure(run, exit.cause)))
     }
+    return now
   }
 
   private startSpan(tracer: Tracer.Tracer, contexts: RunContexts, worker: Worker, run: AnyRun): Tracer.Span {

@@ -28,11 +28,12 @@ export interface PrioritySchedulerOptions {
 export const SLICE_MILLIS = 0.1
 
 /**
- * Drains started from a microtask in a row before one waits for a turn of
- * Node's event loop: microtasks run before timers and I/O, so an unbroken
- * chain of them (work that keeps waking work) would starve both.
+ * How long, in milliseconds, drains may start from microtasks in a row
+ * before one waits for a turn of Node's event loop: microtasks run before
+ * timers and I/O, so an unbroken chain of them (work that keeps waking
+ * work, such as tasklets awaiting resolved promises) would starve both.
  */
-const MICROTASK_DRAINS = 16
+const MICROTASK_CHAIN_MILLIS = 1
 
 /**
  * The `Scheduler` of one level. Every fiber whose context holds it shares
@@ -72,8 +73,8 @@ export class LevelScheduler implements Scheduler.Scheduler, Scheduler.SchedulerD
  * one), so timers and I/O callbacks run between slices. Draining through the
  * parent also lets a `TestClock` track the work its wake-ups cause. Under
  * Effect's default scheduler, a drain for new work (not a cut slice) starts
- * from a microtask, as soon as the caller is done, up to `MICROTASK_DRAINS`
- * in a row.
+ * from a microtask, as soon as the caller is done, for up to
+ * `MICROTASK_CHAIN_MILLIS` in a row.
  *
  * @internal
  */
@@ -95,8 +96,8 @@ export class PrioritySchedulerImpl {
 
   /** Whether new work is drained from a microtask (the parent is Effect's default scheduler). */
   private readonly microtasks: boolean
-  private microtaskDrains = MICROTASK_DRAINS
-  private turnMarked = false
+  /** When the current chain of microtask drains began; `undefined`: none since the last event-loop turn. */
+  private chainStart: number | undefined = undefined
 
   constructor(readonly options: PrioritySchedulerOptions) {
     this.now = options.now
@@ -126,12 +127,7 @@ export class PrioritySchedulerImpl {
     this.queues[level].push(task)
     if (!this.scheduled) {
       this.scheduled = true
-      if (this.microtasks && this.microtaskDrains > 0) {
-        this.microtaskDrains--
-        if (!this.turnMarked) {
-          this.turnMarked = true
-          setImmediate(this.markTurn)
-        }
+      if (this.microtasks && this.chainAllows()) {
         queueMicrotask(this.drain)
       } else {
         this.parentDispatcher().scheduleTask(this.drain, 0)
@@ -139,10 +135,20 @@ export class PrioritySchedulerImpl {
     }
   }
 
-  /** A turn of Node's event loop passed: microtask drains are allowed again. */
-  private readonly markTurn = (): void => {
-    this.turnMarked = false
-    this.microtaskDrains = MICROTASK_DRAINS
+  /** Whether the chain of microtask drains since the last event-loop turn may go on. */
+  private chainAllows(): boolean {
+    const now = this.now()
+    if (this.chainStart === undefined) {
+      this.chainStart = now
+      setImmediate(this.endChain)
+      return true
+    }
+    return now - this.chainStart < MICROTASK_CHAIN_MILLIS
+  }
+
+  /** A turn of Node's event loop came: the next microtask drain starts a new chain. */
+  private readonly endChain = (): void => {
+    this.chainStart = undefined
   }
 
   get pending(): number {
