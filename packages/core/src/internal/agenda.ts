@@ -203,6 +203,10 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
 
 const constVoid = () => {}
 
+/** `Effect.isEffect` without its generic property check, on every submission. */
+const isEffect = (u: unknown): boolean =>
+  (typeof u === "object" || typeof u === "function") && u !== null && Effect.TypeId in u
+
 const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Tasklet.Outcome =>
   Exit.isSuccess(exit) ? "Completed" : Cause.hasInterruptsOnly(exit.cause) ? "Interrupted" : "Failed"
 
@@ -745,7 +749,7 @@ export class AgendaImpl {
         if (Duration.isFinite(d)) obsoleteAt = createdAt + Duration.toMillis(d)
       }
     }
-    if (!Effect.isEffect(effect)) {
+    if (!isEffect(effect)) {
       return new InvalidOptions({ option: "effect", value: effect, expected: "an Effect" })
     }
     return new Run(this, this.nextId++, level, label, effect, context, createdAt, obsoleteAt)
@@ -820,7 +824,10 @@ export class AgendaImpl {
   // ---- picking and running ---------------------------------------------
 
   private chooseLevel(): Level {
-    const [h, n, l] = this.queued
+    const queued = this.queued
+    const h = queued[0]
+    const n = queued[1]
+    const l = queued[2]
     if (this.config.aging > 0) {
       if (l > 0 && this.sinceLow >= this.config.aging) {
         if (h + n > 0) this.agingPicks++
