@@ -218,6 +218,18 @@ const invalidTaskletOptions = (options: unknown): InvalidOptions => {
 }
 
 /**
+ * The error for a `traceTasklets` option that is not a boolean, if any
+ * (checked here rather than in `Options.AgendaOptions`, shared by the agenda
+ * constructors).
+ *
+ * @internal
+ */
+export const invalidTraceTasklets = (options: { readonly traceTasklets?: unknown }): InvalidOptions | undefined =>
+  options.traceTasklets === undefined || typeof options.traceTasklets === "boolean"
+    ? undefined
+    : new InvalidOptions({ option: "traceTasklets", value: options.traceTasklets, expected: "true or false" })
+
+/**
  * A non-negative duration, or `undefined`: `Options.parseDuration`, kept
  * here for the modules that import it from the agenda.
  *
