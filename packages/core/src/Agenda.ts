@@ -321,11 +321,9 @@ export const make = (options: Options = {}): Effect.Effect<Agenda, InvalidOption
     const decodedOptions = OptionSchemas.decodeAgendaOptions(options)
     if (Result.isFailure(decodedOptions)) return yield* Effect.fail(decodedOptions.failure)
     const decoded = decodedOptions.success
-    const traceTasklets = options.traceTasklets ?? true
-    if (typeof traceTasklets !== "boolean") {
-      return yield* new InvalidOptions({ option: "traceTasklets", value: traceTasklets, expected: "true or false" })
-    }
-    const config = toConfig(decoded, traceTasklets)
+    const invalid = internal.invalidTraceTasklets(options)
+    if (invalid !== undefined) return yield* Effect.fail(invalid)
+    const config = toConfig(decoded, options.traceTasklets ?? true)
     const current = yield* Scheduler.Scheduler
     const given = decoded.scheduler as Scheduler.Scheduler | PriorityScheduler.PriorityScheduler | undefined
     const core = (given === undefined ? undefined : PriorityScheduler.coreOf(given)) ??

@@ -10,6 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Result from "effect/Result"
 import * as Scope from "effect/Scope"
 import * as Agenda from "./Agenda.js"
+import { invalidTraceTasklets } from "./internal/agenda.js"
 import { AgendaClosed, AgendaFull, InvalidOptions } from "./AgendaError.js"
 import type { AgendaStats, ShutdownReport } from "./AgendaStats.js"
 import * as Options from "./Options.js"
@@ -78,6 +79,8 @@ export interface PromiseAgenda {
 export const make = (options: Agenda.Options = {}): PromiseAgenda => {
   const decoded = Options.decodeAgendaOptions(options)
   if (Result.isFailure(decoded)) throw decoded.failure
+  const invalid = invalidTraceTasklets(options)
+  if (invalid !== undefined) throw invalid
   const scope = Effect.runSync(Scope.make())
   const agenda = Effect.runSync(Scope.provide(Agenda.make({ ...options, onClose: "exit" }), scope))
 

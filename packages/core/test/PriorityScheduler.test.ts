@@ -434,6 +434,29 @@ describe("PriorityScheduler", () => {
         )).toBe(false)
       }))
 
+    it.effect("withPriority moves an effect to a level of the scheduler in context, and is a no-op without one", () =>
+      Effect.gen(function*() {
+        const plain = yield* Scheduler.Scheduler
+        // No priority scheduler in context: the effect runs unchanged.
+        expect(yield* Effect.service(Scheduler.Scheduler).pipe(PriorityScheduler.withPriority("High"))).toBe(plain)
+        const scheduler = PriorityScheduler.make()
+        const seen = yield* Effect.gen(function*() {
+          const high = yield* PriorityScheduler.withPriority(Effect.service(Scheduler.Scheduler), "High")
+          const low = yield* Effect.service(Scheduler.Scheduler).pipe(PriorityScheduler.withPriority("Low"))
+          const after = yield* Effect.service(Scheduler.Scheduler)
+          return { high, low, after }
+        }).pipe((program) => runOn(program, scheduler))
+        expect(seen.high).toBe(scheduler.scheduler("High"))
+        expect(seen.low).toBe(scheduler.scheduler("Low"))
+        expect(seen.after).toBe(scheduler.scheduler("Normal"))
+        // Found through the service too, when the current scheduler is not one of its levels.
+        const viaService = yield* Effect.service(Scheduler.Scheduler).pipe(
+          PriorityScheduler.withPriority("Low"),
+          Effect.provideService(PriorityScheduler.PriorityScheduler, scheduler)
+        )
+        expect(viaService).toBe(scheduler.scheduler("Low"))
+      }))
+
     it.effect("builds a fresh scheduler per use and passes the options on", () =>
       Effect.gen(function*() {
         const program = Effect.gen(function*() {

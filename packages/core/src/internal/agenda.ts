@@ -203,6 +203,10 @@ export class Run<A, E> implements Tasklet.TaskletHandle<A, E> {
 
 const constVoid = () => {}
 
+/** `Effect.isEffect` without its generic property check, on every submission. */
+const isEffect = (u: unknown): boolean =>
+  (typeof u === "object" || typeof u === "function") && u !== null && Effect.TypeId in u
+
 const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Tasklet.Outcome =>
   Exit.isSuccess(exit) ? "Completed" : Cause.hasInterruptsOnly(exit.cause) ? "Interrupted" : "Failed"
 
@@ -212,6 +216,18 @@ const invalidTaskletOptions = (options: unknown): InvalidOptions => {
     ? decoded.failure
     : new InvalidOptions({ option: "options", value: options, expected: "tasklet options" })
 }
+
+/**
+ * The error for a `traceTasklets` option that is not a boolean, if any
+ * (checked here rather than in `Options.AgendaOptions`, shared by the agenda
+ * constructors).
+ *
+ * @internal
+ */
+export const invalidTraceTasklets = (options: { readonly traceTasklets?: unknown }): InvalidOptions | undefined =>
+  options.traceTasklets === undefined || typeof options.traceTasklets === "boolean"
+    ? undefined
+    : new InvalidOptions({ option: "traceTasklets", value: options.traceTasklets, expected: "true or false" })
 
 /**
  * A non-negative duration, or `undefined`: `Options.parseDuration`, kept
@@ -381,12 +397,16 @@ const updater = (metric: Metric.Metric<number, unknown>, context: Context.Contex
   return (value) => metric.updateUnsafe(value, context)
 }
 
+type Runner = (effect: Effect.Effect<unknown, unknown>) => Fiber.Fiber<unknown, unknown>
+
 /**
  * The contexts tasklets of one submitter context run under, one per
  * (worker, level), built on first use; plus what tracing needs from it.
  */
 class RunContexts {
   readonly contexts: Array<Context.Context<never> | undefined>
+  /** `Effect.runForkWith` of each context, made once (it allocates a closure per call). */
+  readonly runners: Array<Runner | undefined>
   /** The tracer to make tasklet spans with, or `undefined`: no span. */
   readonly tracer: Tracer.Tracer | undefined
   readonly parent: Option.Option<Tracer.AnySpan>
@@ -395,6 +415,7 @@ class RunContexts {
 
   constructor(captured: Context.Context<never>, agenda: AgendaImpl) {
     this.contexts = new Array(agenda.workers.length * 3)
+    this.runners = new Array(agenda.workers.length * 3)
     this.base = captured.mapUnsafe.has(Scope.Scope.key) ? Context.omit(Scope.Scope)(captured) : captured
     // Only an explicitly installed tracer makes spans: Effect's default one
     // is never exported, and a span per tasklet is not free.
@@ -413,6 +434,11 @@ class RunContexts {
     )
     this.contexts[worker.id * 3 + level] = context
     return context
+  }
+
+  runner(agenda: AgendaImpl, level: Level, worker: Worker): Runner {
+    const i = worker.id * 3 + level
+    return this.runners[i] ??= Effect.runForkWith(this.contexts[i] ?? this.build(agenda, level, worker))
   }
 }
 
@@ -611,10 +637,15 @@ export class AgendaImpl {
     if (tracer !== undefined) worker.span = this.startSpan(tracer, contexts, worker, run)
     const exit = runSync(run.effect!)
     if (exit !== undefined) return this.finishRun(worker, exit)
-    let context = contexts.contexts[worker.id * 3 + run.level] ?? contexts.build(this, run.level, worker)
-    if (worker.span !== undefined) context = Context.add(context, Tracer.ParentSpan, worker.span)
+    const runner = worker.span === undefined
+      ? contexts.runner(this, run.level, worker)
+      : Effect.runForkWith(Context.add(
+        contexts.contexts[worker.id * 3 + run.level] ?? contexts.build(this, run.level, worker),
+        Tracer.ParentSpan,
+        worker.span
+      ))
     this.starting = worker
-    const fiber = Effect.runForkWith(context)(this.enter)
+    const fiber = runner(this.enter)
     this.starting = undefined
     const done = fiber.pollUnsafe()
     if (done !== undefined) {
@@ -745,7 +776,7 @@ export class AgendaImpl {
         if (Duration.isFinite(d)) obsoleteAt = createdAt + Duration.toMillis(d)
       }
     }
-    if (!Effect.isEffect(effect)) {
+    if (!isEffect(effect)) {
       return new InvalidOptions({ option: "effect", value: effect, expected: "an Effect" })
     }
     return new Run(this, this.nextId++, level, label, effect, context, createdAt, obsoleteAt)
@@ -820,7 +851,10 @@ export class AgendaImpl {
   // ---- picking and running ---------------------------------------------
 
   private chooseLevel(): Level {
-    const [h, n, l] = this.queued
+    const queued = this.queued
+    const h = queued[0]
+    const n = queued[1]
+    const l = queued[2]
     if (this.config.aging > 0) {
       if (l > 0 && this.sinceLow >= this.config.aging) {
         if (h + n > 0) this.agingPicks++

@@ -115,11 +115,11 @@ export const setIntrospection = (enabled: boolean): boolean => {
  * @internal
  */
 export const runSync = (effect: Effect.Effect<unknown, unknown>): Exit.Exit<unknown, unknown> | undefined => {
-  // Our marker first: one property load, and the cheapest case to reach.
+  // Our marker first: one property load, and the cheapest case to reach;
+  // then an Effect.sync (two property loads), then an Exit.
   let thunk = (effect as Marked)[SyncThunk]
-  if (thunk === undefined) {
-    if (Exit.isExit(effect)) return effect
-    if (!introspection || (thunk = effect4Thunk(effect)) === undefined) return undefined
+  if (thunk === undefined && (!introspection || (thunk = effect4Thunk(effect)) === undefined)) {
+    return Exit.isExit(effect) ? effect : undefined
   }
   try {
     const value = thunk()
